@@ -1,0 +1,1 @@
+"""Model code and algorithms: plain PyTorch/NumPy, no ComfyUI imports (testable alone)."""
