@@ -15,11 +15,8 @@ from .model_folders import register_model_folders
 
 log = logging.getLogger("poselab")
 
-# Stage modules under nodes/, in menu order.
+# Stage modules under nodes/, in menu order; each line is one stage (add yours on its own line).
 STAGE_MODULES = (
-    "pose",
-    "segmentation",
-    "repose",
 )
 
 
@@ -29,6 +26,9 @@ def load_stage_nodes() -> list[type[io.ComfyNode]]:
         try:
             module = importlib.import_module(f".{name}", __name__)
         except ImportError as exc:
+            # Our own module missing is a packaging bug, not a missing optional dependency.
+            if exc.name and (exc.name == __name__ or exc.name.startswith(__name__ + ".")):
+                raise
             log.error("PoseLab: the %s nodes are unavailable: %s (install the pack's requirements.txt)", name, exc)
             continue
         nodes.extend(module.NODES)
