@@ -13,6 +13,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("POSELAB_SHARED", REPO.parent / "shared")).resolve()
 POSE_DATA = SHARED / "data" / "poses"
+SAMPLES = REPO / "assets" / "samples"
 
 
 def _import_pack_as(name: str = "poselab"):
@@ -50,6 +51,9 @@ def comfy_server(tmp_path_factory):
     root = comfy_host.provision()
     base = tmp_path_factory.mktemp("comfy-base")
     server = comfy_host.ComfyServer(root, base)
+    # The bundled sample photos are in every server's input folder (workflows reference them).
+    for sample in SAMPLES.glob("*.png"):
+        server.upload_image(sample)
     server.start()
     yield server
     server.stop()
