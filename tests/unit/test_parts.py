@@ -1,0 +1,196 @@
+"""Part geometry: affines recover known transforms, missing parts are invalid, the warp is exact
+for identity poses, masks cover the limbs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from poselab.models.pose import parts
+from poselab.models.pose.keypoints import J
+
+# A standing person facing the camera on a 256x256 canvas (x, y in pixels).
+STANDING = {
+    "nose": (128, 40), "neck": (128, 70),
+    "right_shoulder": (100, 72), "right_elbow": (88, 110), "right_wrist": (84, 148),
+    "left_shoulder": (156, 72), "left_elbow": (168, 110), "left_wrist": (172, 148),
+    "right_hip": (110, 150), "right_knee": (108, 195), "right_ankle": (106, 240),
+    "left_hip": (146, 150), "left_knee": (148, 195), "left_ankle": (150, 240),
+    "right_eye": (122, 35), "left_eye": (134, 35), "right_ear": (114, 38), "left_ear": (142, 38),
+}
+
+
+def body_from(points: dict) -> np.ndarray:
+    body = np.zeros((18, 3), np.float32)
+    for name, (x, y) in points.items():
+        body[J[name]] = (x, y, 1.0)
+    return body
+
+
+def apply_affine(body: np.ndarray, affine: np.ndarray) -> np.ndarray:
+    out = body.copy()
+    present = out[:, 2] > 0
+    out[present, :2] = out[present, :2] @ affine[:, :2].T + affine[:, 2]
+    return out
+
+
+def test_torso_scale_matches_definition_and_falls_back():
+    body = body_from(STANDING)
+    r = np.hypot(110 - 100, 150 - 72)
+    l = np.hypot(146 - 156, 150 - 72)
+    assert parts.torso_scale(body) == pytest.approx(np.sqrt((r**2 + l**2) / 2), rel=1e-6)
+    one_side = body.copy()
+    one_side[J["left_hip"]] = 0
+    assert parts.torso_scale(one_side) == pytest.approx(r, rel=1e-6)
+    no_hips = body.copy()
+    no_hips[[J["left_hip"], J["right_hip"]]] = 0
+    assert 0.5 * r < parts.torso_scale(no_hips) < 2 * r  # shoulder-width fallback, right order of size
+    assert parts.torso_scale(np.zeros((18, 3))) == 0.0
+
+
+def test_part_affines_recover_a_similarity_for_every_part():
+    """Source = similarity(target): every part, rectangles included, must give that transform."""
+    tgt = body_from(STANDING)
+    angle, scale = np.deg2rad(25.0), 1.3
+    known = np.array([
+        [scale * np.cos(angle), -scale * np.sin(angle), 17.0],
+        [scale * np.sin(angle), scale * np.cos(angle), -9.0],
+    ])
+    src = apply_affine(tgt, known)
+    affines, valid = parts.part_affines(src, tgt)
+    assert affines.shape == (10, 2, 3) and affines.dtype == np.float32
+    assert valid.all()
+    for i, name in enumerate(parts.PART_NAMES):
+        np.testing.assert_allclose(affines[i], known, atol=2e-3, err_msg=name)
+
+
+def test_torso_affine_recovers_a_general_affine():
+    tgt = body_from(STANDING)
+    known = np.array([[1.2, 0.3, -20.0], [-0.1, 0.8, 35.0]])
+    affines, valid = parts.part_affines(apply_affine(tgt, known), tgt)
+    assert valid[0]
+    np.testing.assert_allclose(affines[0], known, atol=1e-3)
+
+
+def test_part_missing_in_target_is_invalid_and_samples_nowhere():
+    src = body_from(STANDING)
+    tgt = src.copy()
+    tgt[J["left_wrist"]] = 0  # no left forearm in the target
+    tgt[[J[n] for n in ("nose", "right_eye", "left_eye", "right_ear", "left_ear")]] = 0  # no head
+    affines, valid = parts.part_affines(src, tgt)
+    names = dict(zip(parts.PART_NAMES, valid))
+    assert not names["left_forearm"] and not names["head"]
+    assert sum(valid) == 8
+    i = parts.PART_NAMES.index("left_forearm")
+    assert affines[i, 0, 2] >= parts.NO_POINT_SHIFT  # far translation: warps to zeros
+    masks = parts.part_masks(tgt, 256, 256)
+    assert masks[i].sum() == 0 and masks[1].sum() == 0
+
+
+def test_limb_missing_in_source_borrows_the_mirrored_limb():
+    tgt = body_from(STANDING)
+    src = tgt.copy()
+    src[J["right_wrist"]] = 0  # right forearm missing in the source
+    affines, valid = parts.part_affines(src, tgt)
+    i = parts.PART_NAMES.index("right_forearm")
+    assert valid[i]
+    # target right forearm -> source left forearm: maps the right elbow onto the left elbow region
+    rel, lel = tgt[J["right_elbow"], :2], src[J["left_elbow"], :2]
+    mapped = affines[i, :, :2] @ rel + affines[i, :, 2]
+    np.testing.assert_allclose(mapped, lel, atol=1e-2)
+    # and with both forearms missing in the source it becomes invalid
+    src[J["left_wrist"]] = 0
+    _, valid = parts.part_affines(src, tgt)
+    assert not valid[i]
+
+
+def test_degenerate_limb_is_invalid():
+    tgt = body_from(STANDING)
+    tgt[J["right_elbow"], :2] = tgt[J["right_shoulder"], :2]  # zero-length upper arm
+    _, valid = parts.part_affines(body_from(STANDING), tgt)
+    assert not valid[parts.PART_NAMES.index("right_upper_arm")]
+
+
+def test_masks_land_on_the_limbs():
+    body = body_from(STANDING)
+    masks = parts.part_masks(body, 256, 256)
+    assert masks.shape == (10, 256, 256) and masks.dtype == np.float32
+    assert set(np.unique(masks)) <= {0.0, 1.0}
+
+    def at(x, y):
+        return masks[:, int(round(y)), int(round(x))]
+
+    idx = {n: i for i, n in enumerate(parts.PART_NAMES)}
+    # the midpoint of every limb segment is inside that limb's mask and outside the mirrored one
+    for name, (a, b, _, mirror) in parts.LIMBS.items():
+        mid = (body[a, :2] + body[b, :2]) / 2
+        assert at(*mid)[idx[name]] == 1, name
+        assert at(*mid)[idx[mirror]] == 0, name
+    assert at(128, 110)[idx["torso"]] == 1  # chest centre
+    assert at(128, 37)[idx["head"]] == 1
+    assert masks[idx["torso"], 5, 5] == 0 and masks[:, 5, 5].sum() == 0  # the corner is background
+    # limb widths follow the torso scale: 0.4 st wide across the shin
+    st = parts.torso_scale(body)
+    row = masks[idx["right_shin"], 217]
+    assert abs(row.sum() - 0.4 * st) <= 2.5
+    # the torso option: "ones" covers everything, "box" contains the polygon
+    ones = parts.part_masks(body, 256, 256, torso="ones")[0]
+    box = parts.part_masks(body, 256, 256, torso="box")[0]
+    assert ones.min() == 1 and (box >= masks[0]).all() and box.sum() > masks[0].sum()
+    with pytest.raises(ValueError, match="torso mask mode"):
+        parts.part_masks(body, 256, 256, torso="disc")
+
+
+def test_warp_parts_identity_pose_pair_returns_input_inside_masks():
+    body = body_from(STANDING)
+    affines, valid = parts.part_affines(body, body)
+    masks = parts.part_masks(body, 256, 256)
+    g = torch.Generator().manual_seed(0)
+    feats = torch.rand(2, 3, 256, 256, generator=g) + 0.1  # positive: max-agg against 0 is exact
+    a = torch.from_numpy(affines)[None].repeat(2, 1, 1, 1)
+    m = torch.from_numpy(masks)[None].repeat(2, 1, 1, 1)
+    for agg in ("max", "avg"):
+        out = parts.warp_parts(feats, a, m, image_size=(256, 256), agg=agg)
+        inside = m.amax(dim=1, keepdim=True).expand_as(out) > 0
+        assert inside.sum() > 1000
+        torch.testing.assert_close(out[inside], feats[inside], atol=1e-4, rtol=0)
+        assert out[~inside].abs().max() == 0
+    # at half resolution (a U-Net level) the same pixel affines still give the identity
+    small = torch.nn.functional.avg_pool2d(feats, 2)
+    out = parts.warp_parts(small, a, m, image_size=(256, 256))
+    inside = torch.nn.functional.interpolate(m, size=(128, 128), mode="nearest").amax(1, keepdim=True).expand_as(out) > 0
+    torch.testing.assert_close(out[inside], small[inside], atol=1e-4, rtol=0)
+
+
+def test_warp_parts_moves_content_with_the_pose_and_is_differentiable():
+    """Shift the whole pose by (+20, +10) px: the warped source must equal the shifted source."""
+    src = body_from(STANDING)
+    tgt = src.copy()
+    tgt[:, 0] += 20
+    tgt[:, 1] += 10
+    affines, valid = parts.part_affines(src, tgt)
+    assert valid.all()
+    masks = parts.part_masks(tgt, 256, 256)
+    feats = torch.rand(1, 2, 256, 256, generator=torch.Generator().manual_seed(1)) + 0.1
+    feats.requires_grad_(True)
+    out = parts.warp_parts(feats, torch.from_numpy(affines)[None], torch.from_numpy(masks)[None], (256, 256))
+    inside = torch.from_numpy(masks).amax(0) > 0
+    expected = torch.zeros_like(feats)
+    expected[:, :, 10:, 20:] = feats[:, :, :-10, :-20]
+    torch.testing.assert_close(out[0][:, inside], expected[0][:, inside], atol=1e-4, rtol=0)
+    out.sum().backward()
+    assert feats.grad is not None and feats.grad.abs().sum() > 0
+
+
+def test_pixel_theta_maps_pixel_centres():
+    # a pure 1-px shift in a 4-px-wide image is a shift of 2/4 in normalised units
+    theta = parts.pixel_affines_to_theta(torch.tensor([[[1.0, 0, 1.0], [0, 1.0, 0]]]), (4, 4))
+    torch.testing.assert_close(theta, torch.tensor([[[1.0, 0, 0.5], [0, 1.0, 0]]]))
+
+
+def test_bad_shapes_give_clear_errors():
+    with pytest.raises(ValueError, match=r"\(18, 3\)"):
+        parts.part_affines(np.zeros((17, 3)), np.zeros((18, 3)))
+    with pytest.raises(ValueError, match="affines must be"):
+        parts.warp_parts(torch.zeros(1, 1, 8, 8), torch.zeros(2, 10, 2, 3), torch.zeros(1, 10, 8, 8), (8, 8))
