@@ -1,0 +1,152 @@
+"""Person masks with MediaPipe selfie segmentation (the embedded default), optionally restricted
+to one person of a pose frame.
+
+The selfie model ships inside the mediapipe wheel, so nothing is downloaded. It segments
+*all* people (and sometimes person-like clutter) into one soft mask; :func:`restrict_to_person`
+keeps the part of it that belongs to one person's skeleton.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import cv2
+import numpy as np
+
+from ..pose.keypoints import OPENPOSE18_LIMBS, J
+
+_SELFIE_LOCK = threading.Lock()
+_SELFIE_GRAPH = None
+
+
+def _selfie_graph():
+    """The selfie-segmentation graph, built once; MediaPipe graphs are not re-entrant, so callers
+    hold ``_SELFIE_LOCK`` around ``process``."""
+    global _SELFIE_GRAPH
+    if _SELFIE_GRAPH is None:
+        import mediapipe as mp
+
+        # model_selection=0 is the "general" 256x256 model (the landscape one is for video calls).
+        _SELFIE_GRAPH = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
+    return _SELFIE_GRAPH
+
+
+def _check_image(image: np.ndarray) -> np.ndarray:
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"expected an RGB uint8 image of shape (H, W, 3), got {image.dtype} {image.shape}")
+    if image.shape[0] < 2 or image.shape[1] < 2:
+        raise ValueError(f"image is too small to segment: {image.shape[1]}x{image.shape[0]}")
+    return np.ascontiguousarray(image)
+
+
+def selfie_mask(image: np.ndarray) -> np.ndarray:
+    """Soft person mask, float32 ``(H, W)`` in [0, 1], of all people in an RGB uint8 image."""
+    image = _check_image(image)
+    with _SELFIE_LOCK:
+        result = _selfie_graph().process(image)
+    mask = result.segmentation_mask
+    if mask is None:
+        return np.zeros(image.shape[:2], np.float32)
+    return np.clip(np.nan_to_num(np.asarray(mask, np.float32)), 0.0, 1.0)
+
+
+def body_scale(body: np.ndarray) -> float:
+    """A length (pixels) for sizing strokes: the torso scale when shoulders and hips are present,
+    else the keypoint bounding-box size, so sizes follow the person, not the canvas."""
+    body = np.asarray(body, np.float32)
+    vis = body[:, 2] > 0
+    lengths = []
+    for a, b in ((J["right_shoulder"], J["right_hip"]), (J["left_shoulder"], J["left_hip"])):
+        if vis[a] and vis[b]:
+            lengths.append(float(np.sum((body[a, :2] - body[b, :2]) ** 2)))
+    if lengths:
+        return float(np.sqrt(np.mean(lengths)))
+    pts = body[vis, :2]
+    if len(pts) >= 2:
+        return float(max(np.ptp(pts[:, 0]), np.ptp(pts[:, 1]), 1.0)) / 2.0
+    return 0.0
+
+
+def skeleton_mask(body: np.ndarray, height: int, width: int, thickness: float | None = None) -> np.ndarray:
+    """Boolean ``(H, W)`` mask of a person's bones drawn as thick lines plus the joints as discs."""
+    body = np.asarray(body, np.float32)
+    vis = body[:, 2] > 0
+    canvas = np.zeros((height, width), np.uint8)
+    if not vis.any():
+        return canvas.astype(bool)
+    if thickness is None:
+        thickness = max(3.0, 0.15 * body_scale(body))
+    t = max(int(round(thickness)), 1)
+    pts = np.round(body[:, :2]).astype(np.int64)
+    for a, b in OPENPOSE18_LIMBS:
+        if vis[a] and vis[b]:
+            cv2.line(canvas, tuple(int(v) for v in pts[a]), tuple(int(v) for v in pts[b]), 1, t, cv2.LINE_8)
+    for i in np.flatnonzero(vis):
+        cv2.circle(canvas, tuple(int(v) for v in pts[i]), max(t // 2, 1), 1, -1)
+    # the torso polygon, so its middle counts as this person's even where bones don't cross it
+    torso = [J["right_shoulder"], J["left_shoulder"], J["left_hip"], J["right_hip"]]
+    if vis[torso].all():
+        cv2.fillPoly(canvas, [pts[torso].astype(np.int32)], 1)
+    return canvas.astype(bool)
+
+
+def restrict_to_person(
+    mask: np.ndarray,
+    bodies: list[np.ndarray],
+    index: int,
+    threshold: float = 0.5,
+    add_skeleton: bool = True,
+) -> np.ndarray:
+    """Keep the part of an all-people mask that belongs to ``bodies[index]``.
+
+    Pixels are first given to the nearest person's skeleton (so touching people are split
+    between them), then only the connected regions that overlap the chosen skeleton are kept;
+    stray blobs elsewhere in the picture are dropped. With ``add_skeleton`` the chosen
+    person's bones are added to the mask, because the selfie model often misses outstretched
+    hands and feet. Returns float32 ``(H, W)``: the soft mask inside the kept region.
+    """
+    mask = np.clip(np.nan_to_num(np.asarray(mask, np.float32)), 0.0, 1.0)
+    if mask.ndim != 2:
+        raise ValueError(f"expected a mask of shape (H, W), got {mask.shape}")
+    if not 0 <= index < len(bodies):
+        raise ValueError(f"person index {index} is out of range: the pose has {len(bodies)} people (use 0..{len(bodies) - 1})")
+    H, W = mask.shape
+    skel = skeleton_mask(bodies[index], H, W)
+    if not skel.any():
+        raise ValueError(f"person {index} has no visible keypoints, so their mask cannot be found; pick another person index")
+    binary = mask > threshold
+    if add_skeleton:
+        binary |= skel
+    if len(bodies) > 1:
+        # distance from every pixel to each person's skeleton; a pixel belongs to the nearest
+        dists = []
+        for body in bodies:
+            s = skeleton_mask(body, H, W)
+            if not s.any():
+                dists.append(np.full((H, W), np.inf, np.float32))
+                continue
+            dists.append(cv2.distanceTransform((~s).astype(np.uint8), cv2.DIST_L2, 3))
+        dists = np.stack(dists)
+        binary &= np.argmin(dists, axis=0) == index
+    count, labels = cv2.connectedComponents(binary.astype(np.uint8), connectivity=8)
+    keep_labels = np.unique(labels[skel & binary])
+    keep_labels = keep_labels[keep_labels > 0]
+    keep = np.isin(labels, keep_labels)
+    out = np.where(keep, mask, 0.0).astype(np.float32)
+    if add_skeleton:
+        out[skel & keep] = 1.0
+    return out
+
+
+def person_mask_mediapipe(
+    image: np.ndarray,
+    bodies: list[np.ndarray] | None = None,
+    index: int | None = None,
+    threshold: float = 0.5,
+) -> np.ndarray:
+    """MediaPipe person mask of an RGB uint8 image; with ``bodies`` and ``index``, of that person only."""
+    mask = selfie_mask(image)
+    if bodies is None or index is None:
+        return mask
+    return restrict_to_person(mask, bodies, index, threshold=threshold)
