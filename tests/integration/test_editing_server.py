@@ -51,3 +51,96 @@ def test_core_loader_detects_tiny_checkpoints(comfy_server, tiny_ckpts):
     # ComfyUI names the detected model class when it loads a checkpoint
     assert "model_type EPS" in log
     assert "SD15_instructpix2pix" in log or "instructpix2pix" in log.lower()
+
+
+# ---------------------------------------------------------------------------- shared helpers
+PHOTO = "005808361.jpg"  # MPII, one person (research licence: read from shared/data, never copied into the repo)
+
+
+@pytest.fixture(scope="session")
+def photo_name(comfy_server, pose_data):
+    """A 64x64 centre crop of a real photo in the server's input folder."""
+    import numpy as np
+    from PIL import Image
+
+    img = Image.open(pose_data / PHOTO).convert("RGB")
+    w, h = img.size
+    side = min(w, h)
+    img = img.crop(((w - side) // 2, (h - side) // 2, (w + side) // 2, (h + side) // 2)).resize((64, 64), Image.BICUBIC)
+    name = "poselab_edit_input.png"
+    img.save(comfy_server.base_dir / "input" / name)
+    mask = np.zeros((64, 64), np.uint8)
+    mask[:, :32] = 255  # edit the left half only
+    Image.fromarray(mask).save(comfy_server.base_dir / "input" / "poselab_left_half_mask.png")
+    return name
+
+
+def saved_images(server, entry: dict, node: str):
+    import numpy as np
+    from PIL import Image
+
+    images = entry["outputs"][node]["images"]
+    return [np.asarray(Image.open(server.base_dir / "output" / im["subfolder"] / im["filename"]).convert("RGB"))
+            for im in images]
+
+
+def input_pixels(server, name: str):
+    import numpy as np
+    from PIL import Image
+
+    return np.asarray(Image.open(server.base_dir / "input" / name).convert("RGB"))
+
+
+def ip2p_prompt(ckpt: str, image: str, prefix: str, mask_node: dict | None = None, **overrides) -> dict:
+    edit = {
+        "model": ["1", 0], "clip": ["1", 1], "vae": ["1", 2], "image": ["2", 0],
+        "instruction": "make the person raise both arms", "negative": "blurry",
+        "text_guidance": 7.5, "image_guidance": 1.5, "sampler_name": "dpmpp_2m", "scheduler": "karras",
+        "steps": 3, "seed": 7,
+    }
+    edit.update(overrides)
+    prompt = {
+        "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": ckpt}},
+        "2": {"class_type": "LoadImage", "inputs": {"image": image}},
+        "3": {"class_type": "PoseLabIP2PEdit", "inputs": edit},
+        "4": {"class_type": "SaveImage", "inputs": {"images": ["3", 0], "filename_prefix": prefix}},
+    }
+    if mask_node is not None:
+        prompt["5"] = mask_node
+        edit["mask"] = ["5", 0]
+    return prompt
+
+
+# ---------------------------------------------------------------------------- IP2P edit
+def test_ip2p_edit_schema(comfy_server):
+    info = comfy_server.object_info()["PoseLabIP2PEdit"]
+    assert info["category"] == "PoseLab/editing"
+    req, opt = info["input"]["required"], info["input"]["optional"]
+    assert req["sampler_name"][1]["default"] == "dpmpp_2m"
+    assert {"text_guidance", "image_guidance", "steps", "seed", "instruction"} <= set(req)
+    assert {"lora_name", "mask", "control_net", "target_pose"} <= set(opt)
+    assert opt["target_pose"][0] == "POSE_KEYPOINT"
+
+
+def test_ip2p_edit_changes_image_and_zero_mask_keeps_it(comfy_server, tiny_ckpts, photo_name):
+    import numpy as np
+
+    src = input_pixels(comfy_server, photo_name).astype(int)
+    free = saved_images(comfy_server, run_ok(comfy_server, ip2p_prompt(tiny_ckpts["ip2p"], photo_name, "ip2p_free")), "4")[0]
+    assert free.shape == src.shape
+    assert np.abs(free.astype(int) - src).mean() > 5  # random weights: the unmasked edit changes the image
+
+    zero = {"class_type": "SolidMask", "inputs": {"value": 0.0, "width": 64, "height": 64}}
+    kept = saved_images(comfy_server, run_ok(comfy_server, ip2p_prompt(tiny_ckpts["ip2p"], photo_name, "ip2p_zero", zero)), "4")[0]
+    assert np.array_equal(kept.astype(int), src)  # bit-exact: the input pixels are copied back outside the mask
+
+    half = {"class_type": "LoadImageMask", "inputs": {"image": "poselab_left_half_mask.png", "channel": "red"}}
+    part = saved_images(comfy_server, run_ok(comfy_server, ip2p_prompt(tiny_ckpts["ip2p"], photo_name, "ip2p_half", half)), "4")[0].astype(int)
+    assert np.array_equal(part[:, 32:], src[:, 32:])
+    assert np.abs(part[:, :32] - src[:, :32]).mean() > 5
+
+
+def test_ip2p_edit_rejects_plain_sd15(comfy_server, tiny_ckpts, photo_name):
+    entry = comfy_server.run(ip2p_prompt(tiny_ckpts["sd15"], photo_name, "ip2p_wrong"), timeout=300)
+    err = comfy_host.execution_error(entry)
+    assert err is not None and "not an InstructPix2Pix model" in err
