@@ -194,3 +194,57 @@ def test_bad_shapes_give_clear_errors():
         parts.part_affines(np.zeros((17, 3)), np.zeros((18, 3)))
     with pytest.raises(ValueError, match="affines must be"):
         parts.warp_parts(torch.zeros(1, 1, 8, 8), torch.zeros(2, 10, 2, 3), torch.zeros(1, 10, 8, 8), (8, 8))
+
+
+# ------------------------------------------------------------------------ real photos (MPII)
+
+
+def _mpii_body(entry: dict, scale: float) -> np.ndarray:
+    """OpenPose-18 from an MPII annotation: the limb joints only (MPII's thorax is not OpenPose's neck)."""
+    kp = np.asarray(entry["people"][0]["keypoints"], np.float32)
+    body = np.zeros((18, 3), np.float32)
+    for i, name in enumerate(entry["joint_names"]):
+        if name in J and kp[i, 2] > 0:
+            body[J[name]] = (kp[i, 0] * scale, kp[i, 1] * scale, 1.0)
+    return body
+
+
+def test_real_same_person_pairs_limb_affines_and_warp(pose_data, pose_annotations):
+    """The same man in three MPII photos: every valid limb affine maps the target's joints exactly
+    onto the source's, and warping the source photo part by part brings it closer to the target
+    photo inside the target's limb masks than the unwarped source is."""
+    import json
+
+    import cv2
+
+    by_name = {e["image"]: e for e in pose_annotations}
+    pairs = [p for p in json.loads((pose_data / "pairs.json").read_text()) if p["kind"] == "same_person"]
+    assert len(pairs) == 3
+    scale = 0.25  # 320x180: keeps the test fast, geometry is scale-free
+    err_warp, err_still = [], []
+    for pair in pairs:
+        src_img, tgt_img = (
+            cv2.resize(cv2.imread(str(pose_data / pair[k]))[:, :, ::-1], None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+            for k in ("source", "target")
+        )
+        h, w = tgt_img.shape[:2]
+        src, tgt = _mpii_body(by_name[pair["source"]], scale), _mpii_body(by_name[pair["target"]], scale)
+        affines, valid = parts.part_affines(src, tgt)
+        assert valid[0] and valid[2:].sum() >= 5  # torso and most limbs (some ankles are out of frame)
+        for i, name in enumerate(parts.PART_NAMES[2:], start=2):
+            if not valid[i]:
+                continue
+            a, b, _, _ = parts.LIMBS[name]
+            if src[a, 2] > 0 and src[b, 2] > 0:  # not a mirrored borrow
+                for j in (a, b):
+                    mapped = affines[i, :, :2] @ tgt[j, :2] + affines[i, :, 2]
+                    np.testing.assert_allclose(mapped, src[j, :2], atol=1e-2, err_msg=name)
+        masks = parts.part_masks(tgt, h, w, valid=valid)
+        feats = torch.from_numpy(src_img.copy()).permute(2, 0, 1)[None].float()
+        out = parts.warp_parts(feats, torch.from_numpy(affines)[None], torch.from_numpy(masks)[None], (h, w))
+        warped = out[0].permute(1, 2, 0).numpy()
+        limbs = masks[2:].max(0) > 0
+        err_warp.append(np.abs(warped - tgt_img)[limbs].mean())
+        err_still.append(np.abs(src_img.astype(np.float32) - tgt_img)[limbs].mean())
+    # measured at this scale: 70.5, 43.2, 57.7 vs 67.6, 98.7, 71.0 grey levels (mean 57 vs 79)
+    assert np.mean(err_warp) < 0.85 * np.mean(err_still), (err_warp, err_still)
