@@ -226,12 +226,16 @@ class EditPose(io.ComfyNode):
     @classmethod
     def execute(cls, pose, people, limb, angle, mirror, mirror_axis, scale, scale_center, move_x, move_y,
                 keep_only_selected) -> io.NodeOutput:
+        frames = read_frames(pose)
+        # An index no frame has is a mistake worth an error; one that only some frames of a
+        # video lack is skipped in those frames.
+        edit.parse_person_selection(people, max(len(f.people) for f in frames) or 1)
         out = []
-        for frame in read_frames(pose):
+        for frame in frames:
             edited = edit.edit_frame(frame, person=people, scale=scale, center=scale_center, dx=move_x, dy=move_y,
-                                     mirror=mirror, mirror_axis=mirror_axis, limb=limb, angle=angle)
+                                     mirror=mirror, mirror_axis=mirror_axis, limb=limb, angle=angle, strict=False)
             if keep_only_selected:
-                edited = edit.select_people(edited, people)
+                edited = edit.select_people(edited, people, strict=False)
             out.append(edited)
         return io.NodeOutput(to_pose_keypoint(out))
 

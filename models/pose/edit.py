@@ -169,9 +169,10 @@ def rotate_limb(person: Person, limb: str, angle_deg: float) -> Person:
 # ----------------------------------------------------------------------------- frame level
 
 
-def parse_person_selection(selection, count: int) -> list[int]:
+def parse_person_selection(selection, count: int, strict: bool = True) -> list[int]:
     """Person indices from ``-1``/``"all"`` (everyone), an int, a list, or text like ``"0, 2"``;
-    negative numbers count from the end except -1 alone, which means all."""
+    negative numbers count from the end except -1 alone, which means all. Out-of-range indices
+    raise, or with ``strict=False`` are skipped (a video frame may miss a person)."""
     if selection is None or selection == -1 or (isinstance(selection, str) and selection.strip().lower() in ("", "all", "-1")):
         return list(range(count))
     if isinstance(selection, str):
@@ -187,15 +188,17 @@ def parse_person_selection(selection, count: int) -> list[int]:
     for i in items:
         j = i + count if i < 0 else i
         if not 0 <= j < count:
+            if not strict:
+                continue
             raise ValueError(f"person index {i} is out of range: this pose has {count} people (indices 0..{count - 1})")
         if j not in out:
             out.append(j)
     return out
 
 
-def select_people(frame: PoseFrame, selection) -> PoseFrame:
+def select_people(frame: PoseFrame, selection, strict: bool = True) -> PoseFrame:
     """A frame holding only the selected people, in selection order."""
-    idx = parse_person_selection(selection, len(frame.people))
+    idx = parse_person_selection(selection, len(frame.people), strict)
     return PoseFrame(frame.width, frame.height, [frame.people[i].copy() for i in idx])
 
 
@@ -211,13 +214,14 @@ def edit_frame(
     mirror_axis: str = "person",
     limb: str | None = None,
     angle: float = 0.0,
+    strict: bool = True,
 ) -> PoseFrame:
     """Apply, in order, limb rotation, mirror, scale and translation to the selected people
     (others are kept unchanged). ``center`` / ``mirror_axis``: ``"person"`` (its bounding-box
     centre) or ``"canvas"``; ``center`` may also be an ``(x, y)`` pair."""
     if mirror_axis not in ("person", "canvas"):
         raise ValueError(f"mirror_axis must be 'person' or 'canvas', got {mirror_axis!r}")
-    chosen = set(parse_person_selection(person, len(frame.people)))
+    chosen = set(parse_person_selection(person, len(frame.people), strict))
     out = frame.copy()
     for i, p in enumerate(out.people):
         if i not in chosen:

@@ -319,8 +319,10 @@ def warp_parts(
     if masks.shape[-2:] != (h, w):
         masks = F.interpolate(masks, size=(h, w), mode="nearest")
 
-    theta = pixel_affines_to_theta(affines.to(device=feats.device, dtype=feats.dtype), image_size)
-    grid = F.affine_grid(theta.reshape(b * p, 2, 3), [b * p, c, h, w], align_corners=False)
+    # The grid is built in float32 even for half-precision features: half has ~3 significant
+    # digits, i.e. a few tenths of a pixel at 256 px, and cannot hold the no-point shift.
+    theta = pixel_affines_to_theta(affines.to(device=feats.device, dtype=torch.float32), image_size)
+    grid = F.affine_grid(theta.reshape(b * p, 2, 3), [b * p, c, h, w], align_corners=False).to(feats.dtype)
     tiled = feats.unsqueeze(1).expand(b, p, c, h, w).reshape(b * p, c, h, w)
     warped = F.grid_sample(tiled, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     warped = warped.reshape(b, p, c, h, w) * masks.unsqueeze(2)

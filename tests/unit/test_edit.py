@@ -128,3 +128,12 @@ def test_person_selection_parsing_and_select_people():
     frame = PoseFrame(600, 300, [person(), edit.translate_person(person(), 300, 0)])
     sel = edit.select_people(frame, "1")
     assert len(sel.people) == 1 and sel.people[0].body[J["neck"], 0] == 428
+
+
+def test_non_strict_selection_skips_people_a_frame_lacks():
+    frame = PoseFrame(600, 300, [person()])
+    out = edit.edit_frame(frame, person="0, 1", dx=5, strict=False)
+    assert out.people[0].body[J["neck"], 0] == 133
+    assert edit.select_people(frame, "1", strict=False).people == []
+    with pytest.raises(ValueError, match="out of range"):
+        edit.edit_frame(frame, person="1", dx=5)

@@ -248,3 +248,14 @@ def test_real_same_person_pairs_limb_affines_and_warp(pose_data, pose_annotation
         err_still.append(np.abs(src_img.astype(np.float32) - tgt_img)[limbs].mean())
     # measured at this scale: 70.5, 43.2, 57.7 vs 67.6, 98.7, 71.0 grey levels (mean 57 vs 79)
     assert np.mean(err_warp) < 0.85 * np.mean(err_still), (err_warp, err_still)
+
+
+def test_warp_parts_keeps_the_feature_dtype():
+    body = body_from(STANDING)
+    affines, _ = parts.part_affines(body, body)
+    masks = parts.part_masks(body, 256, 256)  # nearest-resized to the 32x32 features
+    feats = torch.rand(1, 2, 32, 32, dtype=torch.float64) + 0.1
+    out = parts.warp_parts(feats, torch.from_numpy(affines)[None], torch.from_numpy(masks)[None], (256, 256))
+    assert out.dtype == torch.float64 and out.shape == (1, 2, 32, 32)
+    inside = torch.nn.functional.interpolate(torch.from_numpy(masks)[None], size=(32, 32)).amax(1, keepdim=True).expand_as(out) > 0
+    torch.testing.assert_close(out[inside], feats[inside], atol=1e-3, rtol=0)
