@@ -9,7 +9,6 @@ import logging
 import os
 
 import numpy as np
-import torch
 
 import folder_paths
 from comfy_api.latest import io, ui

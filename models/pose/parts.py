@@ -147,10 +147,6 @@ def no_point_affine() -> np.ndarray:
     return np.array([[1.0, 0.0, NO_POINT_SHIFT], [0.0, 1.0, NO_POINT_SHIFT]], np.float32)
 
 
-def _head_points(body: np.ndarray, idx) -> np.ndarray:
-    return body[list(idx), :2]
-
-
 def part_affines(src_body, tgt_body) -> tuple[np.ndarray, np.ndarray]:
     """Per-part affines mapping target pixels to source pixels, as in seeds.md section B.3.
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import colorsys
 import math
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import cv2
 import numpy as np

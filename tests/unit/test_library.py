@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from poselab.models.pose import library
-from poselab.models.pose.keypoints import J, Person, PoseFrame, parse_pose_keypoint
+from poselab.models.pose.keypoints import J, PoseFrame
 
 REQUIRED = ("standing", "sitting", "arms raised", "walking", "t-pose", "hands on hips", "waving", "kneeling")
 

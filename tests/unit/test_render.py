@@ -29,7 +29,7 @@ def body_from(points: dict, dx: float = 0.0) -> np.ndarray:
 
 
 def test_openpose_rendering_is_pixel_identical_to_controlnet_aux():
-    from controlnet_aux.open_pose import HandResult, PoseResult, draw_poses
+    from controlnet_aux.open_pose import PoseResult, draw_poses
     from controlnet_aux.open_pose.body import BodyResult, Keypoint
 
     rng = np.random.default_rng(0)
