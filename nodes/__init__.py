@@ -19,6 +19,7 @@ log = logging.getLogger("poselab")
 STAGE_MODULES = (
     "pose_tools",
     "editing",
+    "metrics",
 )
 
 

@@ -211,3 +211,24 @@ def pose_accuracy(
     result["oks"] = o
     result["oks_mean"] = float(np.nanmean(o)) if np.isfinite(o).any() else float("nan")
     return result
+
+
+def summarize(results: Sequence[dict], alphas: Sequence[float] = (0.05, 0.1, 0.2)) -> dict:
+    """Pool several :func:`pose_accuracy` results (e.g. a batch of images): PCK from the summed
+    joint counts, OKS averaged over all evaluated people."""
+    out: dict = {"pck": {}, "pck_per_joint": {}}
+    for a in alphas:
+        a = float(a)
+        correct_j = sum(np.nan_to_num(r["pck"][a]["per_joint"]) * r["pck"][a]["count_per_joint"] for r in results)
+        count_j = sum(np.asarray(r["pck"][a]["count_per_joint"]) for r in results)
+        correct = sum(r["pck"][a]["correct"] for r in results)
+        count = sum(r["pck"][a]["count"] for r in results)
+        out["pck"][a] = correct / count if count else float("nan")
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out["pck_per_joint"][a] = np.where(np.asarray(count_j) > 0, correct_j / np.maximum(count_j, 1), np.nan)
+    out["count"] = int(sum(r["pck"][float(alphas[0])]["count"] for r in results)) if alphas else 0
+    oks_all = np.concatenate([np.asarray(r["oks"], float) for r in results]) if results else np.zeros(0)
+    oks_all = oks_all[np.isfinite(oks_all)]
+    out["oks"] = float(oks_all.mean()) if len(oks_all) else float("nan")
+    out["people"] = int(len(oks_all))
+    return out

@@ -1,0 +1,134 @@
+"""The metric nodes through a real ComfyUI server: registration, the evaluate_repose workflow
+on a real same-person pair (numbers equal to the library's), LPIPS with a backbone file in
+models/lpips, identity with the fallback embedder, and the missing-weights errors."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import comfy_host
+from poselab.models.metrics import image_quality
+
+REPO = Path(__file__).resolve().parents[2]
+NODE_IDS = ("PoseLabImageMetrics", "PoseLabPoseAccuracy", "PoseLabIdentitySimilarity", "PoseLabClipScore", "PoseLabFIDKID")
+PAIR = ("051423444.jpg", "004645041.jpg")  # same man, same camera, two poses (pairs.json, same_person)
+SIZE = (480, 270)  # smaller copies keep the CPU run short
+
+
+def _number(text: str, label: str) -> float:
+    m = re.search(re.escape(label) + r" (-?[0-9.]+|inf|n/a)", text)
+    assert m, f"'{label}' not in {text!r}"
+    return {"inf": float("inf"), "n/a": float("nan")}.get(m.group(1)) or float(m.group(1))
+
+
+def _ui_text(entry: dict, node: str) -> str:
+    return entry["outputs"][node]["text"][0]
+
+
+def _saved(server, entry: dict, node: str) -> np.ndarray:
+    item = entry["outputs"][node]["images"][0]
+    return np.asarray(Image.open(server.base_dir / "output" / item["subfolder"] / item["filename"]).convert("RGB"))
+
+
+def run_ok(server, prompt: dict) -> dict:
+    entry = server.run(prompt, timeout=600)
+    err = comfy_host.execution_error(entry)
+    assert err is None, f"{err}\n{server.log_tail()}"
+    return entry
+
+
+@pytest.fixture(scope="module")
+def pair(comfy_server, pose_data):
+    """The pair, resized, in the server's input folder under the workflow's names; returns the
+    float images exactly as LoadImage will read them."""
+    loaded = []
+    for name, photo in zip(("pair_source.jpg", "pair_target.jpg"), PAIR):
+        img = cv2.resize(cv2.imread(str(pose_data / photo)), SIZE, interpolation=cv2.INTER_AREA)
+        cv2.imwrite(str(comfy_server.base_dir / "input" / name), img, [cv2.IMWRITE_JPEG_QUALITY, 100])
+        # read back the way LoadImage does (PIL, RGB, /255)
+        rgb = np.asarray(Image.open(comfy_server.base_dir / "input" / name).convert("RGB"), np.float32) / 255.0
+        loaded.append(torch.from_numpy(rgb)[None])
+    return loaded
+
+
+def test_metric_nodes_registered_with_tooltips(comfy_server):
+    info = comfy_server.object_info()
+    for node_id in NODE_IDS:
+        assert node_id in info, f"{node_id} is not registered"
+        assert info[node_id]["category"] == "PoseLab/metrics"
+        assert info[node_id]["output_node"] is True
+        for name, spec in info[node_id]["input"]["required"].items():
+            assert spec[1].get("tooltip"), f"{node_id}.{name} has no tooltip"
+    assert info["PoseLabImageMetrics"]["output"] == ["FLOAT", "FLOAT", "FLOAT", "FLOAT", "STRING", "IMAGE"]
+    assert info["PoseLabPoseAccuracy"]["output"][:5] == ["FLOAT", "FLOAT", "FLOAT", "FLOAT", "POSE_KEYPOINT"]
+    assert info["PoseLabClipScore"]["input"]["required"]["clip"][0] == "CLIP"
+    assert info["PoseLabClipScore"]["input"]["required"]["clip_vision"][0] == "CLIP_VISION"
+
+
+def test_evaluate_repose_workflow_identity_baseline(comfy_server, pair):
+    prompt = json.loads((REPO / "workflows" / "api" / "evaluate_repose.json").read_text())
+    entry = run_ok(comfy_server, prompt)
+    src, tgt = pair
+    text = _ui_text(entry, "3")
+    # the node's numbers are the library's on the same pixels
+    assert _number(text, "SSIM") == pytest.approx(image_quality.ssim(src, tgt).item(), abs=1e-4)
+    assert _number(text, "PSNR") == pytest.approx(image_quality.psnr(src, tgt).item(), abs=1e-3)
+    assert 0.0 < _number(text, "SSIM") < 0.9  # different poses: far from identical
+    pose_text = _ui_text(entry, "5")
+    p05, p1, p2 = (_number(pose_text, f"PCK@{a}") for a in (0.05, 0.1, 0.2))
+    assert 0.0 <= p05 <= p1 <= p2 <= 1.0  # looser thresholds never score lower
+    assert p2 < 1.0  # the source pose is not the target pose
+    assert _number(pose_text, "people") >= 1
+    for node in ("4", "6"):
+        report = _saved(comfy_server, entry, node)
+        assert report.shape[0] > 60 and report.shape[1] > 200 and report.std() > 10
+
+
+def test_identical_images_lpips_from_models_folder_and_identity(comfy_server, pair):
+    import torchvision
+
+    with torch.device("meta"):
+        shapes = {k: v.shape for k, v in torchvision.models.alexnet(weights=None).state_dict().items()}
+    gen = torch.Generator().manual_seed(0)
+    sd = {k: torch.randn(s, generator=gen) * 0.05 for k, s in shapes.items() if k.startswith("features.")}
+    lp_dir = comfy_server.base_dir / "models" / "lpips"
+    lp_dir.mkdir(parents=True, exist_ok=True)
+    torch.save(sd, lp_dir / "alexnet_test.pth")
+    prompt = {
+        "1": {"class_type": "LoadImage", "inputs": {"image": "pair_source.jpg"}},
+        "2": {"class_type": "LoadImage", "inputs": {"image": "pair_target.jpg"}},
+        "3": {"class_type": "PoseLabImageMetrics", "inputs": {
+            "image": ["1", 0], "reference": ["1", 0], "lpips_weights": "alexnet_test.pth"}},
+        "4": {"class_type": "PoseLabImageMetrics", "inputs": {
+            "image": ["2", 0], "reference": ["1", 0], "lpips_weights": "alexnet_test.pth"}},
+        "5": {"class_type": "PoseLabIdentitySimilarity", "inputs": {
+            "source": ["1", 0], "result": ["1", 0], "insightface_pack": "(fallback: mtcnn+hog)"}},
+    }
+    entry = run_ok(comfy_server, prompt)
+    same, diff = _ui_text(entry, "3"), _ui_text(entry, "4")
+    assert _number(same, "SSIM") == pytest.approx(1.0, abs=1e-9)
+    assert _number(same, "PSNR") == float("inf")
+    assert _number(same, "LPIPS") == pytest.approx(0.0, abs=1e-6)
+    assert _number(diff, "LPIPS") > 0.0
+    ident = _ui_text(entry, "5")
+    assert "mtcnn-hog-fallback" in ident and _number(ident, "identity") == pytest.approx(1.0, abs=1e-6)
+
+
+def test_missing_weights_errors_say_where(comfy_server, pair):
+    prompt = {
+        "1": {"class_type": "LoadImage", "inputs": {"image": "pair_source.jpg"}},
+        "2": {"class_type": "PoseLabFIDKID", "inputs": {
+            "images_a": ["1", 0], "images_b": ["1", 0], "inception_weights": "(none)", "kid_subset_size": 100}},
+    }
+    entry = comfy_server.run(prompt, timeout=120)
+    err = comfy_host.execution_error(entry)
+    assert err is not None and "MissingModelError" in err
+    assert "inception" in err and "put" in err
