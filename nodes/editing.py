@@ -6,11 +6,15 @@ and LoRA patching; the pure tensor code lives in models/editing/.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 
+import numpy as np
 import torch
 
 import comfy.model_base
+import comfy.model_management
 import comfy.sample
 import comfy.samplers
 import comfy.sd
@@ -18,14 +22,14 @@ import comfy.utils
 import folder_paths
 import latent_preview
 import node_helpers
-from comfy_api.latest import io
+from comfy_api.latest import io, ui
 from comfy_extras.nodes_custom_sampler import Guider_DualCFG
 
 from ..models.common.images import numpy_to_image_batch, paired_batch_size
-from ..models.editing import ip2p
+from ..models.editing import ip2p, lora_train
 from ..models.pose.keypoints import parse_pose_keypoint
 from ..models.pose.render import render_openpose
-from .common import PoseKeypoint
+from .common import PoseKeypoint, Progress
 
 log = logging.getLogger("poselab")
 
@@ -150,10 +154,7 @@ class IP2PEdit(io.ComfyNode):
     def execute(cls, model, clip, vae, image, instruction, negative, text_guidance, image_guidance, sampler_name,
                 scheduler, steps, seed, lora_name=NO_LORA, lora_strength=1.0, mask=None, control_net=None,
                 target_pose=None, control_strength=1.0) -> io.NodeOutput:
-        if not isinstance(model.model, comfy.model_base.IP2P):
-            raise ValueError(
-                f"the model is a {type(model.model).__name__}, not an InstructPix2Pix model: load an InstructPix2Pix "
-                "checkpoint (e.g. instruct-pix2pix-00-22000.safetensors) with Load Checkpoint")
+        require_ip2p(model)
         if target_pose is not None and control_net is None:
             log.warning("PoseLab IP2P edit: a target pose is connected but no ControlNet; the pose is ignored")
         model, clip = apply_lora(model, clip, lora_name, lora_strength)
@@ -190,4 +191,169 @@ class IP2PEdit(io.ComfyNode):
         return io.NodeOutput(out)
 
 
-NODES = [IP2PEdit]
+# ---------------------------------------------------------------------------- LoRA training
+def require_ip2p(model) -> None:
+    if not isinstance(model.model, comfy.model_base.IP2P):
+        raise ValueError(
+            f"the model is a {type(model.model).__name__}, not an InstructPix2Pix model: load an InstructPix2Pix "
+            "checkpoint (e.g. instruct-pix2pix-00-22000.safetensors) with Load Checkpoint")
+
+
+def encode_pairs(model, clip, vae, pairs, chunk: int = 8) -> lora_train.TrainData:
+    """VAE/CLIP-encode ``(source, target, instruction)`` uint8 pairs once, before training."""
+    src = torch.from_numpy(np.stack([p[0] for p in pairs]).astype(np.float32) / 255.0)
+    tgt = torch.from_numpy(np.stack([p[1] for p in pairs]).astype(np.float32) / 255.0)
+    enc = lambda x: torch.cat([vae.encode(x[i:i + chunk]) for i in range(0, x.shape[0], chunk)]).float().cpu()
+    latent_format = model.model.latent_format
+    cache: dict[str, torch.Tensor] = {}
+
+    def text(t: str) -> torch.Tensor:
+        if t not in cache:
+            cache[t] = clip.encode_from_tokens(clip.tokenize(t)).float().cpu()
+        return cache[t]
+
+    if clip is None:
+        raise ValueError("the CLIP input is None: the checkpoint has no text encoder; load one with a CLIP loader")
+    return lora_train.TrainData(
+        target_latents=latent_format.process_in(enc(tgt)),  # the sampler works in scaled latents
+        source_latents=enc(src),  # IP2P concatenates the raw latent (process_ip2p_image_in is identity for SD1.5)
+        text=torch.cat([text(p[2]) for p in pairs]),
+        null_text=text(""),
+    )
+
+
+def train_lora_on_model(model, clip, vae, pairs, rank: int, alpha: float, targets, cfg: lora_train.TrainConfig,
+                        out_path, progress=None) -> tuple[lora_train.TrainResult, dict]:
+    """Train a LoRA on a ComfyUI IP2P MODEL; write it (atomically) to ``out_path``."""
+    require_ip2p(model)
+    data = encode_pairs(model, clip, vae, pairs)
+    comfy.model_management.load_models_gpu([model], force_full_load=True)
+    device = model.load_device
+    unet = model.model.diffusion_model
+    ac = 1.0 / (1.0 + model.get_model_object("model_sampling").sigmas.float().cpu() ** 2)
+    model_dtype = model.model_dtype()
+    autocast_dtype = model_dtype if device.type == "cuda" and model_dtype in (torch.float16, torch.bfloat16) else None
+    out_path = str(out_path)
+    meta = {"poselab": "ip2p pose-edit LoRA", "rank": rank, "alpha": alpha, "targets": ",".join(targets),
+            "steps": cfg.steps, "pairs": len(pairs)}
+    # ComfyUI runs nodes under inference_mode; autograd needs normal tensors, so the frozen UNet
+    # weights are used through fp32 clones (functional_call) and the model itself is untouched.
+    with torch.inference_mode(False), torch.enable_grad():
+        frozen = {k: v.detach().to(device, torch.float32).clone()
+                  for k, v in list(unet.named_parameters()) + list(unet.named_buffers())}
+        unet_fn = lambda x, t, ctx: torch.func.functional_call(  # noqa: E731
+            unet, frozen, (x.to(device),), {"timesteps": t, "context": ctx.to(device)})
+        lora = lora_train.LoRASet(lora_train.find_target_linears(unet, targets), rank, alpha, seed=cfg.seed)
+        saved: dict = {}
+
+        def save(step: int) -> str:
+            path = out_path if step == cfg.steps else out_path.replace(".safetensors", f"_step{step:05d}.safetensors")
+            saved["sd"] = lora.comfy_state_dict()
+            lora_train.save_lora(saved["sd"], path, dict(meta, step=step))
+            return path
+
+        def on_step(step: int, loss: float) -> None:
+            if progress is not None:
+                progress.step()
+            comfy.model_management.throw_exception_if_processing_interrupted()
+
+        handle = lora.attach()
+        try:
+            result = lora_train.train_ip2p_lora(unet_fn, lora, data, ac, cfg, device=device,
+                                                autocast_dtype=autocast_dtype, on_step=on_step, save_checkpoint=save)
+        finally:
+            handle.remove()
+            del frozen
+    return result, saved["sd"]
+
+
+def make_synthetic_pairs(count: int, size: int, seed: int):
+    from ..models.posegan import synthetic
+
+    return [(p.source, p.target, p.instruction) for p in synthetic.make_pairs(count, seed=seed, size=(size, size))]
+
+
+def folder_pairs(folder: str, size: int):
+    path = folder.strip()
+    if not os.path.isabs(path):
+        path = os.path.join(folder_paths.get_input_directory(), path)
+    records = lora_train.read_pairs_folder(path)
+    return [(lora_train.load_rgb(r.source, (size, size)), lora_train.load_rgb(r.target, (size, size)), r.instruction)
+            for r in records]
+
+
+class TrainIP2PLoRA(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="PoseLabTrainIP2PLoRA",
+            display_name="Train IP2P Pose LoRA (PoseLab)",
+            category=CATEGORY,
+            description="Train a LoRA for an InstructPix2Pix checkpoint on before/after/instruction pairs and save "
+                        "it to models/loras in the format core Load LoRA reads.",
+            is_output_node=True,
+            inputs=[
+                io.Model.Input("model", tooltip="The InstructPix2Pix checkpoint to adapt."),
+                io.Clip.Input("clip", tooltip="Its text encoder (encodes the instructions)."),
+                io.Vae.Input("vae", tooltip="Its VAE (encodes the before/after images)."),
+                io.String.Input("data_folder", default="",
+                                tooltip="Folder with metadata.jsonl rows {original_image, edit_prompt, edited_image} "
+                                        "(absolute, or relative to ComfyUI's input folder). Empty: synthetic pairs."),
+                io.Int.Input("synthetic_pairs", default=64, min=1, max=100000,
+                             tooltip="Number of procedural same-person pose pairs used when data_folder is empty."),
+                io.Int.Input("resolution", default=256, min=64, max=2048, step=8,
+                             tooltip="Training images are resized to this square size."),
+                io.Int.Input("rank", default=8, min=1, max=256, tooltip="LoRA rank."),
+                io.Float.Input("alpha", default=8.0, min=0.01, max=1024.0, step=0.5,
+                               tooltip="LoRA alpha (the update is scaled by alpha / rank)."),
+                io.String.Input("target_modules", default=",".join(lora_train.DEFAULT_TARGETS),
+                                tooltip="Comma-separated Linear layer names to adapt (suffix match)."),
+                io.Int.Input("steps", default=200, min=1, max=1000000, tooltip="Optimiser steps."),
+                io.Int.Input("batch_size", default=4, min=1, max=256, tooltip="Pairs per micro-batch."),
+                io.Int.Input("grad_accum", default=4, min=1, max=256,
+                             tooltip="Micro-batches accumulated per optimiser step."),
+                io.Float.Input("learning_rate", default=1e-4, min=1e-7, max=1.0, step=1e-5, round=1e-7,
+                               tooltip="AdamW learning rate."),
+                io.Float.Input("text_dropout", default=0.05, min=0.0, max=0.95, step=0.01,
+                               tooltip="Probability of training with the empty prompt (enables text guidance)."),
+                io.Float.Input("image_dropout", default=0.05, min=0.0, max=0.95, step=0.01,
+                               tooltip="Probability of training without the source image (enables image guidance)."),
+                io.Int.Input("save_every", default=0, min=0, max=1000000,
+                             tooltip="Also write a checkpoint every N steps (0: only the final LoRA)."),
+                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFF, tooltip="Seed for data order, noise and init."),
+                io.String.Input("lora_name", default="poselab_ip2p_pose",
+                                tooltip="File name stem in models/loras; a counter is added if it exists."),
+            ],
+            outputs=[
+                io.Model.Output(display_name="model", tooltip="The input model with the trained LoRA applied."),
+                io.String.Output(display_name="lora_file", tooltip="The LoRA file name in models/loras."),
+                io.String.Output(display_name="report", tooltip="JSON: losses and the fixed-set loss before/after."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, model, clip, vae, data_folder, synthetic_pairs, resolution, rank, alpha, target_modules, steps,
+                batch_size, grad_accum, learning_rate, text_dropout, image_dropout, save_every, seed,
+                lora_name) -> io.NodeOutput:
+        require_ip2p(model)
+        stem = os.path.basename(lora_name.strip()).removesuffix(".safetensors")
+        if not stem:
+            raise ValueError("lora_name is empty: give a file name stem such as poselab_ip2p_pose")
+        size = (resolution // 8) * 8
+        pairs = folder_pairs(data_folder, size) if data_folder.strip() else make_synthetic_pairs(synthetic_pairs, size, seed)
+        cfg = lora_train.TrainConfig(steps=steps, batch_size=batch_size, grad_accum=grad_accum, lr=learning_rate,
+                                     text_dropout=text_dropout, image_dropout=image_dropout, seed=seed,
+                                     save_every=save_every)
+        out_path = lora_train.unique_path(folder_paths.get_folder_paths("loras")[0], stem)
+        targets = [t for t in target_modules.split(",") if t.strip()]
+        result, sd = train_lora_on_model(model, clip, vae, pairs, rank, alpha, targets, cfg, out_path, Progress(steps))
+        report = json.dumps({
+            "lora_file": out_path.name, "pairs": len(pairs), "steps": steps, "seconds": round(result.seconds, 2),
+            "eval_loss_before": result.eval_before, "eval_loss_after": result.eval_after,
+            "losses": [round(x, 6) for x in result.losses], "checkpoints": [os.path.basename(c) for c in result.checkpoints],
+        })
+        patched, _ = comfy.sd.load_lora_for_models(model, None, sd, 1.0, 0.0)
+        return io.NodeOutput(patched, out_path.name, report, ui=ui.PreviewText(report))
+
+
+NODES = [IP2PEdit, TrainIP2PLoRA]
