@@ -17,6 +17,7 @@ log = logging.getLogger("poselab")
 
 # Stage modules under nodes/, in menu order; each line is one stage (add yours on its own line).
 STAGE_MODULES = (
+    "pose",
     "pose_tools",
     "editing",
     "metrics",
