@@ -159,3 +159,27 @@ def test_unknown_library_text_lists_the_poses(comfy_server):
     }
     err = comfy_host.execution_error(comfy_server.run(prompt, timeout=120))
     assert err is not None and "no library pose matches" in err and "arms raised" in err
+
+
+def test_extract_and_edit_pose_workflow_on_a_real_photo(comfy_server, pose_data):
+    """The shipped workflow on an MPII photo: the saved pose is the extracted pose with the right
+    upper arm turned 60 degrees about the shoulder, and the saved skeleton image draws it."""
+    from pathlib import Path
+
+    workflow = json.loads((Path(__file__).resolve().parents[2] / "workflows" / "api" / "extract_and_edit_pose.json").read_text())
+    workflow["1"]["inputs"]["image"] = comfy_server.upload_image(pose_data / "005808361.jpg", "poselab_mpii_one.jpg")
+    workflow["8"]["inputs"]["filename_prefix"] = "posetools/workflow"
+    entry = run_ok(comfy_server, workflow)
+
+    extracted = parse_pose_keypoint(entry["outputs"]["2"]["openpose_json"][0])
+    assert len(extracted[0].people) >= 1
+    saved = parse_pose_keypoint((comfy_server.base_dir / "output" / "posetools" / "workflow.json").read_text())
+    expected = edit.edit_frame(extracted[0], person="all", limb="right_upper_arm", angle=60.0)
+    assert len(saved[0].people) == len(expected.people)
+    for got, want, before in zip(saved[0].people, expected.people, extracted[0].people):
+        np.testing.assert_allclose(got.body, want.body, atol=2e-3)
+        if before.body[2, 2] > 0 and before.body[3, 2] > 0:  # shoulder and elbow found: the elbow moved
+            assert np.linalg.norm(got.body[3, :2] - before.body[3, :2]) > 5
+    img = saved_image(comfy_server, entry, "5")
+    assert img.shape[:2] == (extracted[0].height, extracted[0].width)
+    np.testing.assert_array_equal(img, render.render_openpose(saved[0]))
