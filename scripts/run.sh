@@ -10,7 +10,17 @@ py="$("$here/scripts/setup_env.sh" | tail -n 1)"
 cd "$here"
 case "$cmd" in
   demo)  exec "$py" scripts/run_default.py "$@" ;;
-  test)  exec "$py" -m pytest "$@" ;;
+  test)
+    # The browser tests drive Debian's chromium (no browser download); install it if missing.
+    if ! command -v chromium >/dev/null 2>&1; then
+      if [ "$(id -u)" = 0 ]; then
+        echo "[poselab] installing Debian's chromium for the browser tests ..." >&2
+        apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+      else
+        echo "[poselab] the browser tests need chromium: sudo apt-get install chromium" >&2
+      fi
+    fi
+    exec "$py" -m pytest "$@" ;;
   bench) name="$1"; shift; exec "$py" "bench/$name.py" "$@" ;;
   *) echo "usage: scripts/run.sh demo|test|bench NAME [args]" >&2; exit 2 ;;
 esac
