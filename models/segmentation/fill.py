@@ -17,10 +17,12 @@ def _as_binary(mask: np.ndarray, shape: tuple[int, int], what: str = "mask") -> 
 
 def dilate(mask: np.ndarray, pixels: int) -> np.ndarray:
     """Boolean mask grown by ``pixels`` with a round kernel."""
-    if pixels <= 0:
-        return mask.astype(bool)
-    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * pixels + 1, 2 * pixels + 1))
-    return cv2.dilate(mask.astype(np.uint8), k) > 0
+    mask = np.asarray(mask).astype(bool)
+    if pixels <= 0 or not mask.any():
+        return mask
+    # a distance transform costs the same for any radius; cv2.dilate with a large round
+    # kernel costs radius^2 per pixel (seconds for the 100-px reaches of a 720p person)
+    return cv2.distanceTransform((~mask).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE) <= pixels
 
 
 def fill_background(

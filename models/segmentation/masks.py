@@ -1,9 +1,13 @@
-"""Person masks with MediaPipe selfie segmentation (the embedded default), optionally restricted
-to one person of a pose frame.
+"""Person masks with MediaPipe (embedded: both models ship inside the mediapipe wheel, nothing is
+downloaded), optionally restricted to one person of a pose frame.
 
-The selfie model ships inside the mediapipe wheel, so nothing is downloaded. It segments
-*all* people (and sometimes person-like clutter) into one soft mask; :func:`restrict_to_person`
-keeps the part of it that belongs to one person's skeleton.
+* the selfie-segmentation model segments *all* people (and sometimes person-like clutter)
+  into one soft mask; it is made for head-and-shoulders shots and misses legs and hands;
+* the pose model's segmentation head segments one full body, run on a crop around the
+  chosen person (the default for reposing: measured on the shared photos it follows legs
+  and arms the selfie model leaves out or smears into the background).
+
+:func:`restrict_to_person` keeps the part of a mask that belongs to one person's skeleton.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from ..pose.keypoints import OPENPOSE18_LIMBS, J
 
 _SELFIE_LOCK = threading.Lock()
 _SELFIE_GRAPH = None
+_POSE_LOCK = threading.Lock()
+_POSE_GRAPH = None
 
 
 def _selfie_graph():
@@ -49,6 +55,46 @@ def selfie_mask(image: np.ndarray) -> np.ndarray:
     if mask is None:
         return np.zeros(image.shape[:2], np.float32)
     return np.clip(np.nan_to_num(np.asarray(mask, np.float32)), 0.0, 1.0)
+
+
+def _pose_graph():
+    """MediaPipe Pose with its segmentation output, built once (callers hold ``_POSE_LOCK``)."""
+    global _POSE_GRAPH
+    if _POSE_GRAPH is None:
+        import mediapipe as mp
+
+        # model_complexity=1 is the only pose model shipped in the wheel (0 and 2 download).
+        _POSE_GRAPH = mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1, enable_segmentation=True)
+    return _POSE_GRAPH
+
+
+def pose_model_mask(image: np.ndarray, body: np.ndarray | None = None) -> np.ndarray | None:
+    """Soft mask of one person from MediaPipe Pose's own segmentation head, or None if it finds nobody.
+
+    Trained on full bodies, it follows legs and outstretched arms better than the selfie model
+    (which is made for head-and-shoulders video calls) and it segments one person only. With
+    ``body``, it runs on a crop around that person's joints so that it segments them and not
+    a more prominent neighbour.
+    """
+    image = _check_image(image)
+    H, W = image.shape[:2]
+    x0, y0, x1, y1 = 0, 0, W, H
+    if body is not None and (np.asarray(body)[:, 2] > 0).sum() >= 2:
+        body = np.asarray(body, np.float32)
+        pts = body[body[:, 2] > 0, :2]
+        size = max(float(np.ptp(pts[:, 0])), float(np.ptp(pts[:, 1])), 2.0 * body_scale(body), 16.0)
+        cx, cy = (pts.min(0) + pts.max(0)) / 2
+        half = 0.5 * size + 0.6 * size  # the body's extent plus room for hair, hands and feet
+        x0, y0 = int(max(cx - half, 0)), int(max(cy - half, 0))
+        x1, y1 = int(min(cx + half, W)), int(min(cy + half, H))
+    crop = np.ascontiguousarray(image[y0:y1, x0:x1])
+    with _POSE_LOCK:
+        result = _pose_graph().process(crop)
+    if result.pose_landmarks is None or result.segmentation_mask is None:
+        return None
+    mask = np.zeros((H, W), np.float32)
+    mask[y0:y1, x0:x1] = np.clip(np.nan_to_num(np.asarray(result.segmentation_mask, np.float32)), 0.0, 1.0)
+    return mask
 
 
 def body_scale(body: np.ndarray) -> float:
@@ -139,14 +185,29 @@ def restrict_to_person(
     return out
 
 
+MEDIAPIPE_MODELS = ("pose", "selfie")
+
+
 def person_mask_mediapipe(
     image: np.ndarray,
     bodies: list[np.ndarray] | None = None,
     index: int | None = None,
     threshold: float = 0.5,
+    model: str = "pose",
 ) -> np.ndarray:
-    """MediaPipe person mask of an RGB uint8 image; with ``bodies`` and ``index``, of that person only."""
-    mask = selfie_mask(image)
+    """MediaPipe person mask of an RGB uint8 image; with ``bodies`` and ``index``, of that person only.
+
+    ``model="pose"`` uses the pose model's segmentation (full bodies; falls back to the selfie
+    model when it finds nobody), ``"selfie"`` the selfie-segmentation model (everyone at once).
+    """
+    if model not in MEDIAPIPE_MODELS:
+        raise ValueError(f"unknown MediaPipe mask model {model!r}: use one of {MEDIAPIPE_MODELS}")
+    mask = None
+    if model == "pose":
+        body = bodies[index] if bodies is not None and index is not None and 0 <= index < len(bodies) else None
+        mask = pose_model_mask(image, body)
+    if mask is None:
+        mask = selfie_mask(image)
     if bodies is None or index is None:
         return mask
     return restrict_to_person(mask, bodies, index, threshold=threshold)
