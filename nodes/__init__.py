@@ -19,6 +19,8 @@ log = logging.getLogger("poselab")
 STAGE_MODULES = (
     "pose",
     "pose_tools",
+    "segmentation",
+    "repose",
     "editing",
     "metrics",
 )

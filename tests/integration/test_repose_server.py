@@ -1,0 +1,178 @@
+"""Segmentation and part-warp repose nodes through a real ComfyUI server: the repose_person
+workflow on a real same-person pair, a library target pose, person mask / fill / composite,
+SAM from a tiny checkpoint in models/sams, and the errors a user can hit."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import comfy_host
+
+REPO = Path(__file__).resolve().parents[2]
+PAIR = ("051423444.jpg", "004645041.jpg")  # same man, same camera, two poses (pairs.json, same_person)
+SIZE = (640, 360)  # half-size copies keep the CPU run short
+EXTRACT = {"backend": "mediapipe", "max_people": 1, "min_score": 0.3, "openpose_hands": False, "openpose_face": False,
+           "body_model": "body_pose_model.pth", "hand_model": "hand_pose_model.pth", "face_model": "facenet.pth",
+           "detect_resolution": 512}
+
+
+def run_ok(server, prompt: dict) -> dict:
+    entry = server.run(prompt, timeout=600)
+    err = comfy_host.execution_error(entry)
+    assert err is None, f"{err}\n{server.log_tail()}"
+    return entry
+
+
+def saved(server, entry: dict, node: str, index: int = 0) -> np.ndarray:
+    item = entry["outputs"][node]["images"][index]
+    folder = server.base_dir / item.get("type", "output")  # PreviewImage writes to temp/
+    return np.asarray(Image.open(folder / item["subfolder"] / item["filename"]).convert("RGB"))
+
+
+@pytest.fixture(scope="module")
+def pair(comfy_server, pose_data):
+    """The pair, resized, in the server's input folder under the workflow's names; returns the
+    source as LoadImage reads it (uint8 RGB)."""
+    for name, photo in zip(("repose_source.jpg", "repose_target.jpg"), PAIR):
+        img = cv2.resize(cv2.imread(str(pose_data / photo)), SIZE, interpolation=cv2.INTER_AREA)
+        cv2.imwrite(str(comfy_server.base_dir / "input" / name), img, [cv2.IMWRITE_JPEG_QUALITY, 100])
+    return np.asarray(Image.open(comfy_server.base_dir / "input" / "repose_source.jpg").convert("RGB"))
+
+
+def test_nodes_are_registered(comfy_server):
+    info = comfy_server.object_info()
+    for node in ("PoseLabPersonMask", "PoseLabFillBackground", "PoseLabComposite"):
+        assert info[node]["category"] == "PoseLab/segmentation"
+    rep = info["PoseLabPartWarpRepose"]
+    assert rep["category"] == "PoseLab/repose"
+    assert rep["output"] == ["IMAGE", "MASK", "IMAGE"]
+    assert info["PoseLabPersonMask"]["input"]["required"]["backend"][1]["options"] == ["mediapipe", "sam"]
+
+
+def test_repose_person_workflow(comfy_server, pair):
+    prompt = json.loads((REPO / "workflows" / "api" / "repose_person.json").read_text())
+    entry = run_ok(comfy_server, prompt)
+    out = saved(comfy_server, entry, "6")
+    background = saved(comfy_server, entry, "7")
+    assert out.shape == pair.shape == background.shape == (SIZE[1], SIZE[0], 3)
+    assert out.std() > 20  # a photo, not a blank frame
+    diff = np.abs(out.astype(int) - pair.astype(int)).mean(axis=2)
+    # the man stands at x ~ 430-540 (of 640): with align=source he is reposed in place, so the
+    # picture changes there (his pose changed) and stays as it was far from him (the truck)
+    assert diff[:, :300].mean() < 1.0, diff[:, :300].mean()
+    assert diff[40:360, 400:560].mean() > 12, diff[40:360, 400:560].mean()
+    # the background output has the man removed: it differs from the source where he stood
+    bdiff = np.abs(background.astype(int) - pair.astype(int)).mean(axis=2)
+    assert bdiff[150:300, 470:520].mean() > 20 and bdiff[:, :300].mean() < 1.0
+
+
+def test_library_target_raises_the_arms(comfy_server, pair):
+    prompt = {
+        "1": {"class_type": "LoadImage", "inputs": {"image": "repose_source.jpg"}},
+        "2": {"class_type": "PoseLabExtractPose", "inputs": {"image": ["1", 0], **EXTRACT}},
+        "3": {"class_type": "PoseLabPoseFromLibrary", "inputs": {
+            "text": "arms raised", "width": 512, "height": 512, "fit": "source position and size", "source_pose": ["2", 0]}},
+        "4": {"class_type": "PoseLabPartWarpRepose", "inputs": {
+            "image": ["1", 0], "source_pose": ["2", 0], "target_pose": ["3", 0], "person": 0, "align": "none"}},
+        "5": {"class_type": "MaskToImage", "inputs": {"mask": ["4", 1]}},
+        "6": {"class_type": "SaveImage", "inputs": {"images": ["5", 0], "filename_prefix": "poselab/repose_mask"}},
+        "7": {"class_type": "PoseLabPersonMask", "inputs": {"image": ["1", 0], "backend": "mediapipe", "pose": ["2", 0], "person": 0}},
+        "8": {"class_type": "MaskToImage", "inputs": {"mask": ["7", 0]}},
+        "9": {"class_type": "SaveImage", "inputs": {"images": ["8", 0], "filename_prefix": "poselab/source_mask"}},
+    }
+    entry = run_ok(comfy_server, prompt)
+    reposed = saved(comfy_server, entry, "6")[:, :, 0] > 127
+    source = saved(comfy_server, entry, "9")[:, :, 0] > 127
+    assert source.sum() > 2000 and reposed.sum() > 2000
+    top = lambda m: np.nonzero(m.any(axis=1))[0].min()  # noqa: E731
+    # raised arms reach above the head: the reposed person's top is well above the source's
+    assert top(reposed) < top(source) - 20, (top(reposed), top(source))
+
+
+def test_mask_fill_composite(comfy_server, pair):
+    prompt = {
+        "1": {"class_type": "LoadImage", "inputs": {"image": "repose_source.jpg"}},
+        "2": {"class_type": "PoseLabExtractPose", "inputs": {"image": ["1", 0], **EXTRACT}},
+        "3": {"class_type": "PoseLabPersonMask", "inputs": {
+            "image": ["1", 0], "backend": "mediapipe", "pose": ["2", 0], "person": 0, "mediapipe_model": "selfie"}},
+        "4": {"class_type": "PoseLabFillBackground", "inputs": {"image": ["1", 0], "mask": ["3", 0], "method": "ns", "dilation": 8}},
+        "5": {"class_type": "PoseLabComposite", "inputs": {
+            "foreground": ["1", 0], "mask": ["3", 0], "background": ["4", 0], "feather": 0.0}},
+        "6": {"class_type": "SaveImage", "inputs": {"images": ["4", 0], "filename_prefix": "poselab/filled"}},
+        "7": {"class_type": "SaveImage", "inputs": {"images": ["5", 0], "filename_prefix": "poselab/composite"}},
+        "8": {"class_type": "MaskToImage", "inputs": {"mask": ["3", 0]}},
+        "9": {"class_type": "SaveImage", "inputs": {"images": ["8", 0], "filename_prefix": "poselab/mask"}},
+    }
+    entry = run_ok(comfy_server, prompt)
+    filled, comp, mask = saved(comfy_server, entry, "6"), saved(comfy_server, entry, "7"), saved(comfy_server, entry, "9")
+    person = mask[:, :, 0] > 200
+    assert 0.01 < person.mean() < 0.3
+    assert person[:, :300].sum() == 0  # only the man (right half), nothing on the truck
+    # the fill replaced the white-shirted man by the grey tarmac around him
+    assert np.abs(filled.astype(int) - pair.astype(int))[person].mean() > 30
+    # pasting the source back over the fill with the same hard mask restores the man
+    assert np.abs(comp.astype(int) - pair.astype(int))[person].mean() < 2
+
+
+def test_sam_from_a_tiny_checkpoint(comfy_server, pair):
+    from segment_anything.build_sam import _build_sam
+
+    torch.manual_seed(0)
+    tiny = _build_sam(encoder_embed_dim=64, encoder_depth=2, encoder_num_heads=2, encoder_global_attn_indexes=[1])
+    folder = comfy_server.base_dir / "models" / "sams"
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save(tiny.state_dict(), folder / "poselab_tiny_sam.pth")
+    prompt = {
+        "1": {"class_type": "LoadImage", "inputs": {"image": "repose_source.jpg"}},
+        "2": {"class_type": "PoseLabExtractPose", "inputs": {"image": ["1", 0], **EXTRACT}},
+        "3": {"class_type": "PoseLabPersonMask", "inputs": {
+            "image": ["1", 0], "backend": "sam", "pose": ["2", 0], "person": 0, "sam_model": "poselab_tiny_sam.pth"}},
+        "4": {"class_type": "MaskToImage", "inputs": {"mask": ["3", 0]}},
+        "5": {"class_type": "SaveImage", "inputs": {"images": ["4", 0], "filename_prefix": "poselab/sam_mask"}},
+    }
+    entry = run_ok(comfy_server, prompt)
+    mask = saved(comfy_server, entry, "5")
+    assert mask.shape == (SIZE[1], SIZE[0], 3)
+    assert set(np.unique(mask[:, :, 0])) <= {0, 255}  # SAM masks are binary (random weights: any shape)
+
+
+def test_errors_reach_the_user(comfy_server, pair):
+    missing = {
+        "1": {"class_type": "LoadImage", "inputs": {"image": "repose_source.jpg"}},
+        "2": {"class_type": "PoseLabExtractPose", "inputs": {"image": ["1", 0], **EXTRACT}},
+        "3": {"class_type": "PoseLabPersonMask", "inputs": {
+            "image": ["1", 0], "backend": "sam", "pose": ["2", 0], "person": 0, "sam_model": "sam_vit_b_01ec64.pth"}},
+        "4": {"class_type": "MaskToImage", "inputs": {"mask": ["3", 0]}},
+        "5": {"class_type": "PreviewImage", "inputs": {"images": ["4", 0]}},
+    }
+    err = comfy_host.execution_error(comfy_server.run(missing, timeout=300))
+    assert err and "sam_vit_b_01ec64.pth" in err and "put it in" in err and "sams" in err, err
+
+    nobody = {
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 128, "height": 128, "batch_size": 1, "color": 0}},
+        "2": {"class_type": "PoseLabExtractPose", "inputs": {"image": ["1", 0], **EXTRACT}},
+        "3": {"class_type": "LoadImage", "inputs": {"image": "repose_target.jpg"}},
+        "4": {"class_type": "PoseLabExtractPose", "inputs": {"image": ["3", 0], **EXTRACT}},
+        "5": {"class_type": "PoseLabPartWarpRepose", "inputs": {
+            "image": ["1", 0], "source_pose": ["2", 0], "target_pose": ["4", 0], "person": 0}},
+        "6": {"class_type": "PreviewImage", "inputs": {"images": ["5", 0]}},
+    }
+    err = comfy_host.execution_error(comfy_server.run(nobody, timeout=300))
+    assert err and "no person in source pose (image 0)" in err, err
+
+    sizes = {
+        "1": {"class_type": "LoadImage", "inputs": {"image": "repose_source.jpg"}},
+        "2": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 1, "color": 0}},
+        "3": {"class_type": "SolidMask", "inputs": {"value": 1.0, "width": 64, "height": 64}},
+        "4": {"class_type": "PoseLabComposite", "inputs": {"foreground": ["1", 0], "mask": ["3", 0], "background": ["2", 0], "feather": 1.0}},
+        "5": {"class_type": "PreviewImage", "inputs": {"images": ["4", 0]}},
+    }
+    err = comfy_host.execution_error(comfy_server.run(sizes, timeout=300))
+    assert err and "same size" in err, err
