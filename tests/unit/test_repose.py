@@ -156,3 +156,16 @@ def test_bad_inputs_are_explained():
         part_warp.repose_person(image, body, body, mask, align="centre")
     with pytest.raises(ValueError, match=r"shape \(18, 3\)"):
         part_warp.repose_person(image, body[:17], body, mask)
+
+
+def test_other_people_stay_where_they_are():
+    a, b = _body(cx=70, s=45), _body(cx=190, s=45)
+    img_a, mask_a = _scene(a)
+    img_b, mask_b = _scene(b)
+    image = np.where(mask_b[:, :, None] > 0, img_b, img_a)  # both people in one picture
+    target = a.copy()
+    target[J["right_wrist"], :2] = target[J["right_elbow"], :2] + (-20, -30)  # person a waves
+    result = part_warp.repose_person(image, a, target, mask_a)  # a's mask only
+    keep = mask_b > 0
+    assert np.abs(result.image.astype(int) - image.astype(int))[keep].max() <= 2
+    assert np.abs(result.image.astype(int) - image.astype(int))[mask_a > 0].mean() > 1

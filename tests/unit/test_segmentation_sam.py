@@ -44,7 +44,7 @@ def test_config_is_read_from_shapes(tiny_sam_path):
     assert cfg.model_type == "custom"
 
 
-@pytest.mark.parametrize("kind", ["vit_b", "vit_l"])
+@pytest.mark.parametrize("kind", ["vit_b", "vit_l", "vit_h"])
 def test_official_layouts_are_recognised(kind):
     from segment_anything import sam_model_registry
 
