@@ -31,7 +31,7 @@ import numpy as np
 
 from ..common.images import to_rgb_uint8
 from . import person_finder
-from .keypoints import NUM_BODY, Person, PoseFrame, mediapipe33_to_openpose18
+from .keypoints import J, Person, PoseFrame, mediapipe33_to_openpose18
 
 log = logging.getLogger("poselab")
 
@@ -61,6 +61,8 @@ class _Found:
     body: np.ndarray  # (18, 3) OpenPose-18 in full-image pixels, score = MediaPipe visibility
     mask: np.ndarray  # (H, W) bool person segmentation in full-image pixels
     score: float
+    source: str = ""  # which search found it: peel, face, window, refine
+    seen_in: np.ndarray | None = None  # peel: the image with the earlier people painted out
 
 
 def run_pose(image_rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
@@ -113,13 +115,14 @@ class MediaPipePoseDetector:
     ``windows`` (square windows, ``window_stride`` apart in short sides), ``refine``/``flip``
     (a tight crop per person, mirrored too), ``fuse`` (median of a person's views rather than
     its single most confident one). ``flip_faces``/``flip_windows`` mirror those crops as well
-    (off: slower for no measured gain).
+    (off: slower for no measured gain). A person must be seen by at least ``min_views`` views.
     """
 
     def __init__(self, min_score: float = 0.1, use_faces: bool = True, peel: bool = True,
                  face_scales: tuple[float, ...] = (5.0, 7.0, 10.0), max_peel: int = 6, face_bonus: float = 0.25, fuse: bool = True,
                  refine: bool = True, flip: bool = True, flip_faces: bool = False,
-                 windows: bool = True, window_stride: float = 0.5, flip_windows: bool = False):
+                 windows: bool = True, window_stride: float = 0.5, flip_windows: bool = False,
+                 min_views: int = 2):
         self.min_score = float(min_score)
         self.use_faces = use_faces
         self.peel = peel
@@ -133,6 +136,7 @@ class MediaPipePoseDetector:
         self.windows = windows
         self.window_stride = window_stride
         self.flip_windows = flip_windows
+        self.min_views = int(min_views)
 
     # ------------------------------------------------------------------ finding
     def _found(self, lm: np.ndarray, mask: np.ndarray) -> _Found:
@@ -150,6 +154,8 @@ class MediaPipePoseDetector:
             f = self._found(res[0], res[1] > 0.5)
             if any(person_finder.same_person(f.body, g.body) for g in found):
                 break  # painting out did not remove them: stop rather than loop
+            f.source = "peel"
+            f.seen_in = work.copy()
             found.append(f)
             region = self._region(f, image.shape[:2])
             if region.mean() > 0.9:
@@ -205,6 +211,7 @@ class MediaPipePoseDetector:
                 for f in self._views(image, box, self.flip_faces):
                     if _head_in_face(f.body, face):
                         f.score += self.face_bonus
+                        f.source = "face"
                         found.append(f)
         return found
 
@@ -221,7 +228,9 @@ class MediaPipePoseDetector:
         found = []
         for s0 in starts:
             box = (s0, 0, s0 + side, side) if w >= h else (0, s0, side, s0 + side)
-            found += self._views(image, box, self.flip_windows)
+            for f in self._views(image, box, self.flip_windows):
+                f.source = "window"
+                found.append(f)
         return found
 
     def _refine(self, image: np.ndarray, f: _Found) -> list[_Found]:
@@ -234,7 +243,10 @@ class MediaPipePoseDetector:
         side = max(x1 - x0, y1 - y0) * 1.4 + 16
         cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
         box = (int(cx - side / 2), int(cy - side / 2), int(cx + side / 2), int(cy + side / 2))
-        return [g for g in self._views(image, box, self.flip) if person_finder.same_person(g.body, f.body)]
+        views = [g for g in self._views(image, box, self.flip) if person_finder.same_person(g.body, f.body)]
+        for g in views:
+            g.source = "refine"
+        return views
 
     # ------------------------------------------------------------------ API
     def detect(self, image_rgb: np.ndarray, max_people: int = 10) -> tuple[PoseFrame, np.ndarray]:
@@ -279,7 +291,15 @@ class MediaPipePoseDetector:
                 clusters.append([cand])
         if self.refine:
             for cluster in clusters:
-                cluster.extend(self._refine(rgb, _fuse(cluster)))
+                views = self._refine(rgb, _fuse(cluster))
+                if not views and len(cluster) == 1 and cluster[0].seen_in is not None:
+                    # found only once the people in front were painted out: look again there
+                    views = self._refine(cluster[0].seen_in, cluster[0])
+                cluster.extend(views)
+        # A person seen by a single view is too often a phantom (a truck's grille, a coat on a
+        # chair): real people are found again by another search or by the tight re-crop.
+        clusters = [c for c in clusters if len(c) >= self.min_views]
+        self.last_clusters = clusters  # for diagnostics
         kept = [_fuse(c) if self.fuse else c[0] for c in clusters]
         people = []
         for f in kept:
@@ -322,6 +342,10 @@ def _fuse(cluster: list[_Found]) -> _Found:
             continue
         body[j, :2] = np.median(bodies[sel, j, :2], axis=0)
         body[j, 2] = float(vis.max())
+    rs, ls, neck = J["right_shoulder"], J["left_shoulder"], J["neck"]
+    if body[rs, 2] > 0 and body[ls, 2] > 0:  # the neck stays the shoulders' midpoint, as in the contract
+        body[neck, :2] = (body[rs, :2] + body[ls, :2]) / 2
+        body[neck, 2] = min(body[rs, 2], body[ls, 2])
     mask = cluster[0].mask.copy()
     for f in cluster[1:]:
         mask |= f.mask

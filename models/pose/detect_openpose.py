@@ -91,6 +91,9 @@ def _build(body_path: str, hand_path: str | None, face_path: str | None):
 
 def get_detector(body_path: str, hand_path: str | None = None, face_path: str | None = None):
     """A controlnet-aux ``OpenposeDetector`` for these files, cached while the files are unchanged."""
+    for path in (body_path, hand_path, face_path):
+        if path and not os.path.isfile(path):
+            raise FileNotFoundError(f"OpenPose weight file not found: {path}")
     key = tuple((p, os.path.getmtime(p)) if p else None for p in (body_path, hand_path, face_path))
     with _LOCK:
         det = _CACHE.get(key)
