@@ -1,8 +1,6 @@
-"""Person masks (MediaPipe selfie model, per-person restriction), background fill, compositing."""
+"""Person masks (MediaPipe selfie and pose models, per-person restriction), background fill, compositing."""
 
 from __future__ import annotations
-
-import json
 
 import cv2
 import numpy as np
