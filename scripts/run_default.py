@@ -1,8 +1,9 @@
 """The main job: repose a person in a photo through a real ComfyUI, with the embedded defaults.
 
 Starts ComfyUI 0.3.75 (CPU, loopback) with PoseLab linked in, queues the default workflow
-``workflows/api/repose_person.json`` through ``POST /prompt`` on a bundled sample photo (or
-``--image``), shows ComfyUI's progress messages as they arrive, and copies every image the
+``workflows/api/repose_to_named_pose.json`` (extract the pose, pick "waving" from the pose
+library fitted to the person, part-warp repose, overlay) through ``POST /prompt`` on a bundled
+sample photo (or ``--image``), shows ComfyUI's progress messages as they arrive, and copies every image the
 workflow saved (the reposed photo, the pose overlay, ...) into ``--out``. Existing files in
 ``--out`` are never overwritten.
 
@@ -25,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import comfy_host  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-DEFAULT_WORKFLOW = REPO / "workflows" / "api" / "repose_person.json"
+DEFAULT_WORKFLOW = REPO / "workflows" / "api" / "repose_to_named_pose.json"
 DEFAULT_IMAGE = REPO / "assets" / "samples" / "cameraman.png"
 
 
@@ -92,7 +93,7 @@ def run(image: Path, out_dir: Path, workflow: Path, comfyui: str | None) -> list
             watcher.start()
             time.sleep(0.3)
             started = time.time()
-            print(f"[poselab] queueing {workflow.relative_to(REPO)} on {image}", flush=True)
+            print(f"[poselab] queueing {workflow} on {image}", flush=True)
             entry = server.run(prompt, timeout=1800)
             stop.set()
             watcher.join(timeout=2)

@@ -47,7 +47,7 @@ def test_every_pack_node_is_registered(object_info):
 
 def test_workflows_exist():
     names = {p.stem for p in API_FILES}
-    assert {"extract_and_edit_pose", "repose_person"} <= names
+    assert {"extract_and_edit_pose", "repose_person", "repose_to_named_pose"} <= names
     assert {p.stem for p in UI_FILES} == names, "every API workflow needs its UI twin (scripts/workflow_format.py)"
 
 
@@ -96,7 +96,8 @@ def test_ui_workflow_links_match_sockets(path, object_info):
 
 # Workflows that run with the embedded defaults alone (the others need model files, and are
 # queued by their stage's tests with tiny models generated at test time).
-EMBEDDED_DEFAULT_WORKFLOWS = ["extract_and_edit_pose", "repose_person"]
+# (repose_to_named_pose, the main job, has its own test below.)
+EMBEDDED_DEFAULT_WORKFLOWS = ["extract_and_edit_pose"]
 
 
 @pytest.mark.parametrize("name", EMBEDDED_DEFAULT_WORKFLOWS)
@@ -116,3 +117,33 @@ def test_embedded_default_workflow_runs(name, comfy_server):
         arr = np.asarray(Image.open(path).convert("RGB"), dtype=np.float32)
         assert arr.shape[0] >= 64 and arr.shape[1] >= 64, f"{img['filename']} is too small: {arr.shape}"
         assert arr.std() > 2.0, f"{img['filename']} is blank"
+
+
+def test_main_job_moves_the_person_and_keeps_the_background(comfy_server):
+    """The README's main job (run_default.py's workflow): the person changes, far background stays."""
+    import numpy as np
+    from PIL import Image
+
+    prompt = json.loads((REPO / "workflows" / "api" / "repose_to_named_pose.json").read_text())
+    entry = comfy_host_run_ok(comfy_server, prompt)
+    saved = {img["filename"].split("_0")[0]: img for out in entry["outputs"].values() for img in out.get("images", [])}
+    assert {"repose", "repose_pose_overlay", "source_pose_overlay"} <= set(saved), sorted(saved)
+    for name, img in saved.items():
+        arr = np.asarray(Image.open(comfy_server.base_dir / "output" / img["subfolder"] / img["filename"]), np.float32)
+        assert arr.std() > 2.0, f"{name} is blank"
+    img = saved["repose"]
+    out = np.asarray(Image.open(comfy_server.base_dir / "output" / img["subfolder"] / img["filename"]).convert("L"), np.float32)
+    src = np.asarray(Image.open(REPO / "assets" / "samples" / "cameraman.png").convert("L"), np.float32)
+    assert out.shape == src.shape
+    diff = np.abs(out - src)
+    assert diff.mean() > 3.0, "the person did not move"
+    # Sky in the top-right corner is far from the person: untouched by the fill and the warp.
+    assert diff[:60, 420:].mean() < 1.0
+
+
+def comfy_host_run_ok(server, prompt):
+    import comfy_host
+
+    entry = server.run(prompt, timeout=600)
+    assert comfy_host.execution_error(entry) is None, comfy_host.execution_error(entry)
+    return entry
