@@ -1,0 +1,111 @@
+"""PoseLabExtractPose through a real ComfyUI server: the shipped extract_pose workflow on a
+shared group photo, grayscale and RGBA inputs, and the openpose backend without weight files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import comfy_host
+from poselab.models.pose.keypoints import parse_pose_keypoint
+
+REPO = Path(__file__).resolve().parents[2]
+WORKFLOW = REPO / "workflows" / "api" / "extract_pose.json"
+GROUP = "ff945ae2e729f24eea992814639d59b3bdec8bd8.jpg"  # three footballers, 950x641
+SOLO = "052475643.jpg"  # 854x480
+
+
+def saved(server, entry: dict, node: str) -> np.ndarray:
+    images = entry["outputs"][node]["images"]
+    assert len(images) == 1
+    item = images[0]
+    return np.asarray(Image.open(server.base_dir / "output" / item["subfolder"] / item["filename"]))
+
+
+def options(spec) -> list:
+    return spec[1]["options"] if spec[0] == "COMBO" else spec[0]
+
+
+def run_ok(server, prompt: dict) -> dict:
+    entry = server.run(prompt, timeout=300)
+    err = comfy_host.execution_error(entry)
+    assert err is None, f"{err}\n{server.log_tail()}"
+    return entry
+
+
+def extract_prompt(image_name: str, **inputs) -> dict:
+    prompt = json.loads(WORKFLOW.read_text())
+    prompt["1"]["inputs"]["image"] = image_name
+    prompt["2"]["inputs"].update(inputs)
+    return prompt
+
+
+def test_node_is_registered(comfy_server):
+    info = comfy_server.object_info()["PoseLabExtractPose"]
+    assert info["category"] == "PoseLab/pose"
+    assert info["display_name"] == "Extract Pose (PoseLab)"
+    assert info["output"] == ["POSE_KEYPOINT", "IMAGE", "MASK"]
+    inputs = {**info["input"]["required"], **info["input"].get("optional", {})}
+    assert set(info["input"]["required"]) == {"image", "backend"}  # the rest have defaults
+    assert options(inputs["backend"]) == ["mediapipe", "openpose"] and inputs["backend"][1]["default"] == "mediapipe"
+    for name, spec in inputs.items():
+        assert spec[1].get("tooltip"), f"input {name} has no tooltip"
+    # the standard OpenPose file names are always offered, so a prompt naming them validates
+    assert "body_pose_model.pth" in options(inputs["body_model"])
+
+
+def test_extract_pose_workflow_on_a_group_photo(comfy_server, pose_data):
+    comfy_server.upload_image(pose_data / GROUP, "people.jpg")
+    entry = run_ok(comfy_server, extract_prompt("people.jpg"))
+    # the JSON shown in the node UI (controlnet_aux's openpose_json) holds the three players
+    ui_json = entry["outputs"]["2"]["openpose_json"][0]
+    frames = parse_pose_keypoint(ui_json)
+    assert len(frames) == 1 and (frames[0].width, frames[0].height) == (950, 641)
+    assert len(frames[0].people) >= 3
+    assert all(p.left_hand is None for p in frames[0].people)  # mediapipe gives no hands
+    skeleton = saved(comfy_server, entry, "3")
+    assert skeleton.shape == (641, 950, 3)
+    assert (skeleton.sum(axis=2) > 0).mean() > 0.005  # limbs drawn on black
+    mask = saved(comfy_server, entry, "5")
+    assert mask.shape[:2] == (641, 950)
+    assert 0.05 < (mask[..., 0] > 127).mean() < 0.6
+    # the pose saved by the pose tools' JSON node is the same pose
+    note = entry["outputs"]["6"]["text"][0]  # "saved <path under output/>" (never overwrites, so read it)
+    assert note.startswith("saved "), note
+    saved_frames = parse_pose_keypoint((comfy_server.base_dir / "output" / note[len("saved "):]).read_text())
+    assert len(saved_frames[0].people) == len(frames[0].people)
+    np.testing.assert_allclose(saved_frames[0].people[0].body, frames[0].people[0].body, atol=1e-3)
+
+
+@pytest.mark.parametrize("mode", ["L", "RGBA"])
+def test_grayscale_and_rgba_inputs(comfy_server, pose_data, mode):
+    name = f"solo_{mode}.png"
+    img = Image.open(pose_data / SOLO).convert(mode)
+    img.save(comfy_server.base_dir / "input" / name)
+    entry = run_ok(comfy_server, extract_prompt(name, max_people=2))
+    frames = parse_pose_keypoint(entry["outputs"]["2"]["openpose_json"][0])
+    assert (frames[0].width, frames[0].height) == (854, 480)
+    assert 1 <= len(frames[0].people) <= 2
+    assert saved(comfy_server, entry, "3").shape == (480, 854, 3)
+
+
+def test_tiny_image_gives_an_empty_pose_not_an_error(comfy_server):
+    Image.fromarray(np.full((16, 16, 3), 90, np.uint8)).save(comfy_server.base_dir / "input" / "tiny.png")
+    entry = run_ok(comfy_server, extract_prompt("tiny.png"))
+    frames = parse_pose_keypoint(entry["outputs"]["2"]["openpose_json"][0])
+    assert frames[0].people == [] and (frames[0].width, frames[0].height) == (16, 16)
+    assert saved(comfy_server, entry, "3").max() == 0  # black skeleton image
+
+
+def test_openpose_without_weights_names_the_folder(comfy_server, pose_data):
+    comfy_server.upload_image(pose_data / SOLO, "solo.jpg")
+    prompt = extract_prompt("solo.jpg", backend="openpose")
+    entry = comfy_server.run(prompt, timeout=300)
+    err = comfy_host.execution_error(entry)
+    assert err is not None, "the openpose backend ran without weight files"
+    assert "body_pose_model.pth" in err
+    assert str(Path("models") / "openpose") in err, err
