@@ -39,6 +39,7 @@ ALIGN_MODES = ("none", "source")
 
 # Fractions of the torso scale.
 LIMB_BAND = 0.3  # how far from its bone a source pixel can still belong to an arm
+HEAD_PRIORITY = 0.2  # pixels this close to the head's points are the head's, whatever else is near
 GROW = 0.15  # how far a limb's source region reaches into its neighbours (covers bent joints)...
 JOINT_ZONE = 0.3  # ...within this distance of its joints: elsewhere it would drag neighbours along
 # How far outside its target mask a warped part may land: the torso and head need room for
@@ -205,6 +206,11 @@ def source_part_regions(src_body, person_mask: np.ndarray, use: set[int] | None 
         if "arm" in parts.PART_NAMES[k]:  # legs keep the plain rule: trousers are wide at the hip
             dists[n][dists[n] > LIMB_BAND * st] = 1e6
     nearest = np.argmin(dists, axis=0)
+    if 1 in cores:
+        # the face belongs to the head even where a hand touches it (a phone, a camera, a
+        # hand on the chin): otherwise the raised hand would carry a second copy of the face
+        h = keys.index(1)
+        nearest[dists[h] <= HEAD_PRIORITY * st] = h
     crop_mask = mask[y0:y1, x0:x1]
     grow = max(int(round(GROW * st)), 1)
     zone_r = JOINT_ZONE * st
