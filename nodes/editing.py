@@ -75,18 +75,20 @@ def render_pose_hint(pose, batch: int, height: int, width: int) -> torch.Tensor:
 
 
 def apply_control(conds: list, control_net, hint: torch.Tensor, strength: float, vae):
-    """Attach one ControlNet hint to each conditioning, as core ControlNetApplyAdvanced does."""
-    c_net = control_net.copy().set_cond_hint(hint.movedim(-1, 1), strength, (0.0, 1.0), vae=vae)
+    """Attach the ControlNet hint to each conditioning exactly as core ControlNetApplyAdvanced does
+    (one copy per previously attached ControlNet, chained; not applied to the uncond branch)."""
+    hint = hint.movedim(-1, 1)
+    cnets = {}
     out = []
     for conditioning in conds:
         c = []
         for t in conditioning:
             d = t[1].copy()
             prev = d.get("control", None)
-            net = c_net.copy() if prev is not None else c_net
-            if prev is not None:
-                net.set_previous_controlnet(prev)
-            d["control"] = net
+            if prev not in cnets:
+                cnets[prev] = control_net.copy().set_cond_hint(hint, strength, (0.0, 1.0), vae=vae)
+                cnets[prev].set_previous_controlnet(prev)
+            d["control"] = cnets[prev]
             d["control_apply_to_uncond"] = False
             c.append([t[0], d])
         out.append(c)

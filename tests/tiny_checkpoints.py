@@ -22,8 +22,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-KINDS = {"sd15": 4, "ip2p": 8}
-FILENAMES = {"sd15": "poselab_tiny_sd15.safetensors", "ip2p": "poselab_tiny_ip2p.safetensors"}
+KINDS = {"sd15": 4, "ip2p": 8, "controlnet": 4}
+FILENAMES = {"sd15": "poselab_tiny_sd15.safetensors", "ip2p": "poselab_tiny_ip2p.safetensors",
+             "controlnet": "poselab_tiny_controlnet.safetensors"}
 
 
 def comfy_root() -> Path:
@@ -88,6 +89,22 @@ def build(out: Path, kind: str, seed: int = 0, channel_mult=(1,), res_blocks: in
     from transformers import CLIPTextConfig, CLIPTextModel
 
     levels = len(channel_mult)
+    if kind == "controlnet":  # an SD1.5 ControlNet (original "control_model." format) for the same UNet
+        from comfy.cldm.cldm import ControlNet
+
+        net = ControlNet(
+            image_size=32, in_channels=4, model_channels=320, hint_channels=3,
+            num_res_blocks=[res_blocks] * levels, channel_mult=list(channel_mult),
+            transformer_depth=[depth] * levels, transformer_depth_middle=depth if middle else -1,
+            use_spatial_transformer=True, context_dim=768, num_heads=8, num_head_channels=-1,
+            use_linear_in_transformer=False, legacy=False, operations=comfy.ops.disable_weight_init,
+        )
+        sd = {f"control_model.{k}": v.to(torch.float16).contiguous()
+              for k, v in _init_weights(net.state_dict(), seed + 3).items()}
+        tmp = out.with_name(out.name + ".partial")
+        save_file(sd, str(tmp), metadata={"poselab": f"tiny controlnet seed {seed}"})
+        os.replace(tmp, out)
+        return
     unet = UNetModel(
         image_size=32, in_channels=KINDS[kind], model_channels=320, out_channels=4,
         num_res_blocks=[res_blocks] * levels, channel_mult=list(channel_mult),

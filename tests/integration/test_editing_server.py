@@ -19,7 +19,9 @@ import comfy_host  # noqa: E402  (tests/conftest.py puts scripts/ on sys.path)
 @pytest.fixture(scope="session")
 def tiny_ckpts(comfy_server):
     folder = comfy_server.base_dir / "models" / "checkpoints"
-    return {kind: tiny_checkpoints.ensure_checkpoint(folder, kind, seed=0) for kind in ("sd15", "ip2p")}
+    names = {kind: tiny_checkpoints.ensure_checkpoint(folder, kind, seed=0) for kind in ("sd15", "ip2p")}
+    names["controlnet"] = tiny_checkpoints.ensure_checkpoint(comfy_server.base_dir / "models" / "controlnet", "controlnet")
+    return names
 
 
 def run_ok(server, prompt: dict) -> dict:
@@ -32,8 +34,9 @@ def run_ok(server, prompt: dict) -> dict:
 def test_core_loader_detects_tiny_checkpoints(comfy_server, tiny_ckpts):
     info = comfy_server.object_info()
     listed = info["CheckpointLoaderSimple"]["input"]["required"]["ckpt_name"][0]
-    assert set(tiny_ckpts.values()) <= set(listed)
-    for kind, name in tiny_ckpts.items():
+    assert {tiny_ckpts["sd15"], tiny_ckpts["ip2p"]} <= set(listed)
+    for kind in ("sd15", "ip2p"):
+        name = tiny_ckpts[kind]
         prompt = {
             "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": name}},
             "2": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": "a person"}},
@@ -145,6 +148,20 @@ def test_ip2p_edit_changes_image_and_zero_mask_keeps_it(comfy_server, tiny_ckpts
     part = saved_images(comfy_server, run_ok(comfy_server, ip2p_prompt(tiny_ckpts["ip2p"], photo_name, "ip2p_half", half)), "4")[0].astype(int)
     assert np.array_equal(part[:, 32:], src[:, 32:])
     assert np.abs(part[:, :32] - src[:, :32]).mean() > 5
+
+
+def test_ip2p_edit_with_controlnet_pose_hint(comfy_server, tiny_ckpts, photo_name):
+    import numpy as np
+
+    plain = ip2p_prompt(tiny_ckpts["ip2p"], photo_name, "ip2p_nocn", steps=2)
+    ctrl = ip2p_prompt(tiny_ckpts["ip2p"], photo_name, "ip2p_cn", steps=2, control_net=["6", 0],
+                       target_pose=["7", 0], control_strength=1.0)
+    ctrl["6"] = {"class_type": "ControlNetLoader", "inputs": {"control_net_name": tiny_ckpts["controlnet"]}}
+    ctrl["7"] = {"class_type": "PoseLabPoseFromLibrary", "inputs": {
+        "text": "arms raised", "width": 64, "height": 64, "fit": "none"}}
+    a = saved_images(comfy_server, run_ok(comfy_server, plain), "4")[0].astype(int)
+    b = saved_images(comfy_server, run_ok(comfy_server, ctrl), "4")[0].astype(int)
+    assert np.abs(a - b).mean() > 0.5  # the rendered pose hint reached the UNet through the ControlNet
 
 
 def test_ip2p_workflow_runs(comfy_server, tiny_ckpts, photo_name):
