@@ -64,7 +64,7 @@ def nms(boxes: list[tuple[float, float, float, float, float]], iou: float = 0.4)
     return kept
 
 
-def detect_faces(image_rgb: np.ndarray, min_score: float = 0.8) -> list[tuple[float, float, float, float, float]]:
+def detect_faces(image_rgb: np.ndarray, min_score: float = 0.8, mtcnn: bool = True) -> list[tuple[float, float, float, float, float]]:
     """Faces as ``(x0, y0, x1, y1, score)``, from MTCNN and MediaPipe's full-range detector.
 
     The two miss different faces (MTCNN: profiles and dark faces; MediaPipe: small ones), so the
@@ -75,7 +75,7 @@ def detect_faces(image_rgb: np.ndarray, min_score: float = 0.8) -> list[tuple[fl
         return []
     boxes: list[tuple[float, float, float, float, float]] = []
     with _LOCK:
-        found, probs = _mtcnn().detect(image_rgb)
+        found, probs = _mtcnn().detect(image_rgb) if mtcnn else (None, None)
         result = _mp_faces().process(image_rgb)
     if found is not None:
         # MTCNN returns object-dtype arrays (see docs/feasibility); make them plain floats.
