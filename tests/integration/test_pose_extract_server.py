@@ -4,6 +4,7 @@ shared group photo, grayscale and RGBA inputs, and the openpose backend without 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -109,3 +110,27 @@ def test_openpose_without_weights_names_the_folder(comfy_server, pose_data):
     assert err is not None, "the openpose backend ran without weight files"
     assert "body_pose_model.pth" in err
     assert str(Path("models") / "openpose") in err, err
+
+
+def test_openpose_backend_runs_with_weights_in_the_models_folder(comfy_server, pose_data, tmp_path):
+    # real-format files with random weights (nothing can be downloaded), under names of their own
+    # so the missing-weights test above is unaffected whatever the order
+    from poselab.models.pose import detect_openpose
+
+    folder = comfy_server.base_dir / "models" / "openpose"
+    folder.mkdir(parents=True, exist_ok=True)
+    written = detect_openpose.write_random_weights(str(tmp_path))
+    names = {}
+    for kind, default in (("body", detect_openpose.BODY_FILE), ("hand", detect_openpose.HAND_FILE), ("face", detect_openpose.FACE_FILE)):
+        names[kind] = f"random_{default}"
+        shutil.move(written[default], folder / names[kind])
+    info = comfy_server.object_info()["PoseLabExtractPose"]["input"]["optional"]
+    assert names["body"] in options(info["body_model"])  # the new file is offered without a restart
+    comfy_server.upload_image(pose_data / SOLO, "solo.jpg")
+    prompt = extract_prompt("solo.jpg", backend="openpose", body_model=names["body"], hand_model=names["hand"],
+                            face_model=names["face"], openpose_hands=True, openpose_face=True, detect_resolution=128)
+    entry = run_ok(comfy_server, prompt)
+    frames = parse_pose_keypoint(entry["outputs"]["2"]["openpose_json"][0])
+    assert (frames[0].width, frames[0].height) == (854, 480)  # random weights: people may be empty
+    assert saved(comfy_server, entry, "3").shape == (480, 854, 3)
+    assert saved(comfy_server, entry, "5").shape[:2] == (480, 854)
