@@ -21,6 +21,7 @@ STAGE_MODULES = (
     "pose_tools",
     "segmentation",
     "repose",
+    "posegan",
     "editing",
     "metrics",
 )

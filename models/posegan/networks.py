@@ -92,8 +92,9 @@ class PoseGANConfig:
         self.dec_filters = tuple(int(f) for f in self.dec_filters)
         if len(self.dec_filters) != len(self.enc_filters):
             raise ValueError("enc_filters and dec_filters must have the same number of levels")
-        if self.height < 16 or self.width < 16:
-            raise ValueError(f"image size must be at least 16x16, got {self.height}x{self.width}")
+        if self.height < 64 or self.width < 64:
+            # the patch discriminator's instance norms need a map larger than 1x1 at 4 halvings
+            raise ValueError(f"image size must be at least 64x64, got {self.height}x{self.width}")
 
     @property
     def image_size(self) -> tuple[int, int]:

@@ -145,8 +145,10 @@ def train(
     sample_cache = SampleCache(sample_dataset, config) if sample_dataset is not None else cache
     sample_items = list(sample_items) if sample_items is not None else list(range(min(4, len(sample_cache))))
 
-    gen = Generator(config).to(device)
-    disc = Discriminator(config).to(device)
+    with torch.random.fork_rng():  # initial weights from the seed, without touching the caller's RNG
+        torch.manual_seed(settings.seed)
+        gen = Generator(config).to(device)
+        disc = Discriminator(config).to(device)
     betas = (settings.beta1, settings.beta2)
     opt_g = torch.optim.Adam(gen.parameters(), lr=settings.lr, betas=betas)
     opt_d = torch.optim.Adam(disc.parameters(), lr=settings.lr, betas=betas)
