@@ -65,47 +65,59 @@ def _body(entry: dict, node: str) -> np.ndarray:
 
 
 def test_repose_person_workflow(comfy_server, pair):
-    """The shipped default workflow (library pose 'arms raised'), fed the MPII photo."""
+    """The shipped two-photo workflow: the target photo's pose, aligned onto the source man."""
     prompt = json.loads((REPO / "workflows" / "api" / "repose_person.json").read_text())
-    loaders = [k for k, n in prompt.items() if n["class_type"] == "LoadImage"]
-    assert len(loaders) == 1
-    prompt[loaders[0]]["inputs"]["image"] = "repose_source.jpg"
-    prompt["9"] = {"class_type": "PoseLabPersonMask", "inputs": {"image": ["1", 0], "backend": "mediapipe", "pose": ["2", 0], "person": 0}}
-    prompt["10"] = {"class_type": "MaskToImage", "inputs": {"mask": ["9", 0]}}
-    prompt["11"] = {"class_type": "SaveImage", "inputs": {"images": ["10", 0], "filename_prefix": "poselab/source_mask"}}
-    prompt["12"] = {"class_type": "MaskToImage", "inputs": {"mask": ["4", 1]}}
-    prompt["13"] = {"class_type": "SaveImage", "inputs": {"images": ["12", 0], "filename_prefix": "poselab/repose_mask"}}
     entry = run_ok(comfy_server, prompt)
-    out, background = saved(comfy_server, entry, "5"), saved(comfy_server, entry, "8")
+    out, background = saved(comfy_server, entry, "6"), saved(comfy_server, entry, "9")
     assert out.shape == pair.shape == background.shape == (SIZE[1], SIZE[0], 3)
     assert out.std() > 20  # a photo, not a blank frame
     diff = np.abs(out.astype(int) - pair.astype(int)).mean(axis=2)
-    # the man stands at x ~ 430-540 (of 640) and is reposed in place: the picture changes
-    # around him and stays as it was far from him (the truck)
+    # the man stands at x ~ 430-540 (of 640) and is reposed in place (align=source): the
+    # picture changes around him (his pose changed) and stays as it was far from him (the truck)
     assert diff[:, :300].mean() < 1.0, diff[:, :300].mean()
     assert diff[40:360, 400:560].mean() > 12, diff[40:360, 400:560].mean()
     # the background output has the man removed: it differs from the source where he stood
     bdiff = np.abs(background.astype(int) - pair.astype(int)).mean(axis=2)
     assert bdiff[150:300, 470:520].mean() > 20 and bdiff[:, :300].mean() < 1.0
-    # raised arms reach above the head: the reposed person's top is well above the source's
-    source = saved(comfy_server, entry, "11")[:, :, 0] > 127
-    reposed = saved(comfy_server, entry, "13")[:, :, 0] > 127
+
+
+def test_library_target_raises_the_arms(comfy_server, pair):
+    prompt = {
+        "1": {"class_type": "LoadImage", "inputs": {"image": "repose_source.jpg"}},
+        "2": {"class_type": "PoseLabExtractPose", "inputs": {"image": ["1", 0], **EXTRACT}},
+        "3": {"class_type": "PoseLabPoseFromLibrary", "inputs": {
+            "text": "arms raised", "width": 512, "height": 512, "fit": "source position and size", "source_pose": ["2", 0]}},
+        "4": {"class_type": "PoseLabPartWarpRepose", "inputs": {
+            "image": ["1", 0], "source_pose": ["2", 0], "target_pose": ["3", 0], "person": 0, "align": "none"}},
+        "5": {"class_type": "MaskToImage", "inputs": {"mask": ["4", 1]}},
+        "6": {"class_type": "SaveImage", "inputs": {"images": ["5", 0], "filename_prefix": "poselab/repose_mask"}},
+        "7": {"class_type": "PoseLabPersonMask", "inputs": {"image": ["1", 0], "backend": "mediapipe", "pose": ["2", 0], "person": 0}},
+        "8": {"class_type": "MaskToImage", "inputs": {"mask": ["7", 0]}},
+        "9": {"class_type": "SaveImage", "inputs": {"images": ["8", 0], "filename_prefix": "poselab/source_mask"}},
+    }
+    entry = run_ok(comfy_server, prompt)
+    reposed = saved(comfy_server, entry, "6")[:, :, 0] > 127
+    source = saved(comfy_server, entry, "9")[:, :, 0] > 127
     assert source.sum() > 2000 and reposed.sum() > 2000
     top = lambda m: np.nonzero(m.any(axis=1))[0].min()  # noqa: E731
+    # raised arms reach above the head: the reposed person's top is well above the source's
     assert top(reposed) < top(source) - 20, (top(reposed), top(source))
 
 
 def test_target_pose_from_another_photo(comfy_server, pair):
     """Target pose extracted from the second photo (same camera, so used where it is: align
     none); the pose extracted from the output is closer to it than the source's pose is."""
+    # min_score differs from the other tests' so ComfyUI runs these extractions again: a cached
+    # node's UI output (the pose JSON read below) is not repeated in the history entry
+    extract = {**EXTRACT, "min_score": 0.31}
     prompt = {
         "1": {"class_type": "LoadImage", "inputs": {"image": "repose_source.jpg"}},
-        "2": {"class_type": "PoseLabExtractPose", "inputs": {"image": ["1", 0], **EXTRACT}},
+        "2": {"class_type": "PoseLabExtractPose", "inputs": {"image": ["1", 0], **extract}},
         "3": {"class_type": "LoadImage", "inputs": {"image": "repose_target.jpg"}},
-        "4": {"class_type": "PoseLabExtractPose", "inputs": {"image": ["3", 0], **EXTRACT}},
+        "4": {"class_type": "PoseLabExtractPose", "inputs": {"image": ["3", 0], **extract}},
         "5": {"class_type": "PoseLabPartWarpRepose", "inputs": {
             "image": ["1", 0], "source_pose": ["2", 0], "target_pose": ["4", 0], "person": 0, "align": "none"}},
-        "6": {"class_type": "PoseLabExtractPose", "inputs": {"image": ["5", 0], **EXTRACT}},
+        "6": {"class_type": "PoseLabExtractPose", "inputs": {"image": ["5", 0], **extract}},
         "7": {"class_type": "SaveImage", "inputs": {"images": ["5", 0], "filename_prefix": "poselab/repose_photo_target"}},
         # an output node downstream, so the output's pose extraction runs
         "8": {"class_type": "PoseLabSavePoseJSON", "inputs": {"pose": ["6", 0], "filename_prefix": "poselab/repose_output_pose"}},
