@@ -301,7 +301,6 @@ def warp_person(image: np.ndarray, src_body, tgt_body, person_mask: np.ndarray, 
         if not drawn[i]:
             continue
         m = affines[i].astype(np.float64)
-        # warp only inside the box the clipped target mask allows
         reach = max(int(round(REACH.get(name, LIMB_REACH) * st_t)), 1)
         # work in the box of the part's target mask grown by the reach, not the whole frame
         x, y, w, h = cv2.boundingRect((tgt_masks[i] > 0).astype(np.uint8))
@@ -323,8 +322,8 @@ def warp_person(image: np.ndarray, src_body, tgt_body, person_mask: np.ndarray, 
         colour[by0:by1, bx0:bx1] = c * a3 + colour[by0:by1, bx0:bx1] * (1.0 - a3)
         alpha[by0:by1, bx0:bx1] = a + alpha[by0:by1, bx0:bx1] * (1.0 - a)
     # colour is premultiplied by alpha; un-premultiply where anything was drawn
-    drawn = alpha > 1e-4
-    colour[drawn] /= alpha[drawn][:, None]
+    covered = alpha > 1e-4
+    colour[covered] /= alpha[covered][:, None]
     return colour, np.clip(alpha, 0.0, 1.0)
 
 
