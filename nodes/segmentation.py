@@ -77,8 +77,9 @@ class PersonMask(io.ComfyNode):
                              tooltip="Which person of the pose (0 = first, the largest for the mediapipe pose "
                                      "extractor); -1 = everybody (mediapipe only)."),
                 io.Combo.Input("mediapipe_model", options=list(masks.MEDIAPIPE_MODELS), default="pose", optional=True,
-                               tooltip="pose: the pose model's segmentation, one full body (better legs and arms); "
-                                       "selfie: the selfie-segmentation model, every person at once."),
+                               tooltip="pose: the pose model's segmentation, one full body at a time (better legs "
+                                       "and arms; without a pose, the most prominent person). selfie: the "
+                                       "selfie-segmentation model, every person at once."),
                 io.Combo.Input("sam_model", options=_sam_options(), default=SAM_DEFAULT, optional=True,
                                tooltip="Segment Anything checkpoint in models/sams (vit_b/l/h; the type is read from the file)."),
             ],
@@ -118,8 +119,14 @@ class PersonMask(io.ComfyNode):
                 from ..models.segmentation import sam
 
                 mask = sam.sam_person_mask(sam_net, rgb, bodies, person)
-            elif bodies is None or person < 0:
+            elif bodies is None:
                 mask = masks.person_mask_mediapipe(rgb, model=mediapipe_model)
+            elif person < 0:
+                mask = np.zeros((h, w), np.float32)
+                for j in range(len(bodies)):
+                    if not (bodies[j][:, 2] > 0).any():
+                        continue
+                    np.maximum(mask, masks.person_mask_mediapipe(rgb, bodies, j, model=mediapipe_model), out=mask)
             else:
                 mask = masks.person_mask_mediapipe(rgb, bodies, person, model=mediapipe_model)
             out.append(mask)

@@ -156,6 +156,32 @@ def test_mask_fill_composite(comfy_server, pair):
     assert np.abs(comp.astype(int) - pair.astype(int))[person].mean() < 2
 
 
+def test_one_person_or_everybody(comfy_server, pose_data):
+    """Two curlers side by side: person 0 gets one of them, person -1 both."""
+    img = cv2.resize(cv2.imread(str(pose_data / "005808361.jpg")), SIZE, interpolation=cv2.INTER_AREA)
+    cv2.imwrite(str(comfy_server.base_dir / "input" / "two_people.jpg"), img, [cv2.IMWRITE_JPEG_QUALITY, 100])
+    prompt = {
+        "1": {"class_type": "LoadImage", "inputs": {"image": "two_people.jpg"}},
+        "2": {"class_type": "PoseLabExtractPose", "inputs": {"image": ["1", 0], **{**EXTRACT, "max_people": 2}}},
+        "3": {"class_type": "PoseLabPersonMask", "inputs": {"image": ["1", 0], "backend": "mediapipe", "pose": ["2", 0], "person": 0}},
+        "4": {"class_type": "PoseLabPersonMask", "inputs": {"image": ["1", 0], "backend": "mediapipe", "pose": ["2", 0], "person": -1}},
+        "5": {"class_type": "MaskToImage", "inputs": {"mask": ["3", 0]}},
+        "6": {"class_type": "SaveImage", "inputs": {"images": ["5", 0], "filename_prefix": "poselab/one"}},
+        "7": {"class_type": "MaskToImage", "inputs": {"mask": ["4", 0]}},
+        "8": {"class_type": "SaveImage", "inputs": {"images": ["7", 0], "filename_prefix": "poselab/all"}},
+    }
+    entry = run_ok(comfy_server, prompt)
+    one = saved(comfy_server, entry, "6")[:, :, 0] > 127
+    everybody = saved(comfy_server, entry, "8")[:, :, 0] > 127
+    # the man sits at x ~ 200-330 and the woman at x ~ 390-480 (of 640)
+    halves = lambda m: (m[:, :320].sum(), m[:, 360:].sum())  # noqa: E731
+    l1, r1 = halves(one)
+    la, ra = halves(everybody)
+    assert la > 3000 and ra > 3000, (la, ra)
+    assert min(l1, r1) < 0.1 * max(l1, r1), (l1, r1)  # one person only
+    assert everybody.sum() > 1.3 * one.sum()
+
+
 def test_sam_from_a_tiny_checkpoint(comfy_server, pair):
     from segment_anything.build_sam import _build_sam
 
