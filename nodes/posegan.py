@@ -60,7 +60,7 @@ def _safe_name(name: str, what: str) -> str:
 class SyntheticPairs(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
-        poses = [RANDOM] + list(synthetic.POSES)
+        poses = [RANDOM] + list(synthetic.POSES)  # still_torso refuses the sitting/squatting ones with a clear error
         return io.Schema(
             node_id="PoseLabSyntheticPairs",
             display_name="PoseLab Synthetic Pose Pairs",
@@ -77,6 +77,7 @@ class SyntheticPairs(io.ComfyNode):
                 io.Combo.Input("size", options=_size_options(), default="market_128x64", tooltip="Image size (height x width) of the pairs; match the model you will train."),
                 io.Combo.Input("source_pose", options=poses, default=RANDOM, tooltip="Pose of the source images (random: drawn per pair)."),
                 io.Combo.Input("target_pose", options=poses, default=RANDOM, tooltip="Pose of the target images (random: a different pose per pair)."),
+                io.Boolean.Input("still_torso", default=False, tooltip="Keep the torso in place (no lean, no sitting/squatting): only limbs and head move. The setting in which the Deformable GAN can reproduce a shared background exactly."),
                 io.Boolean.Input("write_dataset", default=False, tooltip="Also write a dataset folder under ComfyUI's output directory (images, annotation/pairs CSV, metadata.jsonl)."),
                 io.String.Input("dataset_name", default="posegan_synthetic", tooltip="Folder name under output/; a counter is appended if it exists (never overwritten)."),
                 io.Float.Input("test_fraction", default=0.1, min=0.0, max=0.9, step=0.05, tooltip="Share of the pairs written to the test split."),
@@ -93,22 +94,25 @@ class SyntheticPairs(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, seed, count, size, source_pose, target_pose, write_dataset, dataset_name, test_fraction) -> io.NodeOutput:
+    def execute(cls, seed, count, size, source_pose, target_pose, still_torso, write_dataset, dataset_name, test_fraction) -> io.NodeOutput:
         hw = SIZE_PRESETS[size]
+        pool = synthetic.STILL_TORSO_POSES if still_torso else tuple(synthetic.POSES)
         prog = Progress(count)
         pairs = []
         for i in range(count):
             pairs.append(synthetic.make_pair(
                 seed + i, hw, source_pose=None if source_pose == RANDOM else source_pose,
                 target_pose=None if target_pose == RANDOM else target_pose,
-                poses=tuple(p for p in synthetic.POSES if p != source_pose) if (source_pose != RANDOM and target_pose == RANDOM) else None,
+                poses=tuple(p for p in pool if p != source_pose) if (source_pose != RANDOM and target_pose == RANDOM) else None,
+                still_torso=still_torso,
             ))
             prog.step()
         folder = ""
         if write_dataset:
             name = _safe_name(dataset_name, "dataset_name")
             root = dataset.unique_path(Path(folder_paths.get_output_directory()) / name)
-            dataset.write_dataset(root, pairs, test_fraction, info={"generator": "poselab.synthetic", "seed": seed, "count": count, "size": list(hw)})
+            dataset.write_dataset(root, pairs, test_fraction, info={"generator": "poselab.synthetic", "seed": seed, "count": count,
+                                                                    "size": list(hw), "still_torso": still_torso})
             folder = str(root)
         shown = pairs[:PREVIEW_LIMIT]
         h, w = hw

@@ -162,7 +162,7 @@ def _direction(angle_deg: float, side: int) -> np.ndarray:
     return np.array([side * math.sin(a), math.cos(a)])
 
 
-def jitter_pose(name: str, rng: np.random.Generator, amount: float = 6.0) -> dict:
+def jitter_pose(name: str, rng: np.random.Generator, amount: float = 6.0, lean: bool = True) -> dict:
     """A named pose with every angle moved by up to ``amount`` degrees and a slight lean."""
     if name not in POSES:
         raise ValueError(f"unknown pose {name!r}; choose one of {sorted(POSES)}")
@@ -170,9 +170,14 @@ def jitter_pose(name: str, rng: np.random.Generator, amount: float = 6.0) -> dic
     for key in list(pose):
         if key.startswith(("r_", "l_")):
             pose[key] = pose[key] + float(rng.uniform(-amount, amount))
-    pose["lean"] = float(rng.uniform(-amount, amount)) * 0.6
+    lean_deg = float(rng.uniform(-amount, amount)) * 0.6
+    pose["lean"] = lean_deg if lean else 0.0
     pose["head_tilt"] = float(rng.uniform(-amount, amount))
     return pose
+
+
+# Poses that keep the pelvis where standing has it (no sitting/squatting drop).
+STILL_TORSO_POSES = tuple(n for n, p in POSES.items() if not p.get("drop"))
 
 
 def skeleton(app: Appearance, pose: dict) -> Skeleton:
@@ -454,13 +459,21 @@ def make_pair(
     source_pose: str | None = None,
     target_pose: str | None = None,
     poses: tuple[str, ...] | None = None,
+    still_torso: bool = False,
 ) -> SyntheticPair:
     """One pair: the same person and background in two different poses. Deterministic in
-    ``seed``. ``size=(height, width)``. Poses are drawn from ``poses`` (default: all) unless given."""
+    ``seed``. ``size=(height, width)``. Poses are drawn from ``poses`` (default: all) unless given.
+
+    ``still_torso``: the torso does not move between the two poses (no lean, no sitting or
+    squatting drop); only limbs and head do. The Deformable GAN sees the source background at
+    full resolution only through the torso-warped skip connection, so this is the setting in
+    which a shared background can be reproduced exactly (see tests/unit/test_posegan_acceptance.py)."""
     h, w = int(size[0]), int(size[1])
     if h < 16 or w < 16:
         raise ValueError(f"synthetic images must be at least 16x16 pixels, got {h}x{w}")
-    names = tuple(poses) if poses else tuple(POSES)
+    names = tuple(poses) if poses else (STILL_TORSO_POSES if still_torso else tuple(POSES))
+    if still_torso and any(n not in STILL_TORSO_POSES for n in names + tuple(p for p in (source_pose, target_pose) if p)):
+        raise ValueError(f"still_torso pairs can only use poses without a pelvis drop: {STILL_TORSO_POSES}")
     for n in names + tuple(p for p in (source_pose, target_pose) if p):
         if n not in POSES:
             raise ValueError(f"unknown pose {n!r}; choose from {sorted(POSES)}")
@@ -469,8 +482,8 @@ def make_pair(
     src_name = source_pose or names[rng.integers(len(names))]
     others = [n for n in names if n != src_name] or list(names)
     tgt_name = target_pose or others[rng.integers(len(others))]
-    sk_s = skeleton(app, jitter_pose(src_name, rng))
-    sk_t = skeleton(app, jitter_pose(tgt_name, rng))
+    sk_s = skeleton(app, jitter_pose(src_name, rng, lean=not still_torso))
+    sk_t = skeleton(app, jitter_pose(tgt_name, rng, lean=not still_torso))
 
     # One placement for both poses (the camera does not move): fit the union of both extents.
     lo_s, hi_s = _extent(app, sk_s)
@@ -492,8 +505,8 @@ def make_pair(
     )
 
 
-def make_pairs(count: int, seed: int = 0, size: tuple[int, int] = (128, 64), poses=None) -> list[SyntheticPair]:
+def make_pairs(count: int, seed: int = 0, size: tuple[int, int] = (128, 64), poses=None, still_torso: bool = False) -> list[SyntheticPair]:
     """``count`` pairs with seeds ``seed, seed+1, ...`` (each pair reproducible on its own)."""
     if count < 1:
         raise ValueError(f"count must be at least 1, got {count}")
-    return [make_pair(seed + i, size, poses=poses) for i in range(int(count))]
+    return [make_pair(seed + i, size, poses=poses, still_torso=still_torso) for i in range(int(count))]

@@ -91,7 +91,7 @@ def test_train_workflow_then_transfer_with_the_written_checkpoint(comfy_server):
     # the trained file is immediately loadable and drives a transfer of synthetic pairs
     transfer = {
         "1": {"class_type": "PoseLabSyntheticPairs", "inputs": {
-            "seed": 7, "count": 2, "size": "test_64x64", "source_pose": "standing", "target_pose": "arms_raised",
+            "seed": 7, "count": 2, "size": "test_64x64", "source_pose": "standing", "target_pose": "arms_raised", "still_torso": True,
             "write_dataset": False, "dataset_name": "unused", "test_fraction": 0.1}},
         "2": {"class_type": "PoseLabLoadPoseGAN", "inputs": {"ckpt_name": "it_posegan.safetensors"}},
         "3": {"class_type": "PoseLabPoseGANTransfer", "inputs": {

@@ -127,3 +127,14 @@ def test_bad_dataset_folders_have_clear_errors(tmp_path):
     (tmp_path / "annotation-train.csv").write_text("name:keypoints_y:keypoints_x\na.png: [1, 2]: [3, 4]\n")
     with pytest.raises(ValueError, match="18 y and 18 x"):
         dataset.FolderPairs(tmp_path)
+
+
+def test_still_torso_pairs_move_only_limbs_and_head():
+    for seed in range(4):
+        p = synthetic.make_pair(seed, (128, 64), still_torso=True)
+        assert p.source_pose in synthetic.STILL_TORSO_POSES and p.target_pose in synthetic.STILL_TORSO_POSES
+        torso = [J[n] for n in ("neck", "right_shoulder", "left_shoulder", "right_hip", "left_hip")]
+        np.testing.assert_allclose(p.source_body[torso, :2], p.target_body[torso, :2], atol=1e-4)
+    assert "sitting" not in synthetic.STILL_TORSO_POSES
+    with pytest.raises(ValueError, match="pelvis drop"):
+        synthetic.make_pair(0, (64, 64), target_pose="sitting", still_torso=True)

@@ -142,3 +142,23 @@ def test_target_from_another_canvas_is_fitted_to_the_source_person(photo):
     assert abs(np.ptp(fitted[:, 1]) - np.ptp(tgt[:, 1])) < 0.15 * np.ptp(tgt[:, 1])
     with pytest.raises(ValueError, match="at least two joints"):
         transfer.transfer_one(networks.Generator(cfg64()).eval(), np.zeros((64, 64, 3), np.uint8), src, np.zeros((18, 3), np.float32))
+
+
+def test_command_line_trains_and_prints_the_comparison(tmp_path, capsys):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+    import train_posegan
+
+    rc = train_posegan.main(["--synthetic", "4", "--size", "test_64x64", "--width-mult", "0.0625", "--steps", "2",
+                             "--batch-size", "2", "--run-dir", str(tmp_path / "run"), "--eval", "4",
+                             "--eval-json", str(tmp_path / "eval.json"), "--still-torso"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "| identity |" in out and "| part_warp |" in out and "| model |" in out
+    import json
+
+    table = json.loads((tmp_path / "eval.json").read_text())
+    assert set(table) == {"identity", "part_warp", "model"} and table["model"]["n"] == 4
+    assert (tmp_path / "run" / "model.safetensors").is_file()
