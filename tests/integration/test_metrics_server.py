@@ -73,21 +73,31 @@ def test_metric_nodes_registered_with_tooltips(comfy_server):
     assert info["PoseLabClipScore"]["input"]["required"]["clip_vision"][0] == "CLIP_VISION"
 
 
-def test_evaluate_repose_workflow_identity_baseline(comfy_server, pair):
+def test_evaluate_repose_workflow(comfy_server, pair):
+    """Part-warp repose vs the identity baseline (result = source), scored against the target photo."""
     prompt = json.loads((REPO / "workflows" / "api" / "evaluate_repose.json").read_text())
     entry = run_ok(comfy_server, prompt)
     src, tgt = pair
-    text = _ui_text(entry, "3")
+    base = _ui_text(entry, "9")
     # the node's numbers are the library's on the same pixels
-    assert _number(text, "SSIM") == pytest.approx(image_quality.ssim(src, tgt).item(), abs=1e-4)
-    assert _number(text, "PSNR") == pytest.approx(image_quality.psnr(src, tgt).item(), abs=1e-3)
-    assert 0.0 < _number(text, "SSIM") < 0.9  # different poses: far from identical
-    pose_text = _ui_text(entry, "5")
-    p05, p1, p2 = (_number(pose_text, f"PCK@{a}") for a in (0.05, 0.1, 0.2))
-    assert 0.0 <= p05 <= p1 <= p2 <= 1.0  # looser thresholds never score lower
-    assert p2 < 1.0  # the source pose is not the target pose
-    assert _number(pose_text, "people") >= 1
-    for node in ("4", "6"):
+    assert _number(base, "SSIM") == pytest.approx(image_quality.ssim(src, tgt).item(), abs=1e-4)
+    assert _number(base, "PSNR") == pytest.approx(image_quality.psnr(src, tgt).item(), abs=1e-3)
+    assert 0.0 < _number(base, "SSIM") < 0.9  # different poses: far from identical
+    repose_img = _saved(comfy_server, entry, "6").astype(np.float32) / 255.0
+    assert _number(_ui_text(entry, "7"), "SSIM") == pytest.approx(
+        image_quality.ssim(torch.from_numpy(repose_img)[None], tgt).item(), abs=1e-4)
+    pck = {}
+    for node in ("11", "13"):
+        text = _ui_text(entry, node)
+        p05, p1, p2 = (_number(text, f"PCK@{a}") for a in (0.05, 0.1, 0.2))
+        assert 0.0 <= p05 <= p1 <= p2 <= 1.0  # looser thresholds never score lower
+        assert _number(text, "people") == 1
+        pck[node] = p2
+    # the repose moves the man towards the target pose; the baseline leaves him where he was
+    assert pck["11"] > pck["13"], pck
+    ident = _ui_text(entry, "15")
+    assert "mtcnn-hog-fallback" in ident and 0.0 < _number(ident, "identity") <= 1.0
+    for node in ("8", "10", "12", "14"):
         report = _saved(comfy_server, entry, node)
         assert report.shape[0] > 60 and report.shape[1] > 200 and report.std() > 10
 
