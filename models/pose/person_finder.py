@@ -19,7 +19,7 @@ _FACE_MODELS: dict[str, object] = {}
 
 # Joints used to judge whether two skeletons are the same person: the torso and limbs, which
 # every backend places reliably (faces are tiny and eyes/ears flip between detectors).
-_CORE = np.array([J[n] for n in (
+CORE_JOINTS = np.array([J[n] for n in (
     "neck", "right_shoulder", "right_elbow", "right_wrist", "left_shoulder", "left_elbow", "left_wrist",
     "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee", "left_ankle", "nose",
 )])
@@ -118,10 +118,10 @@ def skeleton_size(body: np.ndarray) -> float:
 def same_person(a: np.ndarray, b: np.ndarray, tol: float = 0.12) -> bool:
     """Whether two OpenPose-18 skeletons are one person: their shared core joints lie, on
     average, within ``tol`` of the smaller skeleton's size of each other."""
-    both = (a[_CORE, 2] > 0) & (b[_CORE, 2] > 0)
+    both = (a[CORE_JOINTS, 2] > 0) & (b[CORE_JOINTS, 2] > 0)
     if both.sum() < 3:
         return False
-    idx = _CORE[both]
+    idx = CORE_JOINTS[both]
     dist = np.linalg.norm(a[idx, :2] - b[idx, :2], axis=1)
     scale = max(min(skeleton_size(a), skeleton_size(b)), 1.0)
     return float(np.median(dist)) < tol * scale
