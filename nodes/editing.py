@@ -20,6 +20,7 @@ import comfy.samplers
 import comfy.sd
 import comfy.utils
 import folder_paths
+from comfy.ldm.modules.attention import optimized_attention
 import latent_preview
 import node_helpers
 from comfy_api.latest import io, ui
@@ -629,7 +630,8 @@ class PromptToPromptEdit(io.ComfyNode):
         if mode == "auto":
             mode = "replace" if len(s_words) == len(t_words) else "refine"
         steps = inversion.steps
-        controller = p2p.P2PController(steps=steps, mode=mode, cross_replace=cross_replace, self_replace=self_replace)
+        controller = p2p.P2PController(steps=steps, mode=mode, cross_replace=cross_replace, self_replace=self_replace,
+                                       fast_attention=optimized_attention)
         if mode == "replace":
             controller.mapper = p2p.replace_mapper(s_wid, t_wid)
         else:

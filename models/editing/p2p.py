@@ -159,8 +159,18 @@ class P2PController:
     def self_active(self) -> bool:
         return self.step < math.ceil(self.self_replace * self.steps - 1e-9)
 
+    fast_attention: object = None  # optional (q, k, v, heads) -> out for layers left untouched
+
+    def needs_probs(self, is_cross: bool, lq: int) -> bool:
+        if is_cross:
+            return (self.cross_active() and self.mode != "none") or self.store_maps
+        return self.self_active() and lq <= self.self_max_positions
+
     def attention(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int, is_cross: bool) -> torch.Tensor:
         n, lq, inner = q.shape
+        if self.fast_attention is not None and not self.needs_probs(is_cross, lq):
+            # nothing to rewrite here: the memory-efficient kernel gives the same result
+            return self.fast_attention(q, k, v, heads)
         d = inner // heads
         qh = q.view(n, lq, heads, d).transpose(1, 2)
         kh = k.view(n, k.shape[1], heads, d).transpose(1, 2)

@@ -150,6 +150,34 @@ def test_ip2p_edit_changes_image_and_zero_mask_keeps_it(comfy_server, tiny_ckpts
     assert np.abs(part[:, :32] - src[:, :32]).mean() > 5
 
 
+def test_ip2p_edit_equals_core_dual_cfg_graph(comfy_server, tiny_ckpts, photo_name):
+    """Same sampler, seed and guidance: our node and core InstructPixToPixConditioning + DualCFGGuider
+    + SamplerCustomAdvanced give the same pixels (the node adds no second engine)."""
+    import numpy as np
+
+    ours = ip2p_prompt(tiny_ckpts["ip2p"], photo_name, "dual_ours", steps=3)
+    core = {
+        "1": ours["1"], "2": ours["2"],
+        "3": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": ours["3"]["inputs"]["instruction"]}},
+        "4": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": ours["3"]["inputs"]["negative"]}},
+        "5": {"class_type": "InstructPixToPixConditioning", "inputs": {
+            "positive": ["3", 0], "negative": ["4", 0], "vae": ["1", 2], "pixels": ["2", 0]}},
+        "6": {"class_type": "DualCFGGuider", "inputs": {
+            "model": ["1", 0], "cond1": ["5", 0], "cond2": ["5", 1], "negative": ["4", 0],
+            "cfg_conds": 7.5, "cfg_cond2_negative": 1.5, "style": "regular"}},
+        "7": {"class_type": "KSamplerSelect", "inputs": {"sampler_name": "dpmpp_2m"}},
+        "8": {"class_type": "BasicScheduler", "inputs": {"model": ["1", 0], "scheduler": "karras", "steps": 3, "denoise": 1.0}},
+        "9": {"class_type": "RandomNoise", "inputs": {"noise_seed": 7}},
+        "10": {"class_type": "SamplerCustomAdvanced", "inputs": {
+            "noise": ["9", 0], "guider": ["6", 0], "sampler": ["7", 0], "sigmas": ["8", 0], "latent_image": ["5", 2]}},
+        "11": {"class_type": "VAEDecode", "inputs": {"samples": ["10", 0], "vae": ["1", 2]}},
+        "12": {"class_type": "SaveImage", "inputs": {"images": ["11", 0], "filename_prefix": "dual_core"}},
+    }
+    a = saved_images(comfy_server, run_ok(comfy_server, ours), "4")[0]
+    b = saved_images(comfy_server, run_ok(comfy_server, core), "12")[0]
+    assert np.array_equal(a, b)
+
+
 def test_ip2p_edit_with_controlnet_pose_hint(comfy_server, tiny_ckpts, photo_name):
     import numpy as np
 
@@ -257,3 +285,9 @@ def test_p2p_workflow_null_text_beats_ddim_and_identity_edit_reconstructs(comfy_
                              reweight="waving:2")
     changed = saved_images(comfy_server, run_ok(comfy_server, wf), "7")[0]
     assert np.abs(changed.astype(int) - null_rec.astype(int)).mean() > 0.5
+
+    # a user mask replaces the attention blend: all zero keeps the source row everywhere
+    wf["13"] = {"class_type": "SolidMask", "inputs": {"value": 0.0, "width": 64, "height": 64}}
+    wf["6"]["inputs"].update(mask=["13", 0], blend_start=0.0)
+    kept = saved_images(comfy_server, run_ok(comfy_server, wf), "7")[0]
+    assert np.abs(kept.astype(int) - null_rec.astype(int)).max() <= 1

@@ -89,3 +89,22 @@ def test_local_blend_mask_unites_source_and_edit_words():
     assert m.shape == (1, 1, 8, 8)
     assert m[0, 0, 0, 0] == 1 and m[0, 0, 7, 7] == 1 and m[0, 0, 0, 7] == 0
     assert p2p.words_positions(["Cat"], ["a", "cat,", "sits"], ids(1, 2, 1)) == [2, 3]
+
+
+def test_fast_attention_used_only_where_nothing_is_rewritten():
+    calls = []
+
+    def fast(q, k, v, heads):
+        calls.append(q.shape[1])
+        return torch.zeros_like(q)
+
+    ctrl = p2p.P2PController(steps=4, mode="replace", mapper=torch.eye(77), cross_replace=0.5, self_replace=0.25,
+                             fast_attention=fast)
+    q = torch.randn(4, 16, 8)
+    ctrl.attention(q, torch.randn(4, 77, 8), torch.randn(4, 77, 8), 2, True)  # cross window: explicit
+    ctrl.attention(q, q, q, 2, False)  # self window: explicit
+    assert calls == []
+    ctrl.step = 3
+    ctrl.attention(q, torch.randn(4, 77, 8), torch.randn(4, 77, 8), 2, True)
+    ctrl.attention(q, q, q, 2, False)
+    assert calls == [16, 16]
