@@ -24,7 +24,7 @@ SIZE = (480, 270)  # smaller copies keep the CPU run short
 
 
 def _number(text: str, label: str) -> float:
-    m = re.search(re.escape(label) + r" (-?[0-9.]+|inf|n/a)", text)
+    m = re.search(re.escape(label) + r" (-?[0-9.]+(?:e[-+]?[0-9]+)?|inf|n/a)", text)
     assert m, f"'{label}' not in {text!r}"
     return {"inf": float("inf"), "n/a": float("nan")}.get(m.group(1)) or float(m.group(1))
 
@@ -142,3 +142,48 @@ def test_missing_weights_errors_say_where(comfy_server, pair):
     err = comfy_host.execution_error(entry)
     assert err is not None and "MissingModelError" in err
     assert "inception" in err and "put" in err
+
+
+def _unit_helpers(name: str):
+    """Builders of the tiny real-format model files, shared with the unit tests."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"_metrics_{name}", REPO / "tests" / "unit" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_fid_kid_and_insightface_nodes_with_model_files(comfy_server, pair):
+    """Model files dropped into models/inception and models/insightface are listed and used."""
+    fid_helpers = _unit_helpers("test_metrics_fid_clip")
+    id_helpers = _unit_helpers("test_metrics_identity")
+    inc = comfy_server.base_dir / "models" / "inception"
+    inc.mkdir(parents=True, exist_ok=True)
+    fid_helpers._random_inception_state(inc / "inception_test.safetensors")
+    pack = comfy_server.base_dir / "models" / "insightface" / "tiny_pack"
+    pack.mkdir(parents=True, exist_ok=True)
+    id_helpers.build_scrfd(pack / "det_tiny.onnx")
+    id_helpers.build_arcface(pack / "w600k_tiny.onnx")
+    info = comfy_server.object_info()
+    assert "tiny_pack" in info["PoseLabIdentitySimilarity"]["input"]["required"]["insightface_pack"][1]["options"]
+    prompt = {
+        "1": {"class_type": "LoadImage", "inputs": {"image": "pair_source.jpg"}},
+        "2": {"class_type": "LoadImage", "inputs": {"image": "pair_target.jpg"}},
+        "3": {"class_type": "ImageBatch", "inputs": {"image1": ["1", 0], "image2": ["2", 0]}},
+        "4": {"class_type": "PoseLabFIDKID", "inputs": {
+            "images_a": ["3", 0], "images_b": ["3", 0], "inception_weights": "inception_test.safetensors",
+            "kid_subset_size": 100}},
+        "5": {"class_type": "ImageFlip", "inputs": {"image": ["3", 0], "flip_method": "x-axis: vertically"}},
+        "6": {"class_type": "PoseLabFIDKID", "inputs": {
+            "images_a": ["3", 0], "images_b": ["5", 0], "inception_weights": "inception_test.safetensors",
+            "kid_subset_size": 100}},
+        "7": {"class_type": "PoseLabIdentitySimilarity", "inputs": {
+            "source": ["1", 0], "result": ["1", 0], "insightface_pack": "tiny_pack"}},
+    }
+    entry = run_ok(comfy_server, prompt)
+    same, other = _ui_text(entry, "4"), _ui_text(entry, "6")
+    assert abs(_number(same, "FID")) < 1e-3
+    assert _number(other, "FID") > 1e-3  # upside-down images have other Inception statistics
+    ident = _ui_text(entry, "7")
+    assert "insightface-arcface" in ident and _number(ident, "identity") == pytest.approx(1.0, abs=1e-5)
