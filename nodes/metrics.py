@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import threading
 
@@ -24,7 +23,6 @@ from comfy_api.latest import io, ui
 
 from ..models.common.images import (
     image_batch_to_numpy,
-    mask_batch_to_numpy,
     numpy_to_image_batch,
     paired_batch_size,
 )
@@ -48,7 +46,7 @@ def _nanmean(values) -> float:
 
 
 def _mean_keep_inf(values) -> float:
-    """Mean that is inf when every value is inf (all pairs identical), ignoring NaN."""
+    """Mean ignoring NaN; one identical pair (PSNR inf) makes the mean inf, which is its true value."""
     v = np.asarray(values, np.float64)
     v = v[~np.isnan(v)]
     if len(v) == 0:
