@@ -101,3 +101,17 @@ def test_layout_errors_and_cli(folder, tmp_path, capsys):
     assert "noisy" in printed and (tmp_path / "cli" / "summary.json").is_file()
     with pytest.raises(SystemExit, match="Folder layout"):
         cli.main(["run", str(tmp_path / "empty_dir_that_is_missing")])
+
+
+def test_lpips_column_with_backbone_file(folder, tmp_path):
+    import torchvision
+
+    with torch.device("meta"):
+        shapes = {k: v.shape for k, v in torchvision.models.alexnet(weights=None).state_dict().items()}
+    gen = torch.Generator().manual_seed(0)
+    weights = tmp_path / "alexnet_random.pth"
+    torch.save({k: torch.randn(s, generator=gen) * 0.05 for k, s in shapes.items() if k.startswith("features.")}, weights)
+    res = ev.run(folder, tmp_path / "out", ev.Options(lpips_weights=str(weights), pose=False, identity=False), progress=False)
+    assert res["summary"]["identity"]["lpips"] == pytest.approx(0.0, abs=1e-6)
+    assert res["summary"]["noisy"]["lpips"] > 0
+    assert "lpips" in res["table"].splitlines()[0]
