@@ -1,7 +1,13 @@
-"""Diffusion editing nodes: InstructPix2Pix pose edit (+LoRA, mask, ControlNet pose hint).
+"""Diffusion editing nodes: InstructPix2Pix pose edit (+LoRA, mask, ControlNet pose hint), its LoRA
+trainer, DDIM / null-text inversion and prompt-to-prompt editing.
 
-Everything runs on ComfyUI's own MODEL/CLIP/VAE objects, samplers, guiders, model management
-and LoRA patching; the pure tensor code lives in models/editing/.
+Everything runs on ComfyUI's own MODEL/CLIP/VAE objects, model management and LoRA patching.
+The IP2P edit uses core's dual-CFG guider and samplers unchanged (its output is pixel-identical
+to the core InstructPixToPixConditioning + DualCFGGuider graph). Inversion and prompt-to-prompt
+call ``BaseModel.apply_model`` step by step, because they swap the unconditional embedding per
+step and need source and edit rows in one batch; their DDIM step is ComfyUI's Euler step on the
+``ddim_uniform`` sigmas, and P2P is attention replace patches in ``transformer_options``. The
+pure tensor code lives in models/editing/.
 """
 
 from __future__ import annotations
