@@ -142,7 +142,8 @@ class PairRecord:
 
 def read_pairs_folder(folder: os.PathLike) -> list[PairRecord]:
     """InstructPix2Pix layout: ``metadata.jsonl`` rows ``{original_image, edit_prompt, edited_image}``
-    (``input_image``/``edit``/``output_image`` are accepted too), paths relative to the folder."""
+    (``input_image``/``edit``/``output_image`` are accepted too), paths relative to the folder.
+    Rows with a ``split`` other than "train" are held out."""
     folder = Path(folder)
     meta = folder / METADATA
     if not meta.is_file():
@@ -156,6 +157,8 @@ def read_pairs_folder(folder: os.PathLike) -> list[PairRecord]:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
             raise ValueError(f"{meta} line {i} is not JSON: {exc}") from None
+        if row.get("split", "train") != "train":  # e.g. PoseLab Synthetic Pairs' held-out test rows
+            continue
         src = row.get("original_image", row.get("input_image"))
         tgt = row.get("edited_image", row.get("output_image"))
         text = row.get("edit_prompt", row.get("edit"))

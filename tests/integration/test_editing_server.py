@@ -220,7 +220,8 @@ def test_train_lora_workflow_then_core_loraloader_changes_output(comfy_server, t
 
     train = workflow("train_pose_edit_lora")
     train["1"]["inputs"]["ckpt_name"] = tiny_ckpts["ip2p"]
-    train["2"]["inputs"].update(synthetic_pairs=4, resolution=64, rank=4, alpha=4.0, steps=4, batch_size=2,
+    train["7"]["inputs"].update(count=5, size="test_64x64", dataset_name="ip2p_test_pairs", test_fraction=0.2)
+    train["2"]["inputs"].update(resolution=64, rank=4, alpha=4.0, steps=4, batch_size=2,
                                 grad_accum=1, learning_rate=3e-3, save_every=2, lora_name="poselab_test_pose")
     train["3"]["inputs"]["image"] = photo_name
     train["4"]["inputs"].update(width=64, height=64)
@@ -229,7 +230,7 @@ def test_train_lora_workflow_then_core_loraloader_changes_output(comfy_server, t
     report = json.loads(entry["outputs"]["2"]["text"][0])
     assert report["eval_loss_after"] < report["eval_loss_before"]  # the fixed-set IP2P loss falls
     assert saved_images(comfy_server, entry, "6")[0].shape == (64, 64, 3)  # the workflow's edit with the new LoRA
-    assert len(report["losses"]) == 4
+    assert len(report["losses"]) == 4 and report["pairs"] == 4  # the synthetic dataset's train split
     assert report["checkpoints"] == ["poselab_test_pose_step00002.safetensors", "poselab_test_pose.safetensors"]
     lora_file = comfy_server.base_dir / "models" / "loras" / report["lora_file"]
     sd = load_file(lora_file)

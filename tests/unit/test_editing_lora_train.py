@@ -122,6 +122,11 @@ def test_pairs_folder_roundtrip_and_errors(tmp_path):
     recs = lora_train.read_pairs_folder(tmp_path / "d")
     assert [r.instruction for r in recs] == ["raise arm 0", "raise arm 1", "raise arm 2"]
     assert np.array_equal(lora_train.load_rgb(recs[1].target, (16, 16)), pairs[1][1])
+    meta = tmp_path / "d" / "metadata.jsonl"
+    rows = [json.loads(line) for line in meta.read_text().splitlines()]
+    rows[2]["split"] = "test"
+    meta.write_text("\n".join(json.dumps(r) for r in rows))
+    assert len(lora_train.read_pairs_folder(tmp_path / "d")) == 2  # held-out rows are not trained on
     with pytest.raises(ValueError, match="no metadata.jsonl"):
         lora_train.read_pairs_folder(tmp_path)
     (tmp_path / "d" / "metadata.jsonl").write_text(json.dumps({"original_image": "missing.png", "edit_prompt": "x",
