@@ -292,3 +292,24 @@ def test_p2p_workflow_null_text_beats_ddim_and_identity_edit_reconstructs(comfy_
     wf["6"]["inputs"].update(mask=["13", 0], blend_start=0.0)
     kept = saved_images(comfy_server, run_ok(comfy_server, wf), "7")[0]
     assert np.abs(kept.astype(int) - null_rec.astype(int)).max() <= 1
+
+
+def test_train_cli_writes_lora_without_overwriting(comfy_server, tiny_ckpts, tmp_path):
+    import subprocess
+
+    from safetensors.torch import load_file
+
+    taken = tmp_path / "cli_pose.safetensors"
+    taken.write_bytes(b"a user's file")
+    ckpt = comfy_server.base_dir / "models" / "checkpoints" / tiny_ckpts["ip2p"]
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "train_ip2p_lora.py"), "--ckpt", str(ckpt), "--synthetic", "2",
+         "--resolution", "64", "--steps", "2", "--batch-size", "1", "--grad-accum", "1", "--rank", "2",
+         "--out", str(taken)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report["lora"] == str(tmp_path / "cli_pose_0001.safetensors")
+    assert taken.read_bytes() == b"a user's file"
+    sd = load_file(report["lora"])
+    assert sd and all(k.startswith("diffusion_model.") for k in sd)
+    assert {v.shape[0] for k, v in sd.items() if k.endswith("lora_down.weight")} == {2}
