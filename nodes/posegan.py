@@ -13,6 +13,7 @@ import os
 import threading
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
@@ -27,7 +28,8 @@ from ..models.common.images import (
     paired_batch_size,
 )
 from ..models.pose.keypoints import PoseFrame, Person, parse_pose_keypoint, to_pose_keypoint
-from ..models.posegan import checkpoint, dataset, synthetic, trainer, transfer
+from ..models.posegan import checkpoint, synthetic, trainer, transfer
+from ..models.posegan import dataset as pairdata
 from ..models.posegan.losses import load_vgg_block1
 from ..models.posegan.networks import SIZE_PRESETS, PoseGANConfig
 from .common import PoseKeypoint, Progress, check_interrupted
@@ -110,8 +112,8 @@ class SyntheticPairs(io.ComfyNode):
         folder = ""
         if write_dataset:
             name = _safe_name(dataset_name, "dataset_name")
-            root = dataset.unique_path(Path(folder_paths.get_output_directory()) / name)
-            dataset.write_dataset(root, pairs, test_fraction, info={"generator": "poselab.synthetic", "seed": seed, "count": count,
+            root = pairdata.unique_path(Path(folder_paths.get_output_directory()) / name)
+            pairdata.write_dataset(root, pairs, test_fraction, info={"generator": "poselab.synthetic", "seed": seed, "count": count,
                                                                     "size": list(hw), "still_torso": still_torso})
             folder = str(root)
         shown = pairs[:PREVIEW_LIMIT]
@@ -203,7 +205,7 @@ class TrainPoseGAN(io.ComfyNode):
         h, w = SIZE_PRESETS[size]
         config = PoseGANConfig(height=h, width=w, width_mult=width_mult, warp_skip=warp_skip, nn_window=int(nn_window), l1_weight=l1_weight)
         vgg = load_vgg_block1(resolve_model_file("vgg", vgg_weights)) if vgg_weights != NO_VGG else None
-        data = dataset_mod.FolderPairs(root, "train")
+        data = pairdata.FolderPairs(root, "train")
         settings = trainer.TrainSettings(steps=steps, batch_size=batch_size, lr=learning_rate, seed=seed,
                                          sample_every=sample_every, checkpoint_every=checkpoint_every,
                                          device=str(comfy.model_management.get_torch_device()))
@@ -221,8 +223,6 @@ class TrainPoseGAN(io.ComfyNode):
         return io.NodeOutput(numpy_to_image_batch([result["loss_curve"]]), text, model_path.name,
                              ui=ui.PreviewText(f"{model_path.name}: {result['steps']} steps, {result['loss_note']}"))
 
-
-dataset_mod = dataset  # the node's input is called "dataset"
 
 
 # ----------------------------------------------------------------------------------- loading
@@ -331,7 +331,7 @@ class PoseGANTransfer(io.ComfyNode):
             if src_body is None or tgt_body is None:
                 log.warning("PoseLab transfer: image %d has no person %d in the %s pose; returning the source unchanged",
                             i, person_index, "source" if src_body is None else "target")
-                res_img = img if output == "paste" else transfer.cv2.resize(img, (mw, mh), interpolation=transfer.cv2.INTER_AREA)
+                res_img = img if output == "paste" else cv2.resize(img, (mw, mh), interpolation=cv2.INTER_AREA)
                 out_imgs.append(res_img)
                 out_masks.append(np.zeros(res_img.shape[:2], np.float32))
             else:

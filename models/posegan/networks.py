@@ -193,6 +193,7 @@ class Generator(nn.Module):
             self.pose_encoder = Encoder(NUM_JOINTS, enc)
             skip_channels = [2 * f for f in enc]
         self.decoder = Decoder(skip_channels[::-1], config.dec_filters, config.dropout)
+        keras_init(self)
 
     def skips(self, x_a, h_a, h_b, affines=None, masks=None) -> list[torch.Tensor]:
         """Encoder skips, highest resolution first (deformed at the first levels). Inputs must be
@@ -235,9 +236,21 @@ class Discriminator(nn.Module):
             layers += [nn.LeakyReLU(0.2), nn.Conv2d(cin, cout, 4, 2, 1, bias=False), nn.InstanceNorm2d(cout, affine=True)]
         layers += [nn.LeakyReLU(0.2), nn.Conv2d(fs[-1], 1, 4, 2, 1, bias=False)]
         self.net = nn.Sequential(*layers)
+        keras_init(self)
 
     def forward(self, x_a, h_a, x_b, h_b) -> torch.Tensor:
         return self.net(torch.cat([x_a, h_a, x_b, h_b], 1))
+
+
+def keras_init(module: nn.Module) -> nn.Module:
+    """Keras' defaults, which the paper's code trains from: Glorot-uniform conv kernels, zero
+    biases (PyTorch's own default draws kernels about half as large)."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+    return module
 
 
 def build(config: PoseGANConfig) -> tuple[Generator, Discriminator]:
