@@ -26,7 +26,6 @@ both run the same sampler code, so the true ratio is 1 within noise. 512x512 / 2
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import statistics
 import sys
@@ -66,10 +65,8 @@ def main() -> None:
     import comfy.cli_args
 
     comfy.cli_args.args.cpu = not torch.cuda.is_available()
-    spec = importlib.util.spec_from_file_location("poselab", PACK / "__init__.py", submodule_search_locations=[str(PACK)])
-    pack = importlib.util.module_from_spec(spec)
-    sys.modules["poselab"] = pack
-    spec.loader.exec_module(pack)
+    sys.path.insert(0, str(PACK / "scripts"))
+    import pack  # noqa: F401  (the repo root as the package poselab, as ComfyUI imports it)
 
     import comfy.model_management as mm
     import comfy.sd

@@ -10,7 +10,6 @@ both sides. The ratio printed is reference time / ours (>1: ours is faster), bes
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 import time
 from pathlib import Path
@@ -19,11 +18,8 @@ import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parent.parent
-if "poselab" not in sys.modules:
-    spec = importlib.util.spec_from_file_location("poselab", REPO / "__init__.py", submodule_search_locations=[str(REPO)])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["poselab"] = module
-    spec.loader.exec_module(module)
+sys.path.insert(0, str(REPO / "scripts"))
+import pack  # noqa: E402,F401  (the repo root as the package poselab, as ComfyUI imports it)
 
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity  # noqa: E402
 

@@ -13,7 +13,6 @@ than measured. The photos are the shared annotated ones, centre-cropped and resi
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import sys
 import tempfile
@@ -24,11 +23,8 @@ import cv2
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
-if "poselab" not in sys.modules:  # import the repo root as the package, like ComfyUI does
-    spec = importlib.util.spec_from_file_location("poselab", REPO / "__init__.py", submodule_search_locations=[str(REPO)])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["poselab"] = module
-    spec.loader.exec_module(module)
+sys.path.insert(0, str(REPO / "scripts"))
+import pack  # noqa: E402,F401  (the repo root as the package poselab, as ComfyUI imports it)
 
 from poselab.models.pose import detect_mediapipe, detect_openpose  # noqa: E402
 

@@ -16,7 +16,6 @@ shoulders' 0.079) with the box area as the scale. "largest" scores only the larg
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import sys
@@ -26,11 +25,8 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
-if "poselab" not in sys.modules:  # run as a script: import the repo root as the package, like ComfyUI
-    spec = importlib.util.spec_from_file_location("poselab", REPO / "__init__.py", submodule_search_locations=[str(REPO)])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["poselab"] = module
-    spec.loader.exec_module(module)
+sys.path.insert(0, str(REPO / "scripts"))
+import pack  # noqa: E402,F401  (the repo root as the package poselab, as ComfyUI imports it)
 
 from poselab.models.metrics import pose_accuracy as metrics  # noqa: E402
 from poselab.models.pose import datasets  # noqa: E402

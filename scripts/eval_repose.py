@@ -19,7 +19,6 @@ Reported per pair, over the joints present in both the target and the source pos
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import sys
@@ -30,11 +29,8 @@ import cv2
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
-if "poselab" not in sys.modules:  # run as a script: import the repo root as the package, like ComfyUI
-    spec = importlib.util.spec_from_file_location("poselab", REPO / "__init__.py", submodule_search_locations=[str(REPO)])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["poselab"] = module
-    spec.loader.exec_module(module)
+sys.path.insert(0, str(REPO / "scripts"))
+import pack  # noqa: E402,F401  (the repo root as the package poselab, as ComfyUI imports it)
 
 from poselab.models.pose import parts  # noqa: E402
 from poselab.models.pose.detect_mediapipe import MediaPipePoseDetector  # noqa: E402

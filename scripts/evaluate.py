@@ -16,7 +16,6 @@ script imports the folder as the package ``poselab`` the way ComfyUI does.)
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import logging
 import os
@@ -27,11 +26,8 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
-if "poselab" not in sys.modules:  # import the repo root as the package, as ComfyUI does
-    spec = importlib.util.spec_from_file_location("poselab", REPO / "__init__.py", submodule_search_locations=[str(REPO)])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["poselab"] = module
-    spec.loader.exec_module(module)
+sys.path.insert(0, str(REPO / "scripts"))
+import pack  # noqa: E402,F401  (the repo root as the package poselab, as ComfyUI imports it)
 
 from poselab.models.metrics import evaluate as ev  # noqa: E402
 from poselab.models.pose.keypoints import J, PoseFrame, Person, empty_body, to_pose_keypoint  # noqa: E402

@@ -15,7 +15,6 @@ reads it); an existing file is never overwritten (a counter is added).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import sys
@@ -36,10 +35,8 @@ def import_comfy_and_pack(comfyui: str | None):
         import torch
 
         comfy.cli_args.args.cpu = not torch.cuda.is_available()
-    spec = importlib.util.spec_from_file_location("poselab", PACK / "__init__.py", submodule_search_locations=[str(PACK)])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["poselab"] = module
-    spec.loader.exec_module(module)
+    sys.path.insert(0, str(PACK / "scripts"))
+    import pack  # noqa: F401  (the repo root as the package poselab, as ComfyUI imports it)
 
 
 def main() -> None:

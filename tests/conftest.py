@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import sys
@@ -16,19 +15,8 @@ POSE_DATA = SHARED / "data" / "poses"
 SAMPLES = REPO / "assets" / "samples"
 
 
-def _import_pack_as(name: str = "poselab"):
-    """Import the repo root as a package, as ComfyUI does, so relative imports inside it work."""
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, REPO / "__init__.py", submodule_search_locations=[str(REPO)])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-_import_pack_as()
 sys.path.insert(0, str(REPO / "scripts"))
+import pack  # noqa: E402,F401  (the repo root as the package poselab, as ComfyUI imports it)
 
 
 @pytest.fixture(scope="session")
