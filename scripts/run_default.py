@@ -41,13 +41,13 @@ def unique_path(folder: Path, name: str) -> Path:
     return path
 
 
-def watch_progress(server: comfy_host.ComfyServer, stop: threading.Event) -> None:
+def watch_progress(server: comfy_host.ComfyServer, prompt: dict, stop: threading.Event) -> None:
     """Print ComfyUI's websocket progress events (node started, step i/n) until ``stop``."""
     import aiohttp
 
     async def listen() -> None:
         url = f"ws://127.0.0.1:{server.port}/ws?clientId={server.client_id}"
-        titles = {}
+        titles = {k: n.get("_meta", {}).get("title") or n["class_type"] for k, n in prompt.items()}
         async with aiohttp.ClientSession() as session:
             async with session.ws_connect(url) as ws:
                 while not stop.is_set():
@@ -89,7 +89,7 @@ def run(image: Path, out_dir: Path, workflow: Path, comfyui: str | None) -> list
             for sample in (REPO / "assets" / "samples").glob("*.png"):
                 server.upload_image(sample)
             stop = threading.Event()
-            watcher = threading.Thread(target=watch_progress, args=(server, stop), daemon=True)
+            watcher = threading.Thread(target=watch_progress, args=(server, prompt, stop), daemon=True)
             watcher.start()
             time.sleep(0.3)
             started = time.time()
