@@ -195,13 +195,15 @@ class TrainPoseGAN(io.ComfyNode):
         models_dir.mkdir(parents=True, exist_ok=True)
         runs = Path(folder_paths.get_output_directory()) / RUNS_DIR
         run_dir, model_path = runs / name, models_dir / f"{name}.safetensors"
-        if not resume and (run_dir.exists() or model_path.exists()):
+        # A model file without this run's state is someone else's: never overwrite it, even with resume on.
+        resumable = resume and (run_dir / "state.safetensors").is_file()
+        if not resumable and (run_dir.exists() or model_path.exists()):
             i = 1
             while (runs / f"{name}_{i}").exists() or (models_dir / f"{name}_{i}.safetensors").exists():
                 i += 1
             name = f"{name}_{i}"
             run_dir, model_path = runs / name, models_dir / f"{name}.safetensors"
-            log.info("PoseLab: %s exists and resume is off: training a new run %s", checkpoint_name, name)
+            log.info("PoseLab: %s exists and there is no run of it to resume: training a new run %s", checkpoint_name, name)
         h, w = SIZE_PRESETS[size]
         config = PoseGANConfig(height=h, width=w, width_mult=width_mult, warp_skip=warp_skip, nn_window=int(nn_window), l1_weight=l1_weight)
         vgg = load_vgg_block1(resolve_model_file("vgg", vgg_weights)) if vgg_weights != NO_VGG else None

@@ -111,6 +111,13 @@ def test_train_workflow_then_transfer_with_the_written_checkpoint(comfy_server):
     entry = run_ok(comfy_server, prompt)
     assert (comfy_server.base_dir / "models" / "posegan" / "it_posegan_1.safetensors").is_file()
     assert (comfy_server.base_dir / "output" / "it_posegan_1").is_dir()
+    # nor does resume touch a model file that no run of ours wrote
+    user_file = comfy_server.base_dir / "models" / "posegan" / "users_own.safetensors"
+    user_file.write_bytes(b"a user's file")
+    prompt["2"]["inputs"].update(checkpoint_name="users_own", resume=True)
+    run_ok(comfy_server, prompt)
+    assert user_file.read_bytes() == b"a user's file"
+    assert checkpoint.read_model_metadata(user_file.with_name("users_own_1.safetensors"))["step"] == 3
 
 
 def test_clear_errors(comfy_server):
