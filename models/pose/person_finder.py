@@ -8,12 +8,14 @@ Everything works on ``(x0, y0, x1, y1)`` boxes in pixels of the full image.
 
 from __future__ import annotations
 
+import logging
 import threading
 
 import numpy as np
 
 from .keypoints import J
 
+log = logging.getLogger("poselab")
 _LOCK = threading.Lock()
 _FACE_MODELS: dict[str, object] = {}
 
@@ -26,9 +28,19 @@ CORE_JOINTS = np.array([J[n] for n in (
 
 
 def _mtcnn():
+    """facenet-pytorch's MTCNN (weights inside the wheel), or None if the package is missing."""
     model = _FACE_MODELS.get("mtcnn")
+    if model is False:
+        return None
     if model is None:
-        from facenet_pytorch import MTCNN
+        try:
+            from facenet_pytorch import MTCNN
+        except ImportError:
+            log.warning("PoseLab: facenet-pytorch is not installed, so people are found with MediaPipe's face "
+                        "detector alone (fewer people in crowded photos). Install it with: "
+                        "pip install --no-deps facenet-pytorch")
+            _FACE_MODELS["mtcnn"] = False
+            return None
 
         # min_face_size 20: MTCNN's default; smaller faces belong to people too small to pose.
         model = MTCNN(keep_all=True, device="cpu", min_face_size=20, post_process=False)
@@ -75,7 +87,8 @@ def detect_faces(image_rgb: np.ndarray, min_score: float = 0.8, mtcnn: bool = Tr
         return []
     boxes: list[tuple[float, float, float, float, float]] = []
     with _LOCK:
-        found, probs = _mtcnn().detect(image_rgb) if mtcnn else (None, None)
+        face_model = _mtcnn() if mtcnn else None
+        found, probs = face_model.detect(image_rgb) if face_model is not None else (None, None)
         result = _mp_faces().process(image_rgb)
     if found is not None:
         # MTCNN returns object-dtype arrays (see docs/feasibility); make them plain floats.
