@@ -7,22 +7,11 @@ import pytest
 
 from poselab.models.pose import edit, retarget
 from poselab.models.pose.keypoints import J, Person, PoseFrame
-
-STANDING = {
-    "nose": (128, 40), "neck": (128, 70),
-    "right_shoulder": (100, 72), "right_elbow": (88, 110), "right_wrist": (84, 148),
-    "left_shoulder": (156, 72), "left_elbow": (168, 110), "left_wrist": (172, 148),
-    "right_hip": (110, 150), "right_knee": (108, 195), "right_ankle": (106, 240),
-    "left_hip": (146, 150), "left_knee": (148, 195), "left_ankle": (150, 240),
-    "right_eye": (122, 35), "left_eye": (134, 35), "right_ear": (114, 38), "left_ear": (142, 38),
-}
+from sample_poses import STANDING, body_from  # noqa: F401
 
 
 def standing() -> np.ndarray:
-    body = np.zeros((18, 3), np.float32)
-    for name, (x, y) in STANDING.items():
-        body[J[name]] = (x, y, 1.0)
-    return body
+    return body_from(STANDING)
 
 
 def bones(body):
