@@ -65,7 +65,7 @@ class SyntheticPairs(io.ComfyNode):
         poses = [RANDOM] + list(synthetic.POSES)  # still_torso refuses the sitting/squatting ones with a clear error
         return io.Schema(
             node_id="PoseLabSyntheticPairs",
-            display_name="PoseLab Synthetic Pose Pairs",
+            display_name="Synthetic Pose Pairs (PoseLab)",
             category=CATEGORY,
             description=(
                 "Procedurally drawn people (same person and background) in two poses, with exact OpenPose-18 "
@@ -143,7 +143,7 @@ def _find_dataset(name: str) -> Path:
             return c
     raise FileNotFoundError(
         f"dataset folder {name!r} not found in {' or '.join(str(c.parent) for c in candidates)}: "
-        "write one with PoseLab Synthetic Pose Pairs (write_dataset on), or put a Market-1501-style folder there"
+        "write one with Synthetic Pose Pairs (PoseLab) (write_dataset on), or put a Market-1501-style folder there"
     )
 
 
@@ -152,7 +152,7 @@ class TrainPoseGAN(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="PoseLabTrainPoseGAN",
-            display_name="PoseLab Train Deformable GAN",
+            display_name="Train Deformable GAN (PoseLab)",
             category=CATEGORY,
             description=(
                 "Trains the Deformable GAN (Siarohin et al. 2018) on a dataset folder (annotation CSV + pairs CSV layout "
@@ -182,7 +182,7 @@ class TrainPoseGAN(io.ComfyNode):
             outputs=[
                 io.Image.Output(display_name="loss_curve", tooltip="Plot of the logged losses."),
                 io.String.Output(display_name="summary", tooltip="JSON summary: steps, last losses, loss setup, file paths."),
-                io.String.Output(display_name="checkpoint", tooltip="File name written in models/posegan/ (choose it in PoseLab Load Deformable GAN)."),
+                io.String.Output(display_name="checkpoint", tooltip="File name written in models/posegan/ (choose it in Load Deformable GAN (PoseLab))."),
             ],
         )
 
@@ -249,11 +249,11 @@ class LoadPoseGAN(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="PoseLabLoadPoseGAN",
-            display_name="PoseLab Load Deformable GAN",
+            display_name="Load Deformable GAN (PoseLab)",
             category=CATEGORY,
             description="Loads a Deformable-GAN checkpoint written by the PoseLab trainer from models/posegan/.",
             inputs=[
-                io.Combo.Input("ckpt_name", options=list_model_files("posegan"), tooltip="A .safetensors file in models/posegan/ (train one with PoseLab Train Deformable GAN)."),
+                io.Combo.Input("ckpt_name", options=list_model_files("posegan"), tooltip="A .safetensors file in models/posegan/ (train one with Train Deformable GAN (PoseLab))."),
             ],
             outputs=[PoseGANModel.Output(display_name="model", tooltip="The generator, its size and settings.")],
         )
@@ -294,14 +294,14 @@ class PoseGANTransfer(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="PoseLabPoseGANTransfer",
-            display_name="PoseLab Deformable GAN Transfer",
+            display_name="Deformable GAN Transfer (PoseLab)",
             category=CATEGORY,
             description=(
                 "Reposes a person with a trained Deformable GAN: crops around the source person (model aspect, covering both "
                 "poses), generates the target pose at the model's size, and pastes the crop back (or returns it)."
             ),
             inputs=[
-                PoseGANModel.Input("model", tooltip="From PoseLab Load Deformable GAN."),
+                PoseGANModel.Input("model", tooltip="From Load Deformable GAN (PoseLab)."),
                 io.Image.Input("source", tooltip="Photo(s) of the person."),
                 PoseKeypoint.Input("source_pose", tooltip="Pose of the person in the source (e.g. from a pose extractor)."),
                 PoseKeypoint.Input("target_pose", tooltip="Wanted pose (edited/retargeted). Another canvas size is scaled to the source person."),

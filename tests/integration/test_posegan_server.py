@@ -130,4 +130,4 @@ def test_clear_errors(comfy_server):
     }
     entry = comfy_server.run(bad, timeout=120)
     err = comfy_host.execution_error(entry)
-    assert err is not None and "no_such_dataset" in err and "write one with PoseLab Synthetic Pose Pairs" in err
+    assert err is not None and "no_such_dataset" in err and "write one with Synthetic Pose Pairs (PoseLab)" in err
