@@ -13,23 +13,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib.util
 import json
 import sys
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def import_pack(name: str = "poselab"):
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, REPO / "__init__.py", submodule_search_locations=[str(REPO)])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def main(argv=None) -> int:
@@ -42,7 +31,8 @@ def main(argv=None) -> int:
     p.add_argument("--json", help="also write the results here")
     args = p.parse_args(argv)
 
-    import_pack()
+    sys.path.insert(0, str(REPO / "scripts"))
+    import pack  # noqa: F401  (the repo root as the package poselab, as ComfyUI imports it)
     import torch
 
     from poselab.models.posegan import dataset, networks, synthetic, trainer

@@ -19,7 +19,6 @@ SSIM and L1, and prints a table.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import logging
 import sys
@@ -27,17 +26,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def import_pack(name: str = "poselab"):
-    """Import the repository as a package (as ComfyUI does) so its relative imports work."""
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, REPO / "__init__.py", submodule_search_locations=[str(REPO)])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def main(argv=None) -> int:
@@ -73,7 +61,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    import_pack()
+    sys.path.insert(0, str(REPO / "scripts"))
+    import pack  # noqa: F401  (the repo root as the package poselab, as ComfyUI imports it)
     import torch
 
     from poselab.models.posegan import dataset, evaluate, synthetic, trainer
