@@ -147,3 +147,13 @@ def comfy_host_run_ok(server, prompt):
     entry = server.run(prompt, timeout=600)
     assert comfy_host.execution_error(entry) is None, comfy_host.execution_error(entry)
     return entry
+
+
+def test_template_browser_lists_and_serves_the_ui_workflows(comfy_server):
+    import comfy_host
+
+    listing = comfy_server.get_json("/workflow_templates")
+    assert sorted(listing.get(comfy_host.PACK_NAME, [])) == sorted(p.stem for p in UI_FILES)
+    name = UI_FILES[0].stem
+    served = comfy_server.get_json(f"/api/workflow_templates/{comfy_host.PACK_NAME}/{name}.json")
+    assert served == json.loads(UI_FILES[0].read_text())
