@@ -49,6 +49,22 @@ def test_frontend_loads_the_pack_extension(page):
     assert not [e for e in page.poselab_errors if "poselab" in e.lower()], page.poselab_errors
 
 
+def test_extension_shows_a_node_report_after_it_ran(page):
+    shown = page.evaluate(
+        """() => {
+            const node = window.LiteGraph.createNode('PoseLabExtractPose');
+            window.app.graph.add(node);
+            node.onExecuted({openpose_json: [JSON.stringify([{people: [{}, {}], canvas_width: 8, canvas_height: 8}])]});
+            const metrics = window.LiteGraph.createNode('PoseLabImageMetrics');
+            window.app.graph.add(metrics);
+            metrics.onExecuted({text: ['SSIM 0.91 | PSNR 27.3 dB']});
+            const value = (n) => (n.widgets || []).find(w => w.name === 'poselab_report')?.value;
+            return [value(node), value(metrics)];
+        }"""
+    )
+    assert shown == ["people per image: 2", "SSIM 0.91 | PSNR 27.3 dB"]
+
+
 @pytest.mark.parametrize("path", UI_FILES, ids=lambda p: p.stem)
 def test_ui_workflow_opens_in_the_editor(page, path, tmp_path):
     workflow = json.loads(path.read_text())
