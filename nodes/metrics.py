@@ -28,7 +28,7 @@ from ..models.common.images import (
 )
 from ..models.metrics import clip_scores, fid_kid, identity, image_quality, lpips_metric, pose_accuracy
 from ..models.metrics.report import fmt, json_safe, render_table
-from ..models.pose.keypoints import OPENPOSE18_NAMES, PoseFrame, parse_pose_keypoint, to_pose_keypoint
+from ..models.pose.keypoints import OPENPOSE18_NAMES, parse_pose_keypoint, scaled_bodies, to_pose_keypoint
 from .common import PoseKeypoint, Progress, check_interrupted
 from .model_folders import MissingModelError, folder_locations, list_model_files, resolve_model_file
 
@@ -171,18 +171,6 @@ def _detector():
         return _DETECTOR
 
 
-def _scaled_to(frame: PoseFrame, width: int, height: int) -> list[np.ndarray]:
-    """Bodies of a target frame in the generated image's pixels (canvases may differ in size)."""
-    sx, sy = width / frame.width, height / frame.height
-    bodies = []
-    for p in frame.people:
-        b = p.body.astype(np.float64).copy()
-        b[:, 0] *= sx
-        b[:, 1] *= sy
-        bodies.append(b)
-    return bodies
-
-
 class PoseAccuracy(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -243,12 +231,12 @@ class PoseAccuracy(io.ComfyNode):
         for i in range(n):
             if given is not None:
                 det = given[_pick(len(given), i)]
-                pred = _scaled_to(det, w, h)
+                pred = scaled_bodies(det, w, h)
             else:
                 det = _detector()(frames[_pick(len(frames), i)])
                 pred = [p.body.astype(np.float64) for p in det.people]
             detected.append(det)
-            gt = _scaled_to(targets[_pick(len(targets), i)], w, h)
+            gt = scaled_bodies(targets[_pick(len(targets), i)], w, h)
             if not gt:
                 log.warning("PoseLab pose accuracy: target frame %d has no person; nothing to compare", i)
             results.append(pose_accuracy.pose_accuracy(pred, gt, ALPHAS, max_distance=max_match_distance))

@@ -34,7 +34,7 @@ import cv2
 import numpy as np
 import torch
 
-from ..pose.keypoints import PoseFrame, parse_pose_keypoint
+from ..pose.keypoints import PoseFrame, parse_pose_keypoint, scaled_bodies
 from . import image_quality, pose_accuracy
 from .report import fmt, json_safe, render_table
 
@@ -158,14 +158,7 @@ class Evaluator:
         frame = self._target_pose[name]
         if frame is None:
             return None
-        sx, sy = width / frame.width, height / frame.height
-        bodies = []
-        for p in frame.people:
-            b = p.body.astype(np.float64).copy()
-            b[:, 0] *= sx
-            b[:, 1] *= sy
-            bodies.append(b)
-        return bodies
+        return scaled_bodies(frame, width, height)
 
     def pair(self, method: str, name: str) -> dict:
         lay = self.layout

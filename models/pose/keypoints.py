@@ -187,6 +187,19 @@ def openpose18_to_coco17(body: np.ndarray) -> np.ndarray:
     return body[list(COCO17_TO_OPENPOSE18)].copy()
 
 
+def scaled_bodies(frame: PoseFrame, width: int, height: int) -> list[np.ndarray]:
+    """Every person's body in the pixels of a ``width`` x ``height`` image (float64 copies), for
+    comparing a pose with an image whose canvas has another size."""
+    sx, sy = width / frame.width, height / frame.height
+    bodies = []
+    for person in frame.people:
+        body = person.body.astype(np.float64)
+        body[:, 0] *= sx
+        body[:, 1] *= sy
+        bodies.append(body)
+    return bodies
+
+
 # --------------------------------------------------------------------------- POSE_KEYPOINT I/O
 
 

@@ -100,3 +100,13 @@ def test_format_conversions():
     assert all(flip[flip[i]] == i for i in range(18)) and flip[J["left_wrist"]] == J["right_wrist"]
     with pytest.raises(PoseFormatError, match=r"expected 18 keypoints"):
         Person(body=np.zeros((17, 3)))
+
+
+def test_scaled_bodies_map_a_pose_onto_another_canvas_size():
+    body = np.zeros((18, 3), np.float32)
+    body[0] = (100, 50, 0.9)
+    frame = PoseFrame(200, 100, [Person(body=body)])
+    (scaled,) = kp.scaled_bodies(frame, 400, 50)
+    assert scaled[0].tolist() == pytest.approx([200, 25, 0.9])
+    assert scaled[1].tolist() == [0, 0, 0]
+    assert frame.people[0].body[0, 0] == 100  # the frame itself is untouched
