@@ -52,27 +52,25 @@ def _per_sample(value, n: int, name: str) -> np.ndarray:
     return v
 
 
-def bbox_size(gt) -> np.ndarray:
-    """``max(width, height)`` of the box around each person's annotated joints, ``(N,)``; 0 if none."""
+def _bbox_extent(gt) -> np.ndarray:
+    """``(width, height)`` of the box around each person's annotated joints, ``(N, 2)``; 0 if none."""
     g = _as_batch(gt, "gt")
-    out = np.zeros(len(g))
+    out = np.zeros((len(g), 2))
     for i, person in enumerate(g):
         pts = person[person[:, 2] > 0, :2]
         if len(pts):
-            out[i] = float((pts.max(0) - pts.min(0)).max())
+            out[i] = pts.max(0) - pts.min(0)
     return out
+
+
+def bbox_size(gt) -> np.ndarray:
+    """``max(width, height)`` of the box around each person's annotated joints, ``(N,)``; 0 if none."""
+    return _bbox_extent(gt).max(axis=1)
 
 
 def bbox_area(gt) -> np.ndarray:
     """Area of the box around each person's annotated joints, ``(N,)`` (OKS scale without a segmentation)."""
-    g = _as_batch(gt, "gt")
-    out = np.zeros(len(g))
-    for i, person in enumerate(g):
-        pts = person[person[:, 2] > 0, :2]
-        if len(pts):
-            w, h = pts.max(0) - pts.min(0)
-            out[i] = float(w * h)
-    return out
+    return _bbox_extent(gt).prod(axis=1)
 
 
 def pck(pred, gt, ref_size, alpha: float, visible=None) -> dict:
