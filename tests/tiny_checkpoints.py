@@ -73,8 +73,11 @@ def _init_weights(state: dict, seed: int) -> dict:
     return out
 
 
-def build(out: Path, kind: str, seed: int = 0, channel_mult=(1,), res_blocks: int = 1, depth: int = 1,
+def build(out: Path, kind: str, seed: int = 0, channel_mult=(1,), res_blocks: int = 1, depth=1,
           middle: bool = False) -> None:
+    """``depth``: transformer blocks per level, one int for all levels or one per level (0 = no
+    attention at that level, as SDXL does at its first; ComfyUI still detects SD1.5 as long as
+    some level has a 768-context transformer)."""
     import torch
 
     root = comfy_root()
@@ -89,13 +92,17 @@ def build(out: Path, kind: str, seed: int = 0, channel_mult=(1,), res_blocks: in
     from transformers import CLIPTextConfig, CLIPTextModel
 
     levels = len(channel_mult)
+    depths = [depth] * levels if isinstance(depth, int) else list(depth)
+    if len(depths) != levels:
+        raise ValueError(f"depth needs one entry per level ({levels}), got {depths}")
+    mid_depth = max(depths)
     if kind == "controlnet":  # an SD1.5 ControlNet (original "control_model." format) for the same UNet
         from comfy.cldm.cldm import ControlNet
 
         net = ControlNet(
             image_size=32, in_channels=4, model_channels=320, hint_channels=3,
             num_res_blocks=[res_blocks] * levels, channel_mult=list(channel_mult),
-            transformer_depth=[depth] * levels, transformer_depth_middle=depth if middle else -1,
+            transformer_depth=depths, transformer_depth_middle=mid_depth if middle else -1,
             use_spatial_transformer=True, context_dim=768, num_heads=8, num_head_channels=-1,
             use_linear_in_transformer=False, legacy=False, operations=comfy.ops.disable_weight_init,
         )
@@ -108,8 +115,8 @@ def build(out: Path, kind: str, seed: int = 0, channel_mult=(1,), res_blocks: in
     unet = UNetModel(
         image_size=32, in_channels=KINDS[kind], model_channels=320, out_channels=4,
         num_res_blocks=[res_blocks] * levels, channel_mult=list(channel_mult),
-        transformer_depth=[depth] * levels, transformer_depth_output=[depth] * ((res_blocks + 1) * levels),
-        transformer_depth_middle=depth if middle else -2, use_spatial_transformer=True, context_dim=768,
+        transformer_depth=depths, transformer_depth_output=[d for d in depths for _ in range(res_blocks + 1)],
+        transformer_depth_middle=mid_depth if middle else -2, use_spatial_transformer=True, context_dim=768,
         num_heads=8, num_head_channels=-1, use_linear_in_transformer=False, legacy=False,
         operations=comfy.ops.disable_weight_init,
     )
@@ -142,10 +149,11 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--channel-mult", default="1")
     ap.add_argument("--res-blocks", type=int, default=1)
-    ap.add_argument("--depth", type=int, default=1)
+    ap.add_argument("--depth", default="1", help="transformer depth, one for all levels or comma-separated per level")
     ap.add_argument("--middle", action="store_true")
     a = ap.parse_args()
-    build(a.out, a.kind, a.seed, tuple(int(c) for c in a.channel_mult.split(",")), a.res_blocks, a.depth, a.middle)
+    build(a.out, a.kind, a.seed, tuple(int(c) for c in a.channel_mult.split(",")), a.res_blocks,
+          [int(d) for d in a.depth.split(",")] if "," in a.depth else int(a.depth), a.middle)
     os._exit(0)  # skip ModelPatcher/atexit teardown noise from the comfy import
 
 
