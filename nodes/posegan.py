@@ -31,7 +31,7 @@ from ..models.pose.keypoints import PoseFrame, Person, parse_pose_keypoint, to_p
 from ..models.posegan import checkpoint, synthetic, trainer, transfer
 from ..models.posegan import dataset as pairdata
 from ..models.posegan.losses import load_vgg_block1
-from ..models.posegan.networks import SIZE_PRESETS, PoseGANConfig
+from ..models.posegan.networks import OUTPUTS, SIZE_PRESETS, PoseGANConfig
 from .common import PoseKeypoint, Progress, check_interrupted
 from .model_folders import folder_locations, list_model_files, resolve_model_file
 
@@ -172,6 +172,8 @@ class TrainPoseGAN(io.ComfyNode):
                 io.String.Input("checkpoint_name", default="posegan_synthetic", tooltip="Name of the model file in models/posegan/ and of the run folder."),
                 io.Combo.Input("warp_skip", options=["mask", "none"], default="mask", tooltip="mask: deformable skip connections (the paper); none: the plain U-Net baseline."),
                 io.Float.Input("width_mult", default=1.0, min=0.03, max=2.0, step=0.0625, tooltip="Scales every filter count; 1.0 is the paper's network, 0.25 trains ~10x faster on a CPU."),
+                io.Combo.Input("output", options=list(OUTPUTS), default="image",
+                               tooltip="image: the paper's tanh image head; blend: the head also predicts a mask that keeps source pixels where nothing moves (exact background, much faster to train on same-camera pairs)."),
                 io.Combo.Input("nn_window", options=["3", "5"], default="3", tooltip="Window of the nearest-neighbour loss (the paper: 3 on Market, 5 on DeepFashion)."),
                 io.Float.Input("l1_weight", default=0.0, min=0.0, max=1000.0, step=1.0, tooltip="Extra pixel L1 loss weight (0 in the full model; 100 in the paper's baseline ablation)."),
                 io.Combo.Input("vgg_weights", options=[NO_VGG] + list_model_files("vgg"), default=NO_VGG,
@@ -188,7 +190,7 @@ class TrainPoseGAN(io.ComfyNode):
 
     @classmethod
     def execute(cls, dataset, size, steps, batch_size, learning_rate, seed, resume, checkpoint_name, warp_skip,
-                width_mult, nn_window, l1_weight, vgg_weights, sample_every, checkpoint_every) -> io.NodeOutput:
+                width_mult, output, nn_window, l1_weight, vgg_weights, sample_every, checkpoint_every) -> io.NodeOutput:
         root = _find_dataset(dataset)
         name = _safe_name(checkpoint_name, "checkpoint_name")
         models_dir = Path(folder_locations("posegan")[0])
@@ -205,7 +207,8 @@ class TrainPoseGAN(io.ComfyNode):
             run_dir, model_path = runs / name, models_dir / f"{name}.safetensors"
             log.info("PoseLab: %s exists and there is no run of it to resume: training a new run %s", checkpoint_name, name)
         h, w = SIZE_PRESETS[size]
-        config = PoseGANConfig(height=h, width=w, width_mult=width_mult, warp_skip=warp_skip, nn_window=int(nn_window), l1_weight=l1_weight)
+        config = PoseGANConfig(height=h, width=w, width_mult=width_mult, warp_skip=warp_skip, output=output,
+                               nn_window=int(nn_window), l1_weight=l1_weight)
         vgg = load_vgg_block1(resolve_model_file("vgg", vgg_weights)) if vgg_weights != NO_VGG else None
         data = pairdata.FolderPairs(root, "train")
         settings = trainer.TrainSettings(steps=steps, batch_size=batch_size, lr=learning_rate, seed=seed,

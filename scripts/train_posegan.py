@@ -42,6 +42,8 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--width-mult", type=float, default=1.0)
     p.add_argument("--warp-skip", choices=["mask", "none"], default="mask")
+    p.add_argument("--output", choices=["image", "blend"], default="image",
+                   help="image: the paper's head; blend: a learned mask keeps source pixels where nothing moves")
     p.add_argument("--nn-window", type=int, default=3)
     p.add_argument("--nn-weight", type=float, default=-1.0, help="-1: the default of the feature space used")
     p.add_argument("--l1-weight", type=float, default=0.0)
@@ -74,7 +76,7 @@ def main(argv=None) -> int:
     if args.size not in SIZE_PRESETS:
         p.error(f"--size must be one of {sorted(SIZE_PRESETS)}")
     h, w = SIZE_PRESETS[args.size]
-    config = PoseGANConfig(height=h, width=w, width_mult=args.width_mult, warp_skip=args.warp_skip, nn_window=args.nn_window,
+    config = PoseGANConfig(height=h, width=w, width_mult=args.width_mult, warp_skip=args.warp_skip, output=args.output, nn_window=args.nn_window,
                            nn_weight=args.nn_weight, l1_weight=args.l1_weight, gan_weight=args.gan_weight, dropout=args.dropout,
                            heatmap_sigma=args.heatmap_sigma)
     if args.synthetic:

@@ -124,7 +124,7 @@ def test_clear_errors(comfy_server):
     bad = {
         "1": {"class_type": "PoseLabTrainPoseGAN", "inputs": {
             "dataset": "no_such_dataset", "size": "test_64x64", "steps": 1, "batch_size": 1, "learning_rate": 0.0002,
-            "seed": 0, "resume": False, "checkpoint_name": "x", "warp_skip": "mask", "width_mult": 0.0625,
+            "seed": 0, "resume": False, "checkpoint_name": "x", "warp_skip": "mask", "width_mult": 0.0625, "output": "image",
             "nn_window": "3", "l1_weight": 0.0, "vgg_weights": "(none: pixel-space NN loss)", "sample_every": 1,
             "checkpoint_every": 1}},
     }

@@ -2,21 +2,14 @@
 and score it on held-out pairs against the identity baseline (output = source) and the classical
 part warp (models/repose/part_warp.py, given the exact person mask), in SSIM and L1.
 
-What this asserts, and what it does not: in a test budget (a few hundred steps) the model learns
-a great deal (its held-out error drops several-fold from its initial weights, and it already
-moves the person: better than its own untrained self everywhere), but it does NOT yet beat the
-two baselines on this data: after these 300 steps it is at SSIM 0.74 / L1 0.041 against identity
-0.80 / 0.016 and part warp 0.86 / 0.018 (measured on the 16 held-out still-torso pairs). The larger run (scripts/
-train_posegan.py, reported in the issue's closing note) tracks how far more steps get. The
-baselines' own ordering (part warp above identity in SSIM: it moves the limbs) is asserted as a
-check that the comparison measures what it should.
-
-Test-sized configuration: 1/16 of the paper's filters, heatmap sigma scaled to the image (6 px
-at 128 -> 3 px at 64), the paper's DSC-ablation losses (pixel L1 x100 + the NN loss, here in
-pixel space: no VGG weights in the tests), no adversarial term and no dropout (both slow the
-first hundreds of steps), Adam 2e-3. Still-torso pairs: the generator sees the source background
-at full resolution only through the torso-warped skip, so a moving torso would smear the
-shared background for any Deformable GAN (a property of the paper's design on same-camera pairs).
+The trained model must beat both baselines in both scores. Test-sized configuration: 1/4 of the
+paper's filters, heatmap sigma scaled to the image (6 px at 128 -> 3 px at 64), pixel L1 x100 (the
+paper's DSC-ablation loss; the NN loss's tolerance to 1-px shifts costs exactness here), no
+adversarial term and no dropout (both slow the first hundreds of steps), Adam 2e-3, 600 steps of
+batch 4 on 128 still-torso pairs, and the ``output="blend"`` head (networks.py: a learned mask
+keeps the source's pixels where nothing moves). With the paper's tanh head the same budget leaves
+a few levels of error on every unchanged pixel and the model loses to the identity baseline in L1
+(the README's Deformable-GAN table has both heads from a longer run).
 """
 
 from __future__ import annotations
@@ -26,15 +19,15 @@ import torch
 
 from poselab.models.posegan import dataset, evaluate, networks, synthetic, trainer
 
-STEPS = 300
+STEPS = 600
 TRAIN_PAIRS = 128
 HELD_OUT = 16
 
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
-    config = networks.PoseGANConfig(height=64, width=64, width_mult=0.0625, heatmap_sigma=3.0, l1_weight=100.0,
-                                    gan_weight=0.0, dropout=0.0)
+    config = networks.PoseGANConfig(height=64, width=64, width_mult=0.25, heatmap_sigma=3.0, l1_weight=100.0, nn_weight=0.0,
+                                    gan_weight=0.0, dropout=0.0, output="blend")
     train_set = dataset.MemoryPairs(synthetic.make_pairs(TRAIN_PAIRS, seed=0, size=(64, 64), still_torso=True))
     held_out = dataset.MemoryPairs(synthetic.make_pairs(HELD_OUT, seed=1_000_000, size=(64, 64), still_torso=True))
     idx = list(range(HELD_OUT))
@@ -47,7 +40,7 @@ def results(tmp_path_factory):
         before = evaluate.compare(untrained, held_out, idx)
         run = tmp_path_factory.mktemp("posegan_acceptance")
         result = trainer.train(config, train_set, run, trainer.TrainSettings(steps=STEPS, batch_size=4, lr=2e-3, seed=0,
-                                                                             log_every=25, sample_every=STEPS, checkpoint_every=10**9))
+                                                                             log_every=50, sample_every=STEPS, checkpoint_every=10**9))
         after = evaluate.compare(result["model_path"], held_out, idx)
     finally:
         torch.set_num_threads(threads)
@@ -55,12 +48,20 @@ def results(tmp_path_factory):
     return result, before, after
 
 
+def test_trained_model_beats_both_baselines(results):
+    _, _, after = results
+    model = after["model"]
+    for baseline in ("identity", "part_warp"):
+        assert model["ssim"] > after[baseline]["ssim"], (baseline, after)
+        assert model["l1"] < after[baseline]["l1"], (baseline, after)
+
+
 def test_training_learns_the_transfer(results):
     result, before, after = results
     assert after["model"]["l1"] < before["model"]["l1"] / 3, (before["model"], after["model"])
-    assert after["model"]["ssim"] > before["model"]["ssim"] + 0.3, (before["model"], after["model"])
+    assert after["model"]["ssim"] > before["model"]["ssim"] + 0.1, (before["model"], after["model"])
     rows = result["loss_rows"]
-    assert rows[-1]["g_l1"] < 0.5 * rows[0]["g_l1"] and result["nn_space"] == "pixel"
+    assert rows[-1]["g_l1"] < 0.5 * rows[0]["g_l1"]
 
 
 def test_the_comparison_measures_what_it_should(results):

@@ -192,3 +192,25 @@ def test_model_checkpoint_round_trip_is_exact_and_atomic(tmp_path, pairs64):
     save_file({"w": torch.zeros(1)}, tmp_path / "foreign.safetensors", metadata={"config": json.dumps({})})
     with pytest.raises(ValueError, match="not a PoseLab Deformable-GAN checkpoint"):
         checkpoint.load_model(tmp_path / "foreign.safetensors")
+
+
+def test_blend_head_copies_the_source_where_its_mask_is_closed_and_round_trips(tmp_path, pairs64):
+    cfg = tiny(h=64, w=64, output="blend")
+    g = networks.Generator(cfg).eval()
+    head = g.decoder.out[1]
+    assert head.out_channels == 4 and not isinstance(g.decoder.out[-1], torch.nn.Tanh)  # mask logits stay raw
+    b = pair_batch(cfg, pairs64)
+    args = (b["x_a"], b["h_a"], b["h_b"], b["affines"], b["masks"])
+    with torch.no_grad():
+        head.weight[3].zero_()
+        head.bias[3] = -40.0  # mask closed everywhere: the source comes through unchanged
+        torch.testing.assert_close(g(*args), b["x_a"], rtol=0, atol=1e-6)
+        head.bias[3] = 40.0  # mask open: the generated image, in tanh's range
+        out = g(*args)
+    assert not torch.allclose(out, b["x_a"], atol=1e-2) and out.abs().max() <= 1
+    g2, meta = checkpoint.load_model(checkpoint.save_model(tmp_path / "b.safetensors", g, step=1, info={}))
+    assert meta["config"].output == "blend"
+    with torch.no_grad():
+        torch.testing.assert_close(g2(*args), out, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="output must be one of"):
+        tiny(output="residual")
