@@ -6,6 +6,11 @@ Examples::
     python scripts/train_posegan.py --synthetic 2000 --size test_64x64 --width-mult 0.25 \\
         --steps 3000 --run-dir runs/syn64 --eval 64
 
+    # the README's Deformable-GAN table (blend head; --output image for the paper's head)
+    python scripts/train_posegan.py --synthetic 512 --still-torso --size test_64x64 --width-mult 0.25 \
+        --steps 3000 --lr 2e-3 --heatmap-sigma 3 --dropout 0 --l1-weight 100 --nn-weight 0 --gan-weight 0 \
+        --output blend --run-dir runs/blend64 --eval 48
+
     # a dataset folder in the Market-1501 pose-transfer layout (annotation-train.csv, pairs-train.csv, train/)
     python scripts/train_posegan.py --dataset /data/market --size market_128x64 --steps 90000 \\
         --run-dir runs/market --model-out ~/ComfyUI/models/posegan/market.safetensors --vgg vgg19-dcbb9e9d.pth
