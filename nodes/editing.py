@@ -354,7 +354,7 @@ class TrainIP2PLoRA(io.ComfyNode):
         cfg = lora_train.TrainConfig(steps=steps, batch_size=batch_size, grad_accum=grad_accum, lr=learning_rate,
                                      text_dropout=text_dropout, image_dropout=image_dropout, seed=seed,
                                      save_every=save_every, eval_samples=max(1, 16 // len(pairs)))
-        out_path = lora_train.unique_path(folder_paths.get_folder_paths("loras")[0], stem)
+        out_path = lora_train.free_lora_path(folder_paths.get_folder_paths("loras")[0], stem)
         targets = [t for t in target_modules.split(",") if t.strip()]
         result, sd = train_lora_on_model(model, clip, vae, pairs, rank, alpha, targets, cfg, out_path, Progress(steps))
         report = json.dumps({

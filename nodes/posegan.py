@@ -21,6 +21,7 @@ import comfy.model_management
 import folder_paths
 from comfy_api.latest import io, ui
 
+from ..models.common.files import unique_path
 from ..models.common.images import (
     image_batch_to_numpy,
     numpy_to_image_batch,
@@ -112,7 +113,7 @@ class SyntheticPairs(io.ComfyNode):
         folder = ""
         if write_dataset:
             name = _safe_name(dataset_name, "dataset_name")
-            root = pairdata.unique_path(Path(folder_paths.get_output_directory()) / name)
+            root = unique_path(Path(folder_paths.get_output_directory()) / name)
             pairdata.write_dataset(root, pairs, test_fraction, info={"generator": "poselab.synthetic", "seed": seed, "count": count,
                                                                     "size": list(hw), "still_torso": still_torso})
             folder = str(root)

@@ -77,7 +77,7 @@ def main() -> None:
     else:
         pairs = editing.make_synthetic_pairs(a.synthetic, size, a.seed)
     out = Path(a.out)
-    out = lora_train.unique_path(out.parent, out.name.removesuffix(".safetensors"))
+    out = lora_train.free_lora_path(out.parent, out.name.removesuffix(".safetensors"))
     cfg = lora_train.TrainConfig(steps=a.steps, batch_size=a.batch_size, grad_accum=a.grad_accum, lr=a.lr,
                                  text_dropout=a.text_dropout, image_dropout=a.image_dropout, seed=a.seed,
                                  save_every=a.save_every)

@@ -28,6 +28,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..common.files import atomic_write, atomic_write_text, unique_path
+
 DEFAULT_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")
 METADATA = "metadata.jsonl"
 
@@ -113,23 +115,13 @@ def save_lora(sd: dict[str, torch.Tensor], path: os.PathLike, metadata: dict | N
     """Write a safetensors LoRA atomically (temp file in the same folder, then ``os.replace``)."""
     from safetensors.torch import save_file
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    save_file(sd, str(tmp), metadata={k: str(v) for k, v in (metadata or {}).items()})
-    os.replace(tmp, path)
-    return path
+    meta = {k: str(v) for k, v in (metadata or {}).items()}
+    return atomic_write(path, lambda tmp: save_file(sd, str(tmp), metadata=meta))
 
 
-def unique_path(folder: os.PathLike, stem: str, suffix: str = ".safetensors") -> Path:
-    """``folder/stem.suffix``, or ``stem_0001.suffix`` ... so a user's file is never overwritten."""
-    folder = Path(folder)
-    path = folder / f"{stem}{suffix}"
-    n = 1
-    while path.exists():
-        path = folder / f"{stem}_{n:04d}{suffix}"
-        n += 1
-    return path
+def free_lora_path(folder: os.PathLike, stem: str) -> Path:
+    """``folder/stem.safetensors``, or ``stem_0001.safetensors`` ... so a user's file is never overwritten."""
+    return unique_path(Path(folder) / f"{stem}.safetensors", digits=4)
 
 
 # ---------------------------------------------------------------------------- paired data
@@ -186,9 +178,7 @@ def write_pairs_folder(pairs, folder: os.PathLike) -> Path:
         cv2.imwrite(str(folder / a), cv2.cvtColor(np.asarray(src), cv2.COLOR_RGB2BGR))
         cv2.imwrite(str(folder / b), cv2.cvtColor(np.asarray(tgt), cv2.COLOR_RGB2BGR))
         rows.append(json.dumps({"original_image": a, "edit_prompt": text, "edited_image": b}))
-    tmp = folder / f".{METADATA}.partial"
-    tmp.write_text("\n".join(rows) + "\n")
-    os.replace(tmp, folder / METADATA)
+    atomic_write_text(folder / METADATA, "\n".join(rows) + "\n")
     return folder
 
 

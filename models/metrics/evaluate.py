@@ -23,10 +23,10 @@ Plain Python (no ComfyUI): the command line is ``scripts/evaluate.py``.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +34,7 @@ import cv2
 import numpy as np
 import torch
 
+from ..common.files import atomic_write_image, atomic_write_text
 from ..pose.keypoints import PoseFrame, parse_pose_keypoint, scaled_bodies
 from . import image_quality, pose_accuracy
 from .report import fmt, json_safe, render_table
@@ -58,11 +59,7 @@ def read_rgb(path: Path) -> np.ndarray:
 
 def write_rgb(path: Path, rgb: np.ndarray) -> None:
     """Write atomically (temp file in the same folder, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    if not cv2.imwrite(str(tmp), cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR)):
-        raise OSError(f"cannot write {path}")
-    os.replace(tmp, path)
+    atomic_write_image(path, rgb)
 
 
 def _images(folder: Path) -> dict[str, Path]:
@@ -238,20 +235,18 @@ def fid_kid_per_method(layout: Layout, weights: str) -> dict[str, dict]:
 
 def write_csv(path: Path, rows: list[dict]) -> None:
     cols = ["method", "pair", *COLUMNS, "embedder", "note"]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(cols)
-        for r in rows:
-            vals = []
-            for c in cols:
-                v = r.get(c, "")
-                if isinstance(v, float):
-                    v = "" if math.isnan(v) else ("inf" if math.isinf(v) else f"{v:.6g}")
-                vals.append(v)
-            w.writerow(vals)
-    os.replace(tmp, path)
+    text = io.StringIO()
+    w = csv.writer(text)
+    w.writerow(cols)
+    for r in rows:
+        vals = []
+        for c in cols:
+            v = r.get(c, "")
+            if isinstance(v, float):
+                v = "" if math.isnan(v) else ("inf" if math.isinf(v) else f"{v:.6g}")
+            vals.append(v)
+        w.writerow(vals)
+    atomic_write_text(path, text.getvalue())
 
 
 def table(summary: dict[str, dict], lpips: bool) -> tuple[list[str], list[list]]:
@@ -294,9 +289,7 @@ def run(root: Path, out: Path, options: Options, progress: bool = True) -> dict:
            "lpips_weights": options.lpips_weights, "inception_weights": options.inception_weights,
            "ssim_protocol": "gaussian sigma=1.5, population covariance, data_range=1 (scikit-image compatible)",
            "pck_reference": "max(width, height) of the target person's joint box", "rows": rows}
-    tmp = out / ".summary.json.tmp"
-    tmp.write_text(json.dumps(json_safe(doc), indent=1))
-    os.replace(tmp, out / "summary.json")
+    atomic_write_text(out / "summary.json", json.dumps(json_safe(doc), indent=1))
     header, trows = table(summary, options.lpips_weights is not None)
     bars = [(f"{m} PCK@0.1", s["pck@0.1"]) for m, s in summary.items()] + [(f"{m} SSIM", s["ssim"]) for m, s in summary.items()]
     note = f"identity embedder: {', '.join(embedders) or 'off'}; image metrics over pairs with a target photo"

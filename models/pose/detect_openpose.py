@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 import torch
 
+from ..common.files import atomic_write
 from ..common.images import to_rgb_uint8
 from .keypoints import NUM_BODY, NUM_FACE, NUM_HAND, Person, PoseFrame
 
@@ -179,9 +180,5 @@ def write_random_weights(folder: str, dtype: torch.dtype = torch.float16, seed: 
         # Small weights keep activations tame, so the random heatmaps stay mostly below threshold.
         state = {(".".join(k.split(".")[1:]) if strip else k): (torch.randn(shape, generator=gen) * 0.02).to(dtype)
                  for k, shape in shapes.items()}
-        path = os.path.join(folder, name)
-        tmp = path + ".tmp"
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-        paths[name] = path
+        paths[name] = str(atomic_write(os.path.join(folder, name), lambda tmp: torch.save(state, tmp)))
     return paths

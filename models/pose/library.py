@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..common.files import unique_path
 from .keypoints import PoseFrame, Person, parse_pose_keypoint, to_pose_keypoint, NUM_BODY
 from .parts import torso_scale
 
@@ -171,20 +172,6 @@ def load_pose_json(path) -> list[PoseFrame]:
     return parse_pose_keypoint(path.read_text(encoding="utf-8"))
 
 
-def unique_path(path) -> Path:
-    """``path`` if free, else ``stem_0001.ext``, ``stem_0002.ext``, ... (the first free one)."""
-    path = Path(path)
-    if not path.exists():
-        return path
-    stem = re.sub(r"_\d{4}$", "", path.stem)
-    n = 1
-    while True:
-        cand = path.with_name(f"{stem}_{n:04d}{path.suffix}")
-        if not cand.exists():
-            return cand
-        n += 1
-
-
 def save_pose_json(frames, path, indent: int | None = None) -> Path:
     """Write frames as POSE_KEYPOINT JSON; returns the path written.
 
@@ -202,8 +189,9 @@ def save_pose_json(frames, path, indent: int | None = None) -> Path:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
+        base = re.sub(r"_\d{4}$", "", path.stem)  # saving pose_0001.json again gives pose_0002.json
         for _ in range(1000):
-            target = unique_path(path)
+            target = unique_path(path, digits=4, stem=base)
             try:
                 os.link(tmp, target)
                 return target

@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 import torch
 
+from ..common.files import atomic_write_image
 from ..pose import heatmaps, parts
 from ..pose.keypoints import NUM_BODY
 from .networks import PoseGANConfig
@@ -40,45 +41,6 @@ INFO_FILE = "poselab_dataset.json"
 
 
 # ------------------------------------------------------------------------------ writing
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _atomic_write_png(path: Path, rgb: np.ndarray) -> None:
-    ok, buf = cv2.imencode(".png", np.ascontiguousarray(rgb[..., ::-1]) if rgb.ndim == 3 else rgb)
-    if not ok:
-        raise OSError(f"could not encode {path.name} as PNG")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".png")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(buf.tobytes())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def unique_path(path: Path) -> Path:
-    """``path`` if free, else ``path_1``, ``path_2``, ... (never overwrite a user's folder/file)."""
-    path = Path(path)
-    if not path.exists():
-        return path
-    stem, suffix = path.stem, path.suffix
-    i = 1
-    while True:
-        candidate = path.with_name(f"{stem}_{i}{suffix}")
-        if not candidate.exists():
-            return candidate
-        i += 1
 
 
 def keypoint_strings(body: np.ndarray) -> tuple[str, str]:
@@ -113,8 +75,8 @@ def write_dataset(root: os.PathLike, pairs: Sequence, test_fraction: float = 0.1
                 for tag, img, body, mask in (("a", pair.source, pair.source_body, pair.source_mask),
                                              ("b", pair.target, pair.target_body, pair.target_mask)):
                     name = f"{split}_{i:06d}_{tag}.png"
-                    _atomic_write_png(staging / split / name, img)
-                    _atomic_write_png(staging / "masks" / split / name, np.clip(mask * 255 + 0.5, 0, 255).astype(np.uint8))
+                    atomic_write_image(staging / split / name, img)
+                    atomic_write_image(staging / "masks" / split / name, np.clip(mask * 255 + 0.5, 0, 255).astype(np.uint8))
                     ys, xs = keypoint_strings(body)
                     ann.append(f"{name}: {ys}: {xs}")
                     names.append(name)

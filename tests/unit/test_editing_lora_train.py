@@ -93,11 +93,11 @@ def test_comfy_key_format_and_atomic_unique_save(tmp_path):
     assert set(sd) == {"diffusion_model.attn.to_q.lora_down.weight", "diffusion_model.attn.to_q.lora_up.weight",
                        "diffusion_model.attn.to_q.alpha"}
     assert sd["diffusion_model.attn.to_q.lora_down.weight"].shape == (2, 16)
-    p1 = lora_train.save_lora(sd, lora_train.unique_path(tmp_path, "pose"))
-    p2 = lora_train.save_lora(sd, lora_train.unique_path(tmp_path, "pose"))
+    p1 = lora_train.save_lora(sd, lora_train.free_lora_path(tmp_path, "pose"))
+    p2 = lora_train.save_lora(sd, lora_train.free_lora_path(tmp_path, "pose"))
     assert p1.name == "pose.safetensors" and p2.name == "pose_0001.safetensors"
     assert float(load_file(p1)["diffusion_model.attn.to_q.alpha"]) == 1.0
-    assert not list(tmp_path.glob("*.partial"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pose.safetensors", "pose_0001.safetensors"]  # no temp file left
 
 
 def test_dropout_replaces_text_and_zeroes_image():

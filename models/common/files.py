@@ -1,0 +1,64 @@
+"""Writing files a user keeps: never half-written, never over someone else's.
+
+* :func:`atomic_write`: write to a temporary file in the same folder, then rename it over the
+  real name in one step, so a reader (ComfyUI listing ``models/``, a resumed run) sees the old
+  file or the new one and never a torn one; the temporary file goes away if writing fails.
+* :func:`unique_path`: the first free name (``name``, ``name_1``, ``name_2`` ... or with a fixed
+  number of digits), for outputs that must not replace an existing file or folder.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+
+TMP_SUFFIX = ".tmp"
+
+
+def atomic_write(path: os.PathLike, write: Callable[[Path], None]) -> Path:
+    """``write(tmp)`` fills a temporary file next to ``path``, which then replaces ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_text(path: os.PathLike, text: str) -> Path:
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8", newline=""))
+
+
+def atomic_write_image(path: os.PathLike, image: np.ndarray) -> Path:
+    """uint8 RGB ``(H, W, 3)`` or gray ``(H, W)``, encoded by ``path``'s extension (png, jpg, ...)."""
+    path = Path(path)
+    arr = np.ascontiguousarray(image[..., ::-1] if image.ndim == 3 else image)
+    ok, buf = cv2.imencode(path.suffix or ".png", arr)
+    if not ok:
+        raise OSError(f"could not encode {path.name} as {path.suffix or '.png'}")
+    return atomic_write(path, lambda tmp: tmp.write_bytes(buf.tobytes()))
+
+
+def unique_path(path: os.PathLike, digits: int = 0, stem: str | None = None) -> Path:
+    """``path`` if nothing is there, else the first free ``<stem>_<n><suffix>`` for n = 1, 2, ...
+    (``digits`` zero-pads n; ``stem`` defaults to ``path``'s own)."""
+    path = Path(path)
+    if not path.exists():
+        return path
+    stem = path.stem if stem is None else stem
+    n = 1
+    while True:
+        candidate = path.with_name(f"{stem}_{n:0{digits}d}{path.suffix}")
+        if not candidate.exists():
+            return candidate
+        n += 1
