@@ -49,9 +49,13 @@ def pose_masks(pose_image: torch.Tensor, kernels=KERNELS, threshold: float = INF
     b, _, h, w = pose_image.shape
     if h % cell or w % cell:
         raise ValueError(f"pose image {w}x{h} is not a multiple of the latent cell ({cell} px)")
+    # Blur the height above the black background, not the image: a float32 blur of a constant -1
+    # comes out ~1e-7 above -1 (the kernel sums to 1 only up to rounding), which the train
+    # threshold (> -1) would read as pose everywhere. Zeros blur to exact zeros.
+    above = pose_image.float() + 1
     out = []
     for size in kernels:
-        lit = (gaussian_blur(pose_image.float(), size) > threshold).any(dim=1, keepdim=True)
+        lit = (gaussian_blur(above, size) > threshold + 1).any(dim=1, keepdim=True)
         out.append(F.max_pool2d(lit.float(), cell) > 0)  # a cell is in if any of its pixels is
     return torch.cat(out, dim=1)
 
