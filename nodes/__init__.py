@@ -22,6 +22,7 @@ STAGE_MODULES = (
     "segmentation",
     "repose",
     "posegan",
+    "stable_pose",
     "editing",
     "metrics",
 )

@@ -24,3 +24,25 @@ class Progress:
 def check_interrupted() -> None:
     """Raise ComfyUI's interruption if the user pressed cancel."""
     comfy.model_management.throw_exception_if_processing_interrupted()
+
+
+def apply_control(conds: list, control_net, hint, strength: float, vae=None, percent_range=(0.0, 1.0)):
+    """Attach the ControlNet hint to each conditioning exactly as core ControlNetApplyAdvanced does
+    (one copy per previously attached ControlNet, chained; not applied to the uncond branch).
+    ``hint``: IMAGE ``(B, H, W, C)``."""
+    hint = hint.movedim(-1, 1)
+    cnets = {}
+    out = []
+    for conditioning in conds:
+        c = []
+        for t in conditioning:
+            d = t[1].copy()
+            prev = d.get("control", None)
+            if prev not in cnets:
+                cnets[prev] = control_net.copy().set_cond_hint(hint, strength, tuple(percent_range), vae=vae)
+                cnets[prev].set_previous_controlnet(prev)
+            d["control"] = cnets[prev]
+            d["control_apply_to_uncond"] = False
+            c.append([t[0], d])
+        out.append(c)
+    return out

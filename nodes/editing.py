@@ -37,7 +37,7 @@ from ..models.editing import inversion as inv
 from ..models.editing import ip2p, lora_train, p2p
 from ..models.pose.keypoints import parse_pose_keypoint
 from ..models.pose.render import render_openpose
-from .common import PoseKeypoint, Progress
+from .common import PoseKeypoint, Progress, apply_control
 
 log = logging.getLogger("poselab")
 
@@ -79,27 +79,6 @@ def render_pose_hint(pose, batch: int, height: int, width: int) -> torch.Tensor:
         raise ValueError(f"{len(frames)} target poses for {batch} image(s): give one pose, or one per image")
     hints = [render_openpose(frames[i % len(frames)], width=width, height=height) for i in range(batch)]
     return numpy_to_image_batch(hints)
-
-
-def apply_control(conds: list, control_net, hint: torch.Tensor, strength: float, vae):
-    """Attach the ControlNet hint to each conditioning exactly as core ControlNetApplyAdvanced does
-    (one copy per previously attached ControlNet, chained; not applied to the uncond branch)."""
-    hint = hint.movedim(-1, 1)
-    cnets = {}
-    out = []
-    for conditioning in conds:
-        c = []
-        for t in conditioning:
-            d = t[1].copy()
-            prev = d.get("control", None)
-            if prev not in cnets:
-                cnets[prev] = control_net.copy().set_cond_hint(hint, strength, (0.0, 1.0), vae=vae)
-                cnets[prev].set_previous_controlnet(prev)
-            d["control"] = cnets[prev]
-            d["control_apply_to_uncond"] = False
-            c.append([t[0], d])
-        out.append(c)
-    return out
 
 
 def sample_with_guider(model, guider, latent_image, seed, sampler_name, scheduler, steps, denoise_mask=None):

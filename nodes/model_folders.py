@@ -17,6 +17,7 @@ MODEL_FOLDERS = {
     "openpose": "OpenPose body/hand/face weights for controlnet-aux: body_pose_model.pth, hand_pose_model.pth, facenet.pth",
     "sams": "Segment Anything checkpoints (sam_vit_b_01ec64.pth, sam_vit_l_0b3195.pth, sam_vit_h_4b8939.pth)",
     "posegan": "Deformable-GAN checkpoints (.safetensors written by the PoseLab trainer)",
+    "stable_pose": "Stable-Pose adapters for SD1.5 (.safetensors from the PoseLab trainer, or a released checkpoint's stable_pose_adapter.* weights)",
     "vgg": "torchvision VGG19 ImageNet weights (vgg19-dcbb9e9d.pth or a .safetensors of its state dict) for the Deformable GAN's nearest-neighbour loss",
     "lpips": "LPIPS backbone weights (alexnet/vgg16 torchvision state dicts) and linear layers",
     "inception": "Inception-v3 weights for FID/KID (pt_inception-2015-12-05 .pth)",

@@ -1,0 +1,332 @@
+"""Stable-Pose nodes: load an adapter as a CONTROL_NET, apply it with a POSE_KEYPOINT, train one.
+
+The adapter (models/stable_pose/) has ComfyUI's ControlNet contract, so it travels as a core
+``comfy.controlnet.ControlNet``: core "Apply ControlNet" works with it (give it a skeleton in the
+Stable-Pose style), ComfyUI schedules, casts and offloads it, and it chains with other ControlNets.
+The pose masks are made from the hint inside the adapter at every step, so nothing else is needed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+
+import cv2
+import numpy as np
+import torch
+
+import comfy.controlnet
+import comfy.model_management
+import comfy.utils
+from comfy_api.latest import io, ui
+
+from ..models.common.files import unique_path
+from ..models.common.images import image_batch_to_numpy, numpy_to_image_batch, paired_batch_size
+from ..models.pose.keypoints import PoseFrame, Person, parse_pose_keypoint
+from ..models.pose.render import render_coco17_stablepose
+from ..models.stable_pose import adapter as sp
+from ..models.stable_pose import train as sp_train
+from .common import PoseKeypoint, Progress, apply_control, check_interrupted
+from .model_folders import folder_locations, list_model_files, resolve_model_file
+
+log = logging.getLogger("poselab")
+
+CATEGORY = "PoseLab/stable-pose"
+FOLDER = "stable_pose"
+NEW_ADAPTER = "new (from the model's encoder)"
+
+
+def load_adapter(name: str) -> sp.StablePoseAdapter:
+    path = resolve_model_file(FOLDER, name)
+    sd = comfy.utils.load_torch_file(path, safe_load=True)  # safetensors, or torch.load(weights_only=True)
+    try:
+        return sp.adapter_from_state_dict(sd)
+    except (ValueError, KeyError) as exc:
+        raise ValueError(f"{name}: not a usable Stable-Pose adapter ({exc}). Expected the adapter weights "
+                         "(stable_pose_adapter.* keys of a released checkpoint, or a file saved by Train Stable-Pose "
+                         "(PoseLab)).") from exc
+
+
+def as_control_net(adapter: sp.StablePoseAdapter) -> comfy.controlnet.ControlNet:
+    """Wrap the adapter as a core ControlNet in the dtype ComfyUI picks for this device."""
+    device = comfy.model_management.get_torch_device()
+    params = sum(p.numel() for p in adapter.parameters())
+    dtype = comfy.model_management.unet_dtype(model_params=params)
+    compute = comfy.model_management.unet_manual_cast(dtype, device) or dtype
+    adapter.to(dtype=compute).eval()
+    return comfy.controlnet.ControlNet(adapter, load_device=device, manual_cast_dtype=None)
+
+
+class LoadStablePose(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="PoseLabLoadStablePose",
+            display_name="Load Stable-Pose Adapter (PoseLab)",
+            category=CATEGORY,
+            description="Loads a Stable-Pose adapter (pose-masked-attention ControlNet for SD1.5) from "
+                        "models/stable_pose/ as a CONTROL_NET. Apply it with Apply Stable-Pose (PoseLab) or core "
+                        "Apply ControlNet with a Stable-Pose-style skeleton image.",
+            inputs=[io.Combo.Input("adapter_name", options=list_model_files(FOLDER),
+                                   tooltip="A Stable-Pose adapter in models/stable_pose/ (.safetensors, or a .ckpt/.pth "
+                                           "holding only tensors).")],
+            outputs=[io.ControlNet.Output(display_name="control_net")],
+        )
+
+    @classmethod
+    def execute(cls, adapter_name) -> io.NodeOutput:
+        return io.NodeOutput(as_control_net(load_adapter(adapter_name)))
+
+
+def render_hints(pose, batch: int, width: int, height: int) -> torch.Tensor:
+    frames = parse_pose_keypoint(pose)
+    if not frames:
+        raise ValueError("the POSE_KEYPOINT input holds no frames: connect a pose detector or editor output")
+    if not any(f.people for f in frames):
+        log.warning("PoseLab Stable-Pose: no person in the pose input; the skeleton image is black")
+    n = paired_batch_size({"pose frames": len(frames), "batch": batch}) if batch > 1 else len(frames)
+    return numpy_to_image_batch([render_coco17_stablepose(frames[i % len(frames)], width, height) for i in range(n)])
+
+
+class ApplyStablePose(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="PoseLabApplyStablePose",
+            display_name="Apply Stable-Pose (PoseLab)",
+            category=CATEGORY,
+            description="Renders the pose as Stable-Pose's skeleton (COCO-17, 16 hls-coloured limbs) at the "
+                        "generation size and attaches the adapter to the positive and negative conditioning, as "
+                        "Stable-Pose does for both CFG branches. The pose masks for its attention are made from "
+                        "the skeleton at every step.",
+            inputs=[
+                io.Conditioning.Input("positive"),
+                io.Conditioning.Input("negative"),
+                io.ControlNet.Input("control_net", tooltip="From Load Stable-Pose Adapter (PoseLab)."),
+                PoseKeypoint.Input("pose", tooltip="The pose to generate (OpenPose-18 POSE_KEYPOINT; rescaled to the size)."),
+                io.Int.Input("width", default=512, min=16, max=8192, step=16,
+                             tooltip="Generation width (the empty latent's); a multiple of 16."),
+                io.Int.Input("height", default=512, min=16, max=8192, step=16,
+                             tooltip="Generation height; a multiple of 16."),
+                io.Float.Input("strength", default=1.0, min=0.0, max=10.0, step=0.01),
+                io.Float.Input("start_percent", default=0.0, min=0.0, max=1.0, step=0.001),
+                io.Float.Input("end_percent", default=1.0, min=0.0, max=1.0, step=0.001),
+            ],
+            outputs=[
+                io.Conditioning.Output(display_name="positive"),
+                io.Conditioning.Output(display_name="negative"),
+                io.Image.Output(display_name="pose_image", tooltip="The skeleton image the adapter sees."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, positive, negative, control_net, pose, width, height, strength, start_percent,
+                end_percent) -> io.NodeOutput:
+        if width % 16 or height % 16:
+            raise ValueError(f"{width}x{height}: Stable-Pose needs sides that are multiples of 16 (8 px latent cells, "
+                             "2x2 attention patches)")
+        if not isinstance(getattr(control_net, "control_model", None), sp.StablePoseAdapter):
+            raise ValueError("control_net is not a Stable-Pose adapter: load one with Load Stable-Pose Adapter (PoseLab) "
+                             "(for an OpenPose ControlNet use core Apply ControlNet with an OpenPose render)")
+        hints = render_hints(pose, 1, width, height)
+        if strength == 0:
+            return io.NodeOutput(positive, negative, hints)
+        pos, neg = apply_control([positive, negative], control_net, hints, strength,
+                                 percent_range=(start_percent, end_percent))
+        return io.NodeOutput(pos, neg, hints)
+
+
+# ---------------------------------------------------------------------------------- training
+def procedural_samples(count: int, size: int, seed: int):
+    """(image uint8, OpenPose-18 body, caption) samples of procedural people (both ends of each pair)."""
+    from ..models.posegan import synthetic
+
+    out = []
+    for p in synthetic.make_pairs((count + 1) // 2, seed=seed, size=(size, size)):
+        out.append((p.source, p.source_body, f"a photo of a person, {p.source_pose.replace('_', ' ')}"))
+        out.append((p.target, p.target_body, f"a photo of a person, {p.target_pose.replace('_', ' ')}"))
+    return out[:count]
+
+
+def fit_size(width: int, height: int, resolution: int) -> tuple[int, int]:
+    """The image's aspect with the long side at ``resolution``, both sides multiples of 16."""
+    s = resolution / max(width, height)
+    return max(16, int(width * s) // 16 * 16), max(16, int(height * s) // 16 * 16)
+
+
+def user_samples(images: torch.Tensor, pose, captions: str, resolution: int):
+    frames = parse_pose_keypoint(pose)
+    n = paired_batch_size({"images": images.shape[0], "poses": len(frames)})
+    lines = [c.strip() for c in captions.splitlines() if c.strip()] or [""]
+    if len(lines) not in (1, n):
+        raise ValueError(f"{len(lines)} caption lines for {n} images: give one caption, or one line per image")
+    out = []
+    pictures = image_batch_to_numpy(images)
+    for i in range(n):
+        img = pictures[i % len(pictures)]
+        frame = frames[i % len(frames)]
+        if not frame.people:
+            raise ValueError(f"training image {i}: its pose has no person; remove it or fix the pose")
+        h, w = img.shape[:2]
+        tw, th = fit_size(w, h, resolution)
+        body = frame.people[0].body.copy()
+        body[:, 0] *= tw / frame.width
+        body[:, 1] *= th / frame.height
+        out.append((cv2.resize(img, (tw, th), interpolation=cv2.INTER_AREA), body, lines[i % len(lines)]))
+    if len({s[0].shape for s in out}) > 1:
+        raise ValueError("training images must share one size (after fitting to the resolution)")
+    return out
+
+
+def encode_samples(model, clip, vae, samples) -> sp_train.PoseData:
+    if clip is None:
+        raise ValueError("the CLIP input is None: the checkpoint has no text encoder; load one with a CLIP loader")
+    h, w = samples[0][0].shape[:2]
+    imgs = torch.from_numpy(np.stack([s[0] for s in samples]).astype(np.float32) / 255.0)
+    hints = torch.from_numpy(np.stack([
+        render_coco17_stablepose(PoseFrame(w, h, [Person(body=s[1])]), w, h) for s in samples]).astype(np.float32) / 255.0)
+    latents = torch.cat([vae.encode(imgs[i:i + 8]) for i in range(0, len(samples), 8)]).float().cpu()
+    cache: dict[str, torch.Tensor] = {}
+
+    def text(t: str) -> torch.Tensor:
+        if t not in cache:
+            cache[t] = clip.encode_from_tokens(clip.tokenize(t)).float().cpu()
+        return cache[t]
+
+    return sp_train.PoseData(latents=model.model.latent_format.process_in(latents), hints=hints.movedim(-1, 1),
+                             text=torch.cat([text(s[2]) for s in samples]), null_text=text(""))
+
+
+def require_sd_unet(model) -> None:
+    unet = getattr(model.model, "diffusion_model", None)
+    conv_in = None if unet is None else unet.state_dict().get("input_blocks.0.0.weight")
+    if conv_in is None or conv_in.shape[1] != 4 or getattr(unet, "context_dim", 768) is None:
+        raise ValueError(f"the model is a {type(model.model).__name__}: Stable-Pose trains on an SD1.5-family UNet "
+                         "with 4 latent input channels (load an SD1.5 checkpoint with Load Checkpoint)")
+
+
+class TrainStablePose(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="PoseLabTrainStablePose",
+            display_name="Train Stable-Pose (PoseLab)",
+            category=CATEGORY,
+            description="Trains a Stable-Pose adapter for an SD1.5-family checkpoint (frozen) with the pose-mask-guided "
+                        "loss, on your images + poses or on procedural people, and saves it to models/stable_pose/.",
+            is_output_node=True,
+            inputs=[
+                io.Model.Input("model", tooltip="The SD1.5-family checkpoint the adapter steers (kept frozen)."),
+                io.Clip.Input("clip", tooltip="Its text encoder (captions)."),
+                io.Vae.Input("vae", tooltip="Its VAE (training images)."),
+                io.Combo.Input("start_from", options=[NEW_ADAPTER] + list_model_files(FOLDER),
+                               tooltip="A new adapter copied from the model's encoder (as Stable-Pose's prepare_weights), "
+                                       "or an adapter in models/stable_pose/ to keep training."),
+                io.Int.Input("synthetic_samples", default=64, min=2, max=100000,
+                             tooltip="Procedural people used when no images are connected."),
+                io.Int.Input("resolution", default=512, min=64, max=2048, step=16,
+                             tooltip="Long side of the training images (multiples of 16)."),
+                io.Int.Input("steps", default=500, min=1, max=10000000),
+                io.Int.Input("batch_size", default=2, min=1, max=256),
+                io.Float.Input("learning_rate", default=1e-5, min=1e-8, max=1.0, step=1e-6, round=1e-8,
+                               tooltip="AdamW; Stable-Pose used 1e-5."),
+                io.Float.Input("alpha", default=5.0, min=1.0, max=100.0, step=0.5,
+                               tooltip="Loss weight inside the fine pose mask (1 outside)."),
+                io.Float.Input("text_dropout", default=0.5, min=0.0, max=0.95, step=0.05,
+                               tooltip="Probability of training with the empty caption (Stable-Pose: 0.5)."),
+                io.Float.Input("holdout", default=0.25, min=0.0, max=0.9, step=0.05,
+                               tooltip="Fraction of samples held out to score the adapter before/after training."),
+                io.Int.Input("save_every", default=0, min=0, max=10000000, tooltip="Extra checkpoints every N steps (0: none)."),
+                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFF),
+                io.String.Input("adapter_name", default="poselab_stable_pose",
+                                tooltip="File name stem in models/stable_pose/; a counter is added if it exists."),
+                io.Image.Input("images", optional=True, tooltip="Your training images (one size)."),
+                PoseKeypoint.Input("poses", optional=True, tooltip="Their poses (one frame per image; first person)."),
+                io.String.Input("captions", multiline=True, default="", optional=True,
+                                tooltip="One caption for all images, or one line per image."),
+            ],
+            outputs=[
+                io.ControlNet.Output(display_name="control_net", tooltip="The trained adapter, ready to apply."),
+                io.String.Output(display_name="adapter_file"),
+                io.String.Output(display_name="report", tooltip="JSON: losses, held-out loss before/after, with a wrong pose."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, model, clip, vae, start_from, synthetic_samples, resolution, steps, batch_size, learning_rate,
+                alpha, text_dropout, holdout, save_every, seed, adapter_name, images=None, poses=None,
+                captions="") -> io.NodeOutput:
+        require_sd_unet(model)
+        stem = os.path.basename(adapter_name.strip()).removesuffix(".safetensors")
+        if not stem:
+            raise ValueError("adapter_name is empty: give a file name stem such as poselab_stable_pose")
+        if (images is None) != (poses is None):
+            raise ValueError("connect both images and poses to train on your data, or neither for procedural people")
+        size = resolution // 16 * 16
+        samples = (user_samples(images, poses, captions or "", size) if images is not None
+                   else procedural_samples(synthetic_samples, size, seed))
+        return _train(model, clip, vae, samples, start_from, steps, batch_size, learning_rate, alpha, text_dropout,
+                      holdout, save_every, seed, stem)
+
+
+def _train(model, clip, vae, samples, start_from, steps, batch_size, learning_rate, alpha, text_dropout, holdout,
+           save_every, seed, stem) -> io.NodeOutput:
+    data = encode_samples(model, clip, vae, samples)
+    n = data.latents.shape[0]
+    n_eval = int(round(holdout * n)) if n >= 2 else 0
+    n_eval = min(max(n_eval, 1 if holdout > 0 and n >= 2 else 0), n - 1)
+    train_data = sp_train.PoseData(*(x[: n - n_eval] for x in (data.latents, data.hints, data.text)), data.null_text)
+    eval_data = (sp_train.PoseData(*(x[n - n_eval:] for x in (data.latents, data.hints, data.text)), data.null_text)
+                 if n_eval else None)
+    comfy.model_management.load_models_gpu([model], force_full_load=True)
+    device = model.load_device
+    unet = model.model.diffusion_model
+    ac = 1.0 / (1.0 + model.get_model_object("model_sampling").sigmas.float().cpu() ** 2)
+    out_path = unique_path(os.path.join(folder_locations(FOLDER)[0], f"{stem}.safetensors"))
+    cfg = sp_train.TrainConfig(steps=steps, batch_size=batch_size, lr=learning_rate, alpha=alpha,
+                               text_dropout=text_dropout, seed=seed, save_every=save_every)
+    progress = Progress(steps)
+    meta = {"steps": steps, "samples": n - n_eval, "base_model": type(model.model).__name__}
+    # ComfyUI runs nodes under inference_mode; autograd needs normal tensors, so the frozen UNet is
+    # used through fp32 clones of its weights (functional_call) and the loaded model is untouched.
+    with torch.inference_mode(False), torch.enable_grad():
+        frozen = {k: v.detach().to(device, torch.float32).clone()
+                  for k, v in list(unet.named_parameters()) + list(unet.named_buffers())}
+        if start_from == NEW_ADAPTER:
+            adapter = sp.adapter_for_unet(frozen, prefix="")
+        else:
+            adapter = load_adapter(start_from)
+            if sp.infer_config(frozen).channel_mult != adapter.config.channel_mult:
+                raise ValueError(f"{start_from} was made for another UNet layout than this model's")
+        adapter.mask_threshold = sp.INFER_THRESHOLD
+
+        def unet_fn(x, t, ctx, control):
+            return torch.func.functional_call(unet, frozen, (x,), {"timesteps": t.float(), "context": ctx,
+                                                                 "control": control})
+
+        def on_step(step: int, loss: float) -> None:
+            progress.step()
+            check_interrupted()
+
+        def save(step: int) -> str:
+            path = str(out_path) if step == steps else str(out_path).replace(".safetensors", f"_step{step:06d}.safetensors")
+            sp_train.save_adapter(adapter, path, dict(meta, step=step))
+            return path
+
+        result = sp_train.train_adapter(unet_fn, adapter, train_data, ac, cfg, eval_data=eval_data, device=device,
+                                        on_step=on_step, save_checkpoint=save)
+        del frozen
+    report = json.dumps({
+        "adapter_file": out_path.name, "train_samples": n - n_eval, "heldout_samples": n_eval, "steps": steps,
+        "seconds": round(result.seconds, 2), "eval_loss_before": result.eval_before,
+        "eval_loss_after": result.eval_after, "eval_loss_wrong_pose": result.eval_wrong_pose,
+        "losses": [round(x, 6) for x in result.losses],
+        "checkpoints": [os.path.basename(c) for c in result.checkpoints],
+    })
+    with torch.inference_mode(False):
+        trained = sp.adapter_from_state_dict({k: v.detach().clone() for k, v in adapter.state_dict().items()})
+    return io.NodeOutput(as_control_net(trained), out_path.name, report, ui=ui.PreviewText(report))
+
+
+NODES = [LoadStablePose, ApplyStablePose, TrainStablePose]
