@@ -23,6 +23,7 @@ STAGE_MODULES = (
     "repose",
     "posegan",
     "stable_pose",
+    "onepose",
     "editing",
     "metrics",
 )

@@ -216,6 +216,14 @@ def train_lora_on_model(model, clip, vae, pairs, rank: int, alpha: float, target
     """Train a LoRA on a ComfyUI IP2P MODEL; write it (atomically) to ``out_path``."""
     require_ip2p(model)
     data = encode_pairs(model, clip, vae, pairs)
+    meta = {"poselab": "ip2p pose-edit LoRA", "pairs": len(pairs)}
+    return train_lora_on_data(model, data, rank, alpha, targets, cfg, out_path, meta, progress)
+
+
+def train_lora_on_data(model, data: lora_train.TrainData, rank: int, alpha: float, targets,
+                       cfg: lora_train.TrainConfig, out_path, meta: dict, progress=None) -> tuple[lora_train.TrainResult, dict]:
+    """Train a LoRA for ``model``'s UNet on encoded data; write it (atomically) to ``out_path``
+    in ComfyUI's LoRA format. Returns the result and the final LoRA state dict."""
     comfy.model_management.load_models_gpu([model], force_full_load=True)
     device = model.load_device
     unet = model.model.diffusion_model
@@ -223,8 +231,7 @@ def train_lora_on_model(model, clip, vae, pairs, rank: int, alpha: float, target
     model_dtype = model.model_dtype()
     autocast_dtype = model_dtype if device.type == "cuda" and model_dtype in (torch.float16, torch.bfloat16) else None
     out_path = str(out_path)
-    meta = {"poselab": "ip2p pose-edit LoRA", "rank": rank, "alpha": alpha, "targets": ",".join(targets),
-            "steps": cfg.steps, "pairs": len(pairs)}
+    meta = dict(meta, rank=rank, alpha=alpha, targets=",".join(targets), steps=cfg.steps)
     # ComfyUI runs nodes under inference_mode; autograd needs normal tensors, so the frozen UNet
     # weights are used through fp32 clones (functional_call) and the model itself is untouched.
     with torch.inference_mode(False), torch.enable_grad():
@@ -248,8 +255,8 @@ def train_lora_on_model(model, clip, vae, pairs, rank: int, alpha: float, target
 
         handle = lora.attach()
         try:
-            result = lora_train.train_ip2p_lora(unet_fn, lora, data, ac, cfg, device=device,
-                                                autocast_dtype=autocast_dtype, on_step=on_step, save_checkpoint=save)
+            result = lora_train.train_lora(unet_fn, lora, data, ac, cfg, device=device,
+                                           autocast_dtype=autocast_dtype, on_step=on_step, save_checkpoint=save)
         finally:
             handle.remove()
             del frozen

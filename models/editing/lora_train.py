@@ -213,13 +213,15 @@ class TrainConfig:
 @dataclass
 class TrainData:
     target_latents: torch.Tensor  # (N, 4, h, w), already scaled (latent_format.process_in)
-    source_latents: torch.Tensor  # (N, 4, h, w), raw VAE latents, as IP2P concatenates them
+    source_latents: torch.Tensor | None  # (N, 4, h, w), raw VAE latents, as IP2P concatenates them;
+    # None for a plain text-to-image UNet (a subject LoRA: the objective is then plain epsilon-MSE)
     text: torch.Tensor  # (N, 77, C) instruction embeddings
     null_text: torch.Tensor  # (1, 77, C) embedding of ""
 
     def __post_init__(self):
         n = self.target_latents.shape[0]
-        if not (self.source_latents.shape[0] == self.text.shape[0] == n) or n == 0:
+        sources = n if self.source_latents is None else self.source_latents.shape[0]
+        if not (sources == self.text.shape[0] == n) or n == 0:
             raise ValueError("target latents, source latents and text embeddings must have the same number of pairs (>0)")
 
 
@@ -246,27 +248,31 @@ def ip2p_loss(unet: UNetFn, data: TrainData, idx: torch.Tensor, t: torch.Tensor,
               drop_image: torch.Tensor | None = None) -> torch.Tensor:
     x0 = data.target_latents[idx]
     xt = ddpm_noise(x0, t, noise, alphas_cumprod)
-    src = data.source_latents[idx]
     text = data.text[idx]
-    if drop_image is not None:
-        src = src * (~drop_image).view(-1, 1, 1, 1).to(src.dtype)
     if drop_text is not None:
         text = torch.where(drop_text.view(-1, 1, 1), data.null_text.to(text.dtype).expand_as(text), text)
+    if data.source_latents is None:  # text-to-image UNet
+        return torch.nn.functional.mse_loss(unet(xt, t, text).float(), noise.float())
+    src = data.source_latents[idx]
+    if drop_image is not None:
+        src = src * (~drop_image).view(-1, 1, 1, 1).to(src.dtype)
     eps = unet(torch.cat([xt, src], dim=1), t, text)
     return torch.nn.functional.mse_loss(eps.float(), noise.float())
 
 
-def train_ip2p_lora(unet: UNetFn, lora: LoRASet, data: TrainData, alphas_cumprod: torch.Tensor, cfg: TrainConfig,
-                    device: torch.device | str = "cpu", autocast_dtype: torch.dtype | None = None,
-                    on_step: Callable[[int, float], None] | None = None,
-                    save_checkpoint: Callable[[int], str] | None = None) -> TrainResult:
-    """Optimise ``lora`` (attached by the caller) so that ``unet`` predicts the IP2P noise."""
+def train_lora(unet: UNetFn, lora: LoRASet, data: TrainData, alphas_cumprod: torch.Tensor, cfg: TrainConfig,
+              device: torch.device | str = "cpu", autocast_dtype: torch.dtype | None = None,
+              on_step: Callable[[int, float], None] | None = None,
+              save_checkpoint: Callable[[int], str] | None = None) -> TrainResult:
+    """Optimise ``lora`` (attached by the caller) so that ``unet`` predicts the noise: the IP2P objective
+    when the data has source latents, plain text-to-image epsilon-MSE when it has none."""
     if not 0 <= cfg.text_dropout < 1 or not 0 <= cfg.image_dropout < 1:
         raise ValueError("conditioning dropout probabilities must be in [0, 1)")
     if cfg.steps < 1 or cfg.batch_size < 1 or cfg.grad_accum < 1:
         raise ValueError("steps, batch_size and grad_accum must be at least 1")
     device = torch.device(device)
-    data = TrainData(*(x.to(device) for x in (data.target_latents, data.source_latents, data.text, data.null_text)))
+    data = TrainData(*(None if x is None else x.to(device)
+                       for x in (data.target_latents, data.source_latents, data.text, data.null_text)))
     n, T = data.target_latents.shape[0], alphas_cumprod.shape[0]
     lora.to(device=device, dtype=torch.float32)
     params = [p for p in lora.parameters()]

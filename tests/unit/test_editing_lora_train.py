@@ -73,7 +73,7 @@ def test_training_lowers_fixed_set_loss_and_leaves_unet_untouched(tmp_path):
     cfg = lora_train.TrainConfig(steps=40, batch_size=4, grad_accum=2, lr=3e-2, save_every=20, seed=1)
     handle = lora.attach()
     try:
-        res = lora_train.train_ip2p_lora(unet, lora, tiny_data(), ddpm_alphas(), cfg, save_checkpoint=lambda s: (
+        res = lora_train.train_lora(unet, lora, tiny_data(), ddpm_alphas(), cfg, save_checkpoint=lambda s: (
             saved.append(s), str(lora_train.save_lora(lora.comfy_state_dict(), tmp_path / f"l{s}.safetensors")))[1])
     finally:
         handle.remove()

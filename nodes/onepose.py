@@ -1,0 +1,143 @@
+"""OnePoseTrans stage: the one-shot subject LoRA trained on the source photo at test time.
+
+The rest of OnePoseTrans's pipeline is composed from nodes that exist (workflows/onepose_repose):
+Person Mask (segmentation), Fill Background (inpainting), Extract Pose / Pose From Library, an
+OpenPose ControlNet through core Apply ControlNet, Person Mask on the result and Composite. Its
+visual-consistency module (IP-Adapter + InstantID face tokens) and LayerDiffuse are not here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import cv2
+import numpy as np
+import torch
+
+import comfy.model_base
+import comfy.sd
+import folder_paths
+from comfy_api.latest import io, ui
+
+from ..models.common.images import image_batch_to_numpy, mask_batch_to_numpy
+from ..models.editing import lora_train
+from ..models.onepose import subject_lora
+from .common import Progress
+from .editing import train_lora_on_data
+
+CATEGORY = "PoseLab/onepose"
+BLOCK_WEIGHTS = ("oneposetrans (0.2, layout block 1.0)", "uniform")
+TARGETS = ("to_q", "to_k", "to_v", "to_out.0")  # all self- and cross-attention projections, as the reference
+
+
+def _family(model) -> str:
+    """Which layout-block name applies; refuses UNets this trainer cannot drive."""
+    unet = model.model.diffusion_model
+    conv_in = unet.state_dict().get("input_blocks.0.0.weight")
+    if conv_in is None or conv_in.shape[1] != 4:
+        raise ValueError(f"the model is a {type(model.model).__name__}: the subject LoRA trains a text-to-image UNet "
+                         "with 4 latent channels (an SD1.5-family checkpoint)")
+    if getattr(model.model, "adm_channels", 0):
+        raise ValueError(f"the model is a {type(model.model).__name__}, which needs size/pooled conditioning that this "
+                         "trainer does not build yet; use an SD1.5-family checkpoint")
+    return "sdxl" if isinstance(model.model, comfy.model_base.SDXL) else "sd15"
+
+
+class TrainSubjectLoRA(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="PoseLabTrainSubjectLoRA",
+            display_name="Train Subject LoRA (PoseLab)",
+            category=CATEGORY,
+            description="OnePoseTrans's test-time LoRA: fine-tunes the checkpoint's attention on one photo of the "
+                        "person (random square crops of the segmented person, their description as the prompt), so "
+                        "a pose-controlled generation keeps their look. Saves the LoRA to models/loras/ and returns "
+                        "the model with it applied at OnePoseTrans's block weights.",
+            is_output_node=True,
+            inputs=[
+                io.Model.Input("model", tooltip="An SD1.5-family checkpoint (kept frozen; only the LoRA trains)."),
+                io.Clip.Input("clip", tooltip="Its text encoder."),
+                io.Vae.Input("vae", tooltip="Its VAE."),
+                io.Image.Input("image", tooltip="One photo of the person."),
+                io.String.Input("description", multiline=True,
+                                default="A woman with face, a white shirt, blue jeans",
+                                tooltip="The person in OnePoseTrans's form \"A man/woman with face, <garments>\"; "
+                                        "use the same text in the generation prompt."),
+                io.Int.Input("steps", default=60, min=1, max=100000, tooltip="Optimiser steps (OnePoseTrans: 60)."),
+                io.Int.Input("rank", default=32, min=1, max=256, tooltip="LoRA rank (OnePoseTrans: 32, alpha 32)."),
+                io.Float.Input("learning_rate", default=1e-3, min=1e-7, max=1.0, step=1e-5, round=1e-7,
+                               tooltip="AdamW, constant (OnePoseTrans: 1e-3)."),
+                io.Int.Input("batch_size", default=2, min=1, max=64, tooltip="Crops per step (OnePoseTrans: 2)."),
+                io.Int.Input("resolution", default=512, min=64, max=2048, step=8, tooltip="Crop size."),
+                io.Int.Input("views", default=16, min=1, max=1024,
+                             tooltip="How many random crops are drawn (and VAE-encoded once) to sample from."),
+                io.Combo.Input("block_weights", options=list(BLOCK_WEIGHTS), default=BLOCK_WEIGHTS[0],
+                               tooltip="How the returned model applies the LoRA: OnePoseTrans's 0.2 everywhere and 1.0 "
+                                       "in the layout attention block, or one strength everywhere. The saved file is "
+                                       "the plain LoRA either way."),
+                io.Float.Input("strength", default=1.0, min=-10.0, max=10.0, step=0.05,
+                               tooltip="Multiplies the block weights."),
+                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFF),
+                io.String.Input("lora_name", default="poselab_subject",
+                                tooltip="File name stem in models/loras; a counter is added if it exists."),
+                io.Mask.Input("mask", optional=True,
+                              tooltip="The person (1 = person), e.g. from Person Mask; the rest becomes flat grey, as "
+                                      "OnePoseTrans trains on the segmented foreground. Without it the whole photo is used."),
+            ],
+            outputs=[
+                io.Model.Output(display_name="model", tooltip="The model with the subject LoRA applied."),
+                io.String.Output(display_name="lora_file", tooltip="The LoRA in models/loras (core Load LoRA reads it)."),
+                io.String.Output(display_name="report", tooltip="JSON: losses and the fixed-set loss before/after."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, model, clip, vae, image, description, steps, rank, learning_rate, batch_size, resolution, views,
+                block_weights, strength, seed, lora_name, mask=None) -> io.NodeOutput:
+        family = _family(model)
+        if clip is None:
+            raise ValueError("the CLIP input is None: the checkpoint has no text encoder; load one with a CLIP loader")
+        if not description.strip():
+            raise ValueError("the description is empty: describe the person, e.g. \"A man with face, a red jacket\"")
+        if image.shape[0] != 1:
+            raise ValueError(f"{image.shape[0]} images: the subject LoRA is trained on one photo; pick one (Image From Batch)")
+        stem = os.path.basename(lora_name.strip()).removesuffix(".safetensors")
+        if not stem:
+            raise ValueError("lora_name is empty: give a file name stem such as poselab_subject")
+        photo = image_batch_to_numpy(image)[0]
+        person = None
+        if mask is not None:
+            person = mask_batch_to_numpy(mask)[0]
+            if person.shape != photo.shape[:2]:
+                person = cv2.resize(person, (photo.shape[1], photo.shape[0]), interpolation=cv2.INTER_LINEAR)
+        size = resolution // 8 * 8
+        crops = subject_lora.random_square_crops(subject_lora.foreground_on(photo, person), size, views, seed)
+        pixels = torch.from_numpy(crops.astype(np.float32) / 255.0)
+        latents = torch.cat([vae.encode(pixels[i:i + 8]) for i in range(0, len(pixels), 8)]).float().cpu()
+        text = clip.encode_from_tokens(clip.tokenize(description)).float().cpu()
+        data = lora_train.TrainData(
+            target_latents=model.model.latent_format.process_in(latents), source_latents=None,
+            text=text.expand(len(crops), -1, -1).contiguous(), null_text=clip.encode_from_tokens(clip.tokenize("")).float().cpu())
+        cfg = lora_train.TrainConfig(steps=steps, batch_size=batch_size, grad_accum=1, lr=learning_rate,
+                                     weight_decay=1e-2, text_dropout=0.0, image_dropout=0.0, seed=seed,
+                                     eval_samples=max(1, 16 // len(crops)))
+        out_path = lora_train.free_lora_path(folder_paths.get_folder_paths("loras")[0], stem)
+        result, sd = train_lora_on_data(model, data, rank, float(rank), list(TARGETS), cfg, out_path,
+                                        {"poselab": "OnePoseTrans subject LoRA", "description": description},
+                                        Progress(steps))
+        if block_weights == BLOCK_WEIGHTS[0]:
+            weighted = subject_lora.block_weighted(sd, 0.2 * strength, subject_lora.LAYOUT_BLOCK[family], 1.0 * strength)
+        else:
+            weighted = subject_lora.block_weighted(sd, strength, None)
+        patched, _ = comfy.sd.load_lora_for_models(model, None, weighted, 1.0, 0.0)
+        report = json.dumps({
+            "lora_file": out_path.name, "views": len(crops), "steps": steps, "seconds": round(result.seconds, 2),
+            "eval_loss_before": result.eval_before, "eval_loss_after": result.eval_after,
+            "losses": [round(x, 6) for x in result.losses], "block_weights": block_weights,
+        })
+        return io.NodeOutput(patched, out_path.name, report, ui=ui.PreviewText(report))
+
+
+NODES = [TrainSubjectLoRA]

@@ -1,0 +1,93 @@
+"""OnePoseTrans subject-LoRA pieces: training views, foreground, block weights, and the plain
+text-to-image objective of the shared LoRA loop."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from poselab.models.editing import lora_train
+from poselab.models.onepose import subject_lora
+
+
+def test_crops_are_square_views_of_the_short_side_resized_image():
+    img = np.zeros((100, 200, 3), np.uint8)
+    img[:, :, 0] = np.arange(200, dtype=np.uint8)[None, :]  # a horizontal ramp: crops differ in x
+    crops = subject_lora.random_square_crops(img, 50, 6, seed=1)
+    assert crops.shape == (6, 50, 50, 3) and crops.dtype == np.uint8
+    # short side 100 -> 50: the image becomes 50x100 and every crop keeps the full height
+    lefts = {int(c[0, 0, 0]) for c in crops}
+    assert len(lefts) > 1, "crops are not random"
+    assert np.array_equal(subject_lora.random_square_crops(img, 50, 6, seed=1), crops)  # seeded
+    with pytest.raises(ValueError):
+        subject_lora.random_square_crops(img, 4, 1)
+
+
+def test_foreground_replaces_the_background_with_grey():
+    img = np.full((4, 4, 3), 200, np.uint8)
+    mask = np.zeros((4, 4), np.float32)
+    mask[1:3, 1:3] = 1
+    out = subject_lora.foreground_on(img, mask)
+    assert (out[1:3, 1:3] == 200).all() and (out[0, 0] == 127).all()
+    assert subject_lora.foreground_on(img, None) is img
+    with pytest.raises(ValueError, match="differ in size"):
+        subject_lora.foreground_on(img, np.ones((3, 3)))
+
+
+def test_block_weights_scale_only_up_and_favour_the_layout_block():
+    sd = {
+        "diffusion_model.output_blocks.1.1.transformer_blocks.0.attn1.to_q.lora_up.weight": torch.ones(2, 1),
+        "diffusion_model.output_blocks.1.1.transformer_blocks.0.attn1.to_q.lora_down.weight": torch.ones(1, 2),
+        "diffusion_model.input_blocks.4.1.transformer_blocks.0.attn2.to_k.lora_up.weight": torch.ones(2, 1),
+        "diffusion_model.input_blocks.4.1.transformer_blocks.0.attn2.to_k.alpha": torch.tensor(1.0),
+    }
+    out = subject_lora.block_weighted(sd, 0.2, subject_lora.LAYOUT_BLOCK["sdxl"], 1.0)
+    keys = list(sd)
+    assert torch.equal(out[keys[0]], torch.ones(2, 1))  # layout block at 1.0
+    assert torch.equal(out[keys[1]], sd[keys[1]])  # down weights untouched
+    assert torch.allclose(out[keys[2]], torch.full((2, 1), 0.2))
+    assert out[keys[3]] is sd[keys[3]]
+    uniform = subject_lora.block_weighted(sd, 0.5, None)
+    assert torch.allclose(uniform[keys[0]], torch.full((2, 1), 0.5))
+
+
+class TinyT2IUNet(nn.Module):
+    """4 latent channels in and out, text through to_q/to_k/to_v/to_out.0 (frozen)."""
+
+    def __init__(self, c=16, ctx=8):
+        super().__init__()
+        self.inp = nn.Conv2d(4, c, 3, padding=1)
+        self.ctx = nn.Linear(ctx, c)
+        self.to_q, self.to_k, self.to_v = nn.Linear(c, c), nn.Linear(c, c), nn.Linear(c, c)
+        self.to_out = nn.Sequential(nn.Linear(c, c))
+        self.out = nn.Conv2d(c, 4, 3, padding=1)
+        self.requires_grad_(False)
+
+    def forward(self, x, timesteps, context):
+        h = self.inp(x) + (timesteps.float() / 1000).view(-1, 1, 1, 1)
+        b, c, hh, ww = h.shape
+        seq = h.flatten(2).transpose(1, 2)
+        ctx = self.ctx(context)
+        a = torch.softmax(self.to_q(seq) @ self.to_k(ctx).transpose(1, 2) / c ** 0.5, -1) @ self.to_v(ctx)
+        return self.out((seq + self.to_out(a)).transpose(1, 2).reshape(b, c, hh, ww))
+
+
+def test_subject_lora_loop_without_source_latents_lowers_the_loss():
+    torch.manual_seed(0)
+    unet = TinyT2IUNet()
+    g = torch.Generator().manual_seed(0)
+    views = torch.randn(1, 4, 8, 8, generator=g).repeat(6, 1, 1, 1) + 0.1 * torch.randn(6, 4, 8, 8, generator=g)
+    data = lora_train.TrainData(target_latents=views, source_latents=None,
+                                text=torch.randn(1, 4, 8, generator=g).expand(6, -1, -1), null_text=torch.zeros(1, 4, 8))
+    lora = lora_train.LoRASet(lora_train.find_target_linears(unet, ["to_q", "to_k", "to_v", "to_out.0"]), rank=4, seed=0)
+    ac = torch.cumprod(1 - torch.linspace(0.00085 ** 0.5, 0.012 ** 0.5, 1000) ** 2, 0)
+    handle = lora.attach()
+    try:
+        res = lora_train.train_lora(unet, lora, data, ac, lora_train.TrainConfig(
+            steps=60, batch_size=2, grad_accum=1, lr=1e-2, text_dropout=0.0, image_dropout=0.0, eval_samples=8))
+    finally:
+        handle.remove()
+    assert res.eval_after < 0.95 * res.eval_before, res
+    assert all(not p.requires_grad for p in unet.parameters())
