@@ -114,7 +114,9 @@ class SpatialTransformer(nn.Module):
         t = self.proj_in(self.norm(x)).flatten(2).transpose(1, 2)
         for block in self.transformer_blocks:
             t = block(t, context)
-        return self.proj_out(t.transpose(1, 2).reshape(b, c, h, w)) + x
+        # contiguous: the transposed view is channels-last in memory, and it would spread through
+        # proj_out, the residual and every later conv/GroupNorm (~25% slower on a CPU)
+        return self.proj_out(t.transpose(1, 2).reshape(b, c, h, w).contiguous()) + x
 
 
 class Downsample(nn.Module):
