@@ -292,6 +292,9 @@ def test_fresh_adapter_outputs_zero_residuals_shaped_like_unet_skips(layout, two
     assert [tuple(r.shape[1:]) for r in res["output"]] == expect_out
     assert [tuple(r.shape[1:]) for r in res["middle"]] == expect_mid
     assert all(r.shape[0] == 2 and not r.any() for r in res["output"] + res["middle"])
+    # plain NCHW residuals: a channels-last view leaking out of the transformer made every later
+    # conv and GroupNorm slower
+    assert all(r.is_contiguous() for r in res["output"] + res["middle"])
     assert isinstance(model.input_blocks[1][0], adapter.AttnResBlock)  # inject_layers=(1,) by default
 
 
@@ -299,13 +302,13 @@ def test_trained_adapter_depends_on_pose_hint_and_masks():
     torch.manual_seed(0)
     model = adapter.StablePoseAdapter(adapter.StablePoseConfig(**TWO_LEVEL)).eval()
     perturb_zero_convs(model)
-    x, hint, t, ctx = inputs()
-    other = torch.cat([skeleton_image(7), skeleton_image(8)]) * 0.5 + 0.5
+    x, hint, t, ctx = inputs(batch=1)
+    other = skeleton_image(7) * 0.5 + 0.5
     with torch.no_grad():
         a = model(x, hint, t, ctx)
         b = model(x, other, t, ctx)
         given = model(x, hint, t, ctx, masks=model.masks_for(hint))
-        open_masks = model(x, hint, t, ctx, masks=torch.ones(2, 2, 16, 16, dtype=torch.bool))
+        open_masks = model(x, hint, t, ctx, masks=torch.ones(1, 2, 16, 16, dtype=torch.bool))
     assert all(r.abs().max() > 0 for r in a["output"] + a["middle"])
     # block 0 is the input conv alone; the pose enters at block 1 and flows down from there
     torch.testing.assert_close(a["output"][0], b["output"][0])
