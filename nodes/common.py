@@ -46,3 +46,13 @@ def apply_control(conds: list, control_net, hint, strength: float, vae=None, per
             c.append([t[0], d])
         out.append(c)
     return out
+
+
+def require_text_to_image_unet(model, what: str) -> None:
+    """Refuse a MODEL whose UNet is not an SD-style text-to-image one with 4 latent channels
+    (an InstructPix2Pix UNet takes 8; SDXL-style models also need size/pooled conditioning)."""
+    unet = getattr(model.model, "diffusion_model", None)
+    conv_in = None if unet is None else unet.state_dict().get("input_blocks.0.0.weight")
+    if conv_in is None or conv_in.shape[1] != 4 or getattr(model.model, "adm_channels", 0):
+        raise ValueError(f"the model is a {type(model.model).__name__}: {what} needs an SD1.5-family text-to-image UNet "
+                         "(4 latent channels, no size/pooled conditioning); load an SD1.5 checkpoint with Load Checkpoint")

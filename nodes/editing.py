@@ -259,7 +259,7 @@ def train_lora_on_data(model, data: lora_train.TrainData, rank: int, alpha: floa
                                            autocast_dtype=autocast_dtype, on_step=on_step, save_checkpoint=save)
         finally:
             handle.remove()
-            del frozen
+            frozen.clear()  # free the fp32 copies now, not when the node returns
     return result, saved["sd"]
 
 

@@ -23,7 +23,7 @@ from comfy_api.latest import io, ui
 from ..models.common.images import image_batch_to_numpy, mask_batch_to_numpy
 from ..models.editing import lora_train
 from ..models.onepose import subject_lora
-from .common import Progress
+from .common import Progress, require_text_to_image_unet
 from .editing import train_lora_on_data
 
 CATEGORY = "PoseLab/onepose"
@@ -32,15 +32,8 @@ TARGETS = ("to_q", "to_k", "to_v", "to_out.0")  # all self- and cross-attention 
 
 
 def _family(model) -> str:
-    """Which layout-block name applies; refuses UNets this trainer cannot drive."""
-    unet = model.model.diffusion_model
-    conv_in = unet.state_dict().get("input_blocks.0.0.weight")
-    if conv_in is None or conv_in.shape[1] != 4:
-        raise ValueError(f"the model is a {type(model.model).__name__}: the subject LoRA trains a text-to-image UNet "
-                         "with 4 latent channels (an SD1.5-family checkpoint)")
-    if getattr(model.model, "adm_channels", 0):
-        raise ValueError(f"the model is a {type(model.model).__name__}, which needs size/pooled conditioning that this "
-                         "trainer does not build yet; use an SD1.5-family checkpoint")
+    """Which layout-block name applies (the trainer itself takes SD1.5-family UNets only)."""
+    require_text_to_image_unet(model, "the subject LoRA trainer")
     return "sdxl" if isinstance(model.model, comfy.model_base.SDXL) else "sd15"
 
 

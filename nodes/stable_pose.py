@@ -27,7 +27,7 @@ from ..models.pose.keypoints import PoseFrame, Person, parse_pose_keypoint
 from ..models.pose.render import render_coco17_stablepose
 from ..models.stable_pose import adapter as sp
 from ..models.stable_pose import train as sp_train
-from .common import PoseKeypoint, Progress, apply_control, check_interrupted
+from .common import PoseKeypoint, Progress, apply_control, check_interrupted, require_text_to_image_unet
 from .model_folders import folder_locations, list_model_files, resolve_model_file
 
 log = logging.getLogger("poselab")
@@ -198,14 +198,6 @@ def encode_samples(model, clip, vae, samples) -> sp_train.PoseData:
                              text=torch.cat([text(s[2]) for s in samples]), null_text=text(""))
 
 
-def require_sd_unet(model) -> None:
-    unet = getattr(model.model, "diffusion_model", None)
-    conv_in = None if unet is None else unet.state_dict().get("input_blocks.0.0.weight")
-    if conv_in is None or conv_in.shape[1] != 4 or getattr(unet, "context_dim", 768) is None:
-        raise ValueError(f"the model is a {type(model.model).__name__}: Stable-Pose trains on an SD1.5-family UNet "
-                         "with 4 latent input channels (load an SD1.5 checkpoint with Load Checkpoint)")
-
-
 class TrainStablePose(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
@@ -257,7 +249,7 @@ class TrainStablePose(io.ComfyNode):
     def execute(cls, model, clip, vae, start_from, synthetic_samples, resolution, steps, batch_size, learning_rate,
                 alpha, text_dropout, holdout, save_every, seed, adapter_name, images=None, poses=None,
                 captions="") -> io.NodeOutput:
-        require_sd_unet(model)
+        require_text_to_image_unet(model, "Stable-Pose training")
         stem = os.path.basename(adapter_name.strip()).removesuffix(".safetensors")
         if not stem:
             raise ValueError("adapter_name is empty: give a file name stem such as poselab_stable_pose")
@@ -316,7 +308,7 @@ def _train(model, clip, vae, samples, start_from, steps, batch_size, learning_ra
 
         result = sp_train.train_adapter(unet_fn, adapter, train_data, ac, cfg, eval_data=eval_data, device=device,
                                         on_step=on_step, save_checkpoint=save)
-        del frozen
+        frozen.clear()  # free the fp32 copies now, not when the node returns
     report = json.dumps({
         "adapter_file": out_path.name, "train_samples": n - n_eval, "heldout_samples": n_eval, "steps": steps,
         "seconds": round(result.seconds, 2), "eval_loss_before": result.eval_before,

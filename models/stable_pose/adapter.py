@@ -15,7 +15,7 @@ is read back from a state dict, so adapters for any SD1.5-family UNet depth load
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn

@@ -118,31 +118,29 @@ def test_adapter_steers_sampling_and_core_apply_controlnet_agrees(comfy_server, 
     assert np.abs(ours - other).mean() > 0.03
 
 
+def apply_graph(loader: dict, ckpt: str) -> dict:
+    """Apply Stable-Pose on whatever ``loader`` gives as its control net."""
+    return {"1": loader,
+            "2": {"class_type": "PoseLabApplyStablePose", "inputs": {
+                "positive": ["3", 0], "negative": ["3", 0], "control_net": ["1", 0], "pose": ["4", 0],
+                "width": 64, "height": 64, "strength": 1.0, "start_percent": 0.0, "end_percent": 1.0}},
+            "3": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["5", 1], "text": "x"}},
+            "4": {"class_type": "PoseLabPoseFromLibrary", "inputs": {"text": "arms raised", "width": 64, "height": 64, "fit": "none"}},
+            "5": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": ckpt}},
+            "6": {"class_type": "PreviewImage", "inputs": {"images": ["2", 2]}}}
+
+
 def test_clear_errors(comfy_server, tiny_sd15, tiny_adapter):
     cn_folder = comfy_server.base_dir / "models" / "controlnet"
     cn = tiny_checkpoints.ensure_checkpoint(cn_folder, "controlnet")
     wrong = comfy_server.base_dir / "models" / "stable_pose" / "actually_a_controlnet.safetensors"
     shutil.copyfile(cn_folder / cn, wrong)
-    entry = comfy_server.run({"1": {"class_type": "PoseLabLoadStablePose", "inputs": {"adapter_name": wrong.name}},
-                              "2": {"class_type": "PoseLabApplyStablePose", "inputs": {
-                                  "positive": ["3", 0], "negative": ["3", 0], "control_net": ["1", 0], "pose": ["4", 0],
-                                  "width": 64, "height": 64, "strength": 1.0, "start_percent": 0.0, "end_percent": 1.0}},
-                              "3": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["5", 1], "text": "x"}},
-                              "4": {"class_type": "PoseLabPoseFromLibrary", "inputs": {"text": "arms raised", "width": 64, "height": 64, "fit": "none"}},
-                              "5": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": tiny_sd15}},
-                              "6": {"class_type": "PreviewImage", "inputs": {"images": ["2", 2]}}}, timeout=300)
-    err = comfy_host.execution_error(entry)
+    loader = {"class_type": "PoseLabLoadStablePose", "inputs": {"adapter_name": wrong.name}}
+    err = comfy_host.execution_error(comfy_server.run(apply_graph(loader, tiny_sd15), timeout=300))
     assert err is not None and "not a usable Stable-Pose adapter" in err, err
     # A core ControlNet given to our apply node: says what to do instead.
-    entry = comfy_server.run({"1": {"class_type": "ControlNetLoader", "inputs": {"control_net_name": cn}},
-                              "2": {"class_type": "PoseLabApplyStablePose", "inputs": {
-                                  "positive": ["3", 0], "negative": ["3", 0], "control_net": ["1", 0], "pose": ["4", 0],
-                                  "width": 64, "height": 64, "strength": 1.0, "start_percent": 0.0, "end_percent": 1.0}},
-                              "3": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["5", 1], "text": "x"}},
-                              "4": {"class_type": "PoseLabPoseFromLibrary", "inputs": {"text": "arms raised", "width": 64, "height": 64, "fit": "none"}},
-                              "5": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": tiny_sd15}},
-                              "6": {"class_type": "PreviewImage", "inputs": {"images": ["2", 2]}}}, timeout=300)
-    err = comfy_host.execution_error(entry)
+    loader = {"class_type": "ControlNetLoader", "inputs": {"control_net_name": cn}}
+    err = comfy_host.execution_error(comfy_server.run(apply_graph(loader, tiny_sd15), timeout=300))
     assert err is not None and "not a Stable-Pose adapter" in err, err
 
 
