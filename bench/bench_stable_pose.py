@@ -14,6 +14,18 @@ Both sides use PyTorch's scaled_dot_product_attention (ComfyUI is told
 attention kernels'. Stable-Pose's extra work over a ControlNet: the pose feature extractor (vs the
 ControlNet's hint block), the PMSA-ViT (1024 tokens at 512 px, 2 layers) inside input block 1,
 and the masks (two Gaussian blurs of the pose image).
+
+Measured 2026-11-23 on the 2-core CPU (no GPU lent), float32, batch 2, wall seconds, each line one
+run of this script (other jobs were idle; repeats of the same run moved ratios by ~0.1):
+
+| size | forward SP / CN | ratio | forward+backward SP / CN | ratio | masks alone |
+|---|---|---|---|---|---|
+| 256 (median of 2) | 1.41 / 1.13 s | 1.24x | 4.49 / 4.01 s | 1.12x | 12 ms |
+| 512 (median of 2, --forward-only) | 4.86 / 4.42 s | 1.10x | - | - | 49 ms |
+| 512 (--repeats 1) | 4.33 / 3.56 s | 1.22x | 17.5 / 13.5 s | 1.30x | 40 ms |
+
+So the adapter costs ~1.1-1.3x a ControlNet of the same size, and its masks ~1% of a ControlNet
+forward (computed once per call: a sampler could reuse them across steps).
 """
 
 from __future__ import annotations
