@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -244,6 +245,24 @@ def test_masked_attention_is_per_sample():
     assert abs(float(floors[0] - floors[1])) > 0.1, "the samples must have different minima"
     for i in range(2):
         torch.testing.assert_close(both[i:i + 1], alone[i], atol=1e-5, rtol=1e-5)
+
+
+# ------------------------------------------------------------------------------------ SD blocks
+def test_timestep_embedding_closed_form_and_block_shapes():
+    t = torch.tensor([0.0, 1.0, 981.0])
+    emb = sd_blocks.timestep_embedding(t, 8)
+    assert emb.shape == (3, 8)
+    for i, ti in enumerate(t.tolist()):
+        for k in range(4):  # LDM order: cosines first, then sines
+            f = math.exp(-math.log(10000.0) * k / 4)
+            assert abs(float(emb[i, k]) - math.cos(ti * f)) < 1e-4
+            assert abs(float(emb[i, 4 + k]) - math.sin(ti * f)) < 1e-4
+    x = torch.randn(1, 64, 8, 12)
+    assert sd_blocks.Downsample(64)(x).shape == (1, 64, 4, 6)
+    block = sd_blocks.ResBlock(64, 128, 96)
+    assert block(x, torch.randn(1, 128)).shape == (1, 96, 8, 12)
+    st = sd_blocks.SpatialTransformer(64, 4, 1, 32)
+    assert st(x, torch.randn(1, 5, 32)).shape == x.shape
 
 
 # --------------------------------------------------------------------------------------- adapter
