@@ -3,7 +3,8 @@
 The adapter (models/stable_pose/) has ComfyUI's ControlNet contract, so it travels as a core
 ``comfy.controlnet.ControlNet``: core "Apply ControlNet" works with it (give it a skeleton in the
 Stable-Pose style), ComfyUI schedules, casts and offloads it, and it chains with other ControlNets.
-The pose masks are made from the hint inside the adapter at every step, so nothing else is needed.
+The pose masks are made from the hint inside the adapter at every step; a small subclass only
+tells the adapter which rows are the unconditional CFG half (open masks, as Stable-Pose samples).
 """
 
 from __future__ import annotations
@@ -48,6 +49,28 @@ def load_adapter(name: str) -> sp.StablePoseAdapter:
                          "(PoseLab)).") from exc
 
 
+class StablePoseControlNet(comfy.controlnet.ControlNet):
+    """Core ControlNet that tells the adapter which batch rows are the unconditional CFG half: as
+    in Stable-Pose's sampler, those see the pose image but attend without pose masks. Everything
+    else (hint scaling, strength, step range, chaining, offloading) is core's."""
+
+    def get_control(self, x_noisy, t, cond, batched_number, transformer_options):
+        chunks = transformer_options.get("cond_or_uncond") or []
+        if chunks and x_noisy.shape[0] % len(chunks) == 0:
+            per = x_noisy.shape[0] // len(chunks)
+            self.extra_args["open_rows"] = torch.tensor([c == 1 for c in chunks for _ in range(per)])
+        else:
+            self.extra_args.pop("open_rows", None)
+        return super().get_control(x_noisy, t, cond, batched_number, transformer_options)
+
+    def copy(self):  # core nodes copy before attaching a hint: keep this class
+        c = StablePoseControlNet(None, load_device=self.load_device, manual_cast_dtype=self.manual_cast_dtype)
+        c.control_model = self.control_model
+        c.control_model_wrapped = self.control_model_wrapped
+        self.copy_to(c)
+        return c
+
+
 def as_control_net(adapter: sp.StablePoseAdapter) -> comfy.controlnet.ControlNet:
     """Wrap the adapter as a core ControlNet in the dtype ComfyUI picks for this device."""
     device = comfy.model_management.get_torch_device()
@@ -55,7 +78,7 @@ def as_control_net(adapter: sp.StablePoseAdapter) -> comfy.controlnet.ControlNet
     dtype = comfy.model_management.unet_dtype(model_params=params)
     compute = comfy.model_management.unet_manual_cast(dtype, device) or dtype
     adapter.to(dtype=compute).eval()
-    return comfy.controlnet.ControlNet(adapter, load_device=device, manual_cast_dtype=None)
+    return StablePoseControlNet(adapter, load_device=device, manual_cast_dtype=None)
 
 
 class LoadStablePose(io.ComfyNode):

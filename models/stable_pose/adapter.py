@@ -166,14 +166,19 @@ class StablePoseAdapter(nn.Module):
         """Pose masks at the latent grid for a ``[0, 1]`` skeleton image batch."""
         return pose_masks(hint[:, :3] * 2 - 1, self.config.kernels, self.mask_threshold)
 
-    def forward(self, x, hint, timesteps, context, masks: torch.Tensor | None = None, **_ignored):
+    def forward(self, x, hint, timesteps, context, masks: torch.Tensor | None = None,
+                open_rows: torch.Tensor | None = None, **_ignored):
         """``x``: noisy latent; ``hint``: ``(B, 3, 8h, 8w)`` skeleton image in [0, 1] (ComfyUI's
-        control hint); ``masks``: precomputed pose masks, else made from ``hint``. Returns
-        ComfyUI's control dict: one residual per UNet input block (``output``) and the middle."""
+        control hint); ``masks``: precomputed pose masks, else made from ``hint``; ``open_rows``:
+        ``bool (B,)``, rows whose attention is not masked (Stable-Pose's sampler gives the
+        unconditional CFG half the pose image but open masks). Returns ComfyUI's control dict: one
+        residual per UNet input block (``output``) and the middle."""
         if hint.shape[-2] != x.shape[-2] * 8 or hint.shape[-1] != x.shape[-1] * 8:
             raise ValueError(f"pose image {tuple(hint.shape[-2:])} is not 8x the latent {tuple(x.shape[-2:])}")
         if masks is None:
             masks = self.masks_for(hint)
+        if open_rows is not None and bool(open_rows.any()):
+            masks = masks | open_rows.to(masks.device).view(-1, 1, 1, 1)
         pose = hint[:, :3].to(x.dtype) * 2 - 1
         pose_features = self.feature_extractor(pose)
         emb = self.time_embed(timestep_embedding(timesteps, self.config.model_channels).to(x.dtype))

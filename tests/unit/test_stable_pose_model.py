@@ -351,6 +351,23 @@ def test_adapter_batch_independence():
                 torch.testing.assert_close(rb[i:i + 1], r1, atol=1e-5, rtol=1e-4)
 
 
+def test_open_rows_unmask_only_those_rows():
+    """Stable-Pose's sampler gives the unconditional CFG half open masks (same pose image)."""
+    torch.manual_seed(0)
+    model = adapter.StablePoseAdapter(adapter.StablePoseConfig(**ONE_LEVEL)).eval()
+    perturb_zero_convs(model, seed=4)
+    x, hint, t, ctx = inputs(seed=6)
+    rows = torch.tensor([False, True])
+    with torch.no_grad():
+        mixed = model(x, hint, t, ctx, open_rows=rows)
+        masked = model(x, hint, t, ctx)
+        opened = model(x, hint, t, ctx, masks=torch.ones(2, 2, 16, 16, dtype=torch.bool))
+    for rm, rk, ro in zip(mixed["output"], masked["output"], opened["output"]):
+        torch.testing.assert_close(rm[:1], rk[:1], atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(rm[1:], ro[1:], atol=1e-5, rtol=1e-4)
+    assert (mixed["output"][1][1] - masked["output"][1][1]).abs().max() > 1e-4
+
+
 @pytest.mark.parametrize("cfg", [ONE_LEVEL, TWO_LEVEL, {}, dict(TWO_LEVEL, middle_depth=0, mlp_dim=256, context_dim=1024)],
                          ids=["one-level", "two-level", "sd15", "variant"])
 def test_infer_config_round_trips(cfg):
