@@ -272,7 +272,7 @@ class TrainStablePose(io.ComfyNode):
     def execute(cls, model, clip, vae, start_from, synthetic_samples, resolution, steps, batch_size, learning_rate,
                 alpha, text_dropout, holdout, save_every, seed, adapter_name, images=None, poses=None,
                 captions="") -> io.NodeOutput:
-        require_text_to_image_unet(model, "Stable-Pose training")
+        require_text_to_image_unet(model, "Stable-Pose training")  # before the slow data preparation
         stem = os.path.basename(adapter_name.strip()).removesuffix(".safetensors")
         if not stem:
             raise ValueError("adapter_name is empty: give a file name stem such as poselab_stable_pose")
@@ -285,35 +285,38 @@ class TrainStablePose(io.ComfyNode):
                       holdout, save_every, seed, stem)
 
 
-def _train(model, clip, vae, samples, start_from, steps, batch_size, learning_rate, alpha, text_dropout, holdout,
-           save_every, seed, stem) -> io.NodeOutput:
-    data = encode_samples(model, clip, vae, samples)
+def split_holdout(data: sp_train.PoseData, holdout: float):
+    """The last ``holdout`` share of the samples (at least one when asked for, never all) held out."""
     n = data.latents.shape[0]
-    n_eval = int(round(holdout * n)) if n >= 2 else 0
-    n_eval = min(max(n_eval, 1 if holdout > 0 and n >= 2 else 0), n - 1)
-    train_data = sp_train.PoseData(*(x[: n - n_eval] for x in (data.latents, data.hints, data.text)), data.null_text)
-    eval_data = (sp_train.PoseData(*(x[n - n_eval:] for x in (data.latents, data.hints, data.text)), data.null_text)
-                 if n_eval else None)
+    n_eval = min(max(int(round(holdout * n)), 1 if holdout > 0 else 0), n - 1) if n >= 2 else 0
+    part = lambda sl: sp_train.PoseData(*(x[sl] for x in (data.latents, data.hints, data.text)), data.null_text)  # noqa: E731
+    return part(slice(0, n - n_eval)), (part(slice(n - n_eval, n)) if n_eval else None)
+
+
+def train_on_model(model, clip, vae, samples, initial_sd: dict | None, cfg: sp_train.TrainConfig, holdout: float,
+                   out_path, progress=None):
+    """Train an adapter for ``model`` (frozen) on ``(image, body, caption)`` samples; checkpoints go
+    to ``out_path`` (atomically). ``initial_sd``: weights to continue from, else a new adapter from
+    the model's encoder. Returns (result, trained adapter, train count, held-out count)."""
+    require_text_to_image_unet(model, "Stable-Pose training")
+    train_data, eval_data = split_holdout(encode_samples(model, clip, vae, samples), holdout)
+    n_train, n_eval = train_data.latents.shape[0], 0 if eval_data is None else eval_data.latents.shape[0]
     comfy.model_management.load_models_gpu([model], force_full_load=True)
     device = model.load_device
     unet = model.model.diffusion_model
     ac = 1.0 / (1.0 + model.get_model_object("model_sampling").sigmas.float().cpu() ** 2)
-    out_path = unique_path(os.path.join(folder_locations(FOLDER)[0], f"{stem}.safetensors"))
-    cfg = sp_train.TrainConfig(steps=steps, batch_size=batch_size, lr=learning_rate, alpha=alpha,
-                               text_dropout=text_dropout, seed=seed, save_every=save_every)
-    progress = Progress(steps)
-    meta = {"steps": steps, "samples": n - n_eval, "base_model": type(model.model).__name__}
+    meta = {"steps": cfg.steps, "samples": n_train, "base_model": type(model.model).__name__}
     # ComfyUI runs nodes under inference_mode; autograd needs normal tensors, so the frozen UNet is
     # used through fp32 clones of its weights (functional_call) and the loaded model is untouched.
     with torch.inference_mode(False), torch.enable_grad():
         frozen = {k: v.detach().to(device, torch.float32).clone()
                   for k, v in list(unet.named_parameters()) + list(unet.named_buffers())}
-        if start_from == NEW_ADAPTER:
+        if initial_sd is None:
             adapter = sp.adapter_for_unet(frozen, prefix="")
         else:
-            adapter = load_adapter(start_from)
+            adapter = sp.adapter_from_state_dict({k: v.clone() for k, v in initial_sd.items()})
             if sp.infer_config(frozen).channel_mult != adapter.config.channel_mult:
-                raise ValueError(f"{start_from} was made for another UNet layout than this model's")
+                raise ValueError("the adapter to continue from was made for another UNet layout than this model's")
         adapter.mask_threshold = sp.INFER_THRESHOLD
 
         def unet_fn(x, t, ctx, control):
@@ -321,26 +324,39 @@ def _train(model, clip, vae, samples, start_from, steps, batch_size, learning_ra
                                                                  "control": control})
 
         def on_step(step: int, loss: float) -> None:
-            progress.step()
+            if progress is not None:
+                progress.step()
             check_interrupted()
 
         def save(step: int) -> str:
-            path = str(out_path) if step == steps else str(out_path).replace(".safetensors", f"_step{step:06d}.safetensors")
+            path = str(out_path) if step == cfg.steps else str(out_path).replace(".safetensors", f"_step{step:06d}.safetensors")
             sp_train.save_adapter(adapter, path, dict(meta, step=step))
             return path
 
         result = sp_train.train_adapter(unet_fn, adapter, train_data, ac, cfg, eval_data=eval_data, device=device,
                                         on_step=on_step, save_checkpoint=save)
         frozen.clear()  # free the fp32 copies now, not when the node returns
+        trained = sp.adapter_from_state_dict({k: v.detach().clone() for k, v in adapter.state_dict().items()})
+    return result, trained, n_train, n_eval
+
+
+def _train(model, clip, vae, samples, start_from, steps, batch_size, learning_rate, alpha, text_dropout, holdout,
+           save_every, seed, stem) -> io.NodeOutput:
+    initial = None
+    if start_from != NEW_ADAPTER:
+        initial = comfy.utils.load_torch_file(resolve_model_file(FOLDER, start_from), safe_load=True)
+    out_path = unique_path(os.path.join(folder_locations(FOLDER)[0], f"{stem}.safetensors"))
+    cfg = sp_train.TrainConfig(steps=steps, batch_size=batch_size, lr=learning_rate, alpha=alpha,
+                               text_dropout=text_dropout, seed=seed, save_every=save_every)
+    result, trained, n_train, n_eval = train_on_model(model, clip, vae, samples, initial, cfg, holdout, out_path,
+                                                      Progress(steps))
     report = json.dumps({
-        "adapter_file": out_path.name, "train_samples": n - n_eval, "heldout_samples": n_eval, "steps": steps,
+        "adapter_file": out_path.name, "train_samples": n_train, "heldout_samples": n_eval, "steps": steps,
         "seconds": round(result.seconds, 2), "eval_loss_before": result.eval_before,
         "eval_loss_after": result.eval_after, "eval_loss_wrong_pose": result.eval_wrong_pose,
         "losses": [round(x, 6) for x in result.losses],
         "checkpoints": [os.path.basename(c) for c in result.checkpoints],
     })
-    with torch.inference_mode(False):
-        trained = sp.adapter_from_state_dict({k: v.detach().clone() for k, v in adapter.state_dict().items()})
     return io.NodeOutput(as_control_net(trained), out_path.name, report, ui=ui.PreviewText(report))
 
 

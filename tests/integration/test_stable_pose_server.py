@@ -168,3 +168,26 @@ def test_train_workflow_learns_to_use_the_pose(comfy_server, tiny_sd15):
     assert report["eval_loss_after"] < 0.9 * report["eval_loss_before"], report
     assert len(report["losses"]) == STEPS_SAMPLES[0] and report["heldout_samples"] == 4
     assert saved(comfy_server, entry, "10").shape == (TRAIN_SIZE, TRAIN_SIZE, 3)
+
+
+def test_train_cli_continues_an_adapter_without_overwriting(comfy_server, tiny_sd15, tiny_adapter, tmp_path):
+    import subprocess
+
+    from safetensors.torch import load_file
+
+    taken = tmp_path / "cli_sp.safetensors"
+    taken.write_bytes(b"a user's file")
+    init = comfy_server.base_dir / "models" / "stable_pose" / tiny_adapter
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "train_stable_pose.py"), "--ckpt",
+         str(comfy_server.base_dir / "models" / "checkpoints" / tiny_sd15), "--init", str(init), "--synthetic", "4",
+         "--resolution", "64", "--steps", "2", "--batch-size", "2", "--lr", "1e-3", "--out", str(taken)],
+        capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report["adapter"] == str(tmp_path / "cli_sp_1.safetensors") and taken.read_bytes() == b"a user's file"
+    assert report["train_samples"] == 3 and report["heldout_samples"] == 1
+    start = {k.removeprefix("stable_pose_adapter."): v for k, v in load_file(str(init)).items()}
+    trained = load_file(report["adapter"])
+    assert trained.keys() == start.keys()  # continued, with the released key layout read back
+    assert any(not np.allclose(trained[k].numpy(), start[k].float().numpy()) for k in trained)
