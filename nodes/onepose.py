@@ -17,6 +17,7 @@ import torch
 
 import comfy.model_base
 import comfy.sd
+import comfy.utils
 import folder_paths
 from comfy_api.latest import io, ui
 
@@ -80,7 +81,10 @@ class TrainSubjectLoRA(io.ComfyNode):
                                       "OnePoseTrans trains on the segmented foreground. Without it the whole photo is used."),
             ],
             outputs=[
-                io.Model.Output(display_name="model", tooltip="The model with the subject LoRA applied."),
+                io.Model.Output(display_name="model", tooltip="The model with the subject LoRA applied (block_weights)."),
+                io.Model.Output(display_name="refine_model",
+                                tooltip="The model with the LoRA in the layout block only (OnePoseTrans's refining pass: "
+                                        "img2img at denoise 0.65 without the ControlNet)."),
                 io.String.Output(display_name="lora_file", tooltip="The LoRA in models/loras (core Load LoRA reads it)."),
                 io.String.Output(display_name="report", tooltip="JSON: losses and the fixed-set loss before/after."),
             ],
@@ -125,12 +129,47 @@ class TrainSubjectLoRA(io.ComfyNode):
         else:
             weighted = subject_lora.block_weighted(sd, strength, None)
         patched, _ = comfy.sd.load_lora_for_models(model, None, weighted, 1.0, 0.0)
+        refine = subject_lora.block_weighted(sd, 0.0, subject_lora.LAYOUT_BLOCK[family], strength)
+        refine_model, _ = comfy.sd.load_lora_for_models(model, None, refine, 1.0, 0.0)
         report = json.dumps({
             "lora_file": out_path.name, "views": len(crops), "steps": steps, "seconds": round(result.seconds, 2),
             "eval_loss_before": result.eval_before, "eval_loss_after": result.eval_after,
             "losses": [round(x, 6) for x in result.losses], "block_weights": block_weights,
         })
-        return io.NodeOutput(patched, out_path.name, report, ui=ui.PreviewText(report))
+        return io.NodeOutput(patched, refine_model, out_path.name, report, ui=ui.PreviewText(report))
 
 
-NODES = [TrainSubjectLoRA]
+class ApplySubjectLoRA(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="PoseLabApplySubjectLoRA",
+            display_name="Apply Subject LoRA by Blocks (PoseLab)",
+            category=CATEGORY,
+            description="Loads a LoRA from models/loras with one strength for the layout attention block and another "
+                        "for everything else: OnePoseTrans generates at 0.2 / 1.0 and refines (img2img) at 0 / 1.0.",
+            inputs=[
+                io.Model.Input("model"),
+                io.Combo.Input("lora_name", options=folder_paths.get_filename_list("loras"),
+                               tooltip="E.g. the file Train Subject LoRA (PoseLab) wrote."),
+                io.Float.Input("base_strength", default=0.0, min=-10.0, max=10.0, step=0.05,
+                               tooltip="Strength everywhere but the layout block (OnePoseTrans: 0.2 to generate, 0 to refine)."),
+                io.Float.Input("layout_strength", default=1.0, min=-10.0, max=10.0, step=0.05,
+                               tooltip="Strength in the layout attention block (SDXL output_blocks.1.1, SD1.5 output_blocks.4.1)."),
+            ],
+            outputs=[io.Model.Output(display_name="model")],
+        )
+
+    @classmethod
+    def execute(cls, model, lora_name, base_strength, layout_strength) -> io.NodeOutput:
+        path = folder_paths.get_full_path("loras", lora_name)
+        if path is None:
+            raise ValueError(f"LoRA '{lora_name}' not found: put it in {' or '.join(folder_paths.get_folder_paths('loras'))}")
+        family = "sdxl" if isinstance(model.model, comfy.model_base.SDXL) else "sd15"
+        sd = comfy.utils.load_torch_file(path, safe_load=True)
+        weighted = subject_lora.block_weighted(sd, base_strength, subject_lora.LAYOUT_BLOCK[family], layout_strength)
+        patched, _ = comfy.sd.load_lora_for_models(model, None, weighted, 1.0, 0.0)
+        return io.NodeOutput(patched)
+
+
+NODES = [TrainSubjectLoRA, ApplySubjectLoRA]

@@ -21,6 +21,8 @@ import numpy as np
 import torch
 
 LAYOUT_BLOCK = {"sdxl": "output_blocks.1.1.", "sd15": "output_blocks.4.1."}
+# The same block under the diffusers name (kohya/peft LoRA files name modules that way).
+_DIFFUSERS_NAME = {"output_blocks.1.1.": "up_blocks.0.attentions.1.", "output_blocks.4.1.": "up_blocks.1.attentions.1."}
 GREY = (127, 127, 127)
 
 
@@ -51,15 +53,22 @@ def random_square_crops(image: np.ndarray, size: int, count: int, seed: int = 0)
     return out
 
 
+def layout_key_forms(prefix: str) -> tuple[str, ...]:
+    """How a LoRA file may spell the block: ComfyUI/LDM (``output_blocks.1.1.``), diffusers
+    (``up_blocks.0.attentions.1.``) and kohya's underscore forms of both."""
+    forms = [prefix, _DIFFUSERS_NAME.get(prefix, prefix)]
+    return tuple(forms + ["lora_unet_" + f.replace(".", "_") for f in forms])
+
+
 def block_weighted(lora_sd: dict[str, torch.Tensor], base: float, layout_prefix: str | None,
                    layout: float = 1.0) -> dict[str, torch.Tensor]:
-    """Scale every LoRA delta by ``base``, the ones under ``layout_prefix`` by ``layout`` instead
-    (ComfyUI LoRA keys, ``diffusion_model.<module>.lora_up.weight``: the scale goes on ``up``)."""
+    """Scale every LoRA delta by ``base``, the ones in the ``layout_prefix`` block by ``layout``
+    instead. The scale goes on the up (B) matrix, so ``alpha`` and the down matrix are untouched."""
+    forms = layout_key_forms(layout_prefix) if layout_prefix else ()
     out = {}
     for k, v in lora_sd.items():
-        if k.endswith(".lora_up.weight"):
-            module = k[len("diffusion_model."):] if k.startswith("diffusion_model.") else k
-            w = layout if layout_prefix and module.startswith(layout_prefix) else base
-            v = v * w
+        if k.endswith((".lora_up.weight", ".lora_B.weight")):
+            name = k.split("diffusion_model.", 1)[-1].removeprefix("unet.").removeprefix("base_model.model.")
+            v = v * (layout if any(name.startswith(f) for f in forms) else base)
         out[k] = v
     return out

@@ -31,6 +31,7 @@ def test_onepose_workflow_trains_a_subject_lora_and_composites(comfy_server):
         prompt[node]["inputs"].update({k: SIZE for k in keys})
     prompt["9"]["inputs"].update(steps=12, resolution=SIZE, views=4, rank=8, lora_name="test_subject")
     prompt["15"]["inputs"]["steps"] = 2
+    prompt["22"]["inputs"]["steps"] = 2
     loras = comfy_server.base_dir / "models" / "loras"
     before = set(loras.glob("test_subject*")) if loras.is_dir() else set()
     entry = comfy_server.run(prompt, timeout=600)
@@ -50,6 +51,30 @@ def test_onepose_workflow_trains_a_subject_lora_and_composites(comfy_server):
     item = entry["outputs"]["19"]["images"][0]
     out = np.asarray(Image.open(comfy_server.base_dir / "output" / item["subfolder"] / item["filename"]))
     assert out.shape == (SIZE, SIZE, 3) and out.std() > 2.0
+
+    # The saved LoRA through Apply Subject LoRA by Blocks: all strengths 0 is the base model
+    # exactly; full strength changes the image.
+    images = {}
+    for tag, strengths in {"base": None, "zero": (0.0, 0.0), "full": (1.0, 1.0)}.items():
+        g = {"1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": ckpt}},
+             "2": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": "A man with face"}},
+             "3": {"class_type": "EmptyLatentImage", "inputs": {"width": SIZE, "height": SIZE, "batch_size": 1}},
+             "4": {"class_type": "KSampler", "inputs": {
+                 "model": ["1", 0] if strengths is None else ["5", 0], "positive": ["2", 0], "negative": ["2", 0],
+                 "latent_image": ["3", 0], "seed": 1, "steps": 2, "cfg": 1.0, "sampler_name": "euler",
+                 "scheduler": "normal", "denoise": 1.0}},
+             "6": {"class_type": "VAEDecode", "inputs": {"samples": ["4", 0], "vae": ["1", 2]}},
+             "7": {"class_type": "SaveImage", "inputs": {"images": ["6", 0], "filename_prefix": f"poselab_test/subject_{tag}"}}}
+        if strengths is not None:
+            g["5"] = {"class_type": "PoseLabApplySubjectLoRA", "inputs": {
+                "model": ["1", 0], "lora_name": report["lora_file"], "base_strength": strengths[0],
+                "layout_strength": strengths[1]}}
+        e = comfy_server.run(g, timeout=300)
+        assert comfy_host.execution_error(e) is None, comfy_host.execution_error(e)
+        it = e["outputs"]["7"]["images"][0]
+        images[tag] = np.asarray(Image.open(comfy_server.base_dir / "output" / it["subfolder"] / it["filename"]), np.float32)
+    assert np.array_equal(images["zero"], images["base"])
+    assert np.abs(images["full"] - images["base"]).mean() > 0.5
 
 
 def test_subject_lora_refuses_a_batch_and_an_empty_description(comfy_server):

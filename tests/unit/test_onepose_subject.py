@@ -51,6 +51,13 @@ def test_block_weights_scale_only_up_and_favour_the_layout_block():
     assert out[keys[3]] is sd[keys[3]]
     uniform = subject_lora.block_weighted(sd, 0.5, None)
     assert torch.allclose(uniform[keys[0]], torch.full((2, 1), 0.5))
+    # kohya and diffusers spellings of SD1.5's layout block are found too
+    other = {"lora_unet_up_blocks_1_attentions_1_transformer_blocks_0_attn1_to_q.lora_up.weight": torch.ones(1),
+             "lora_unet_output_blocks_4_1_transformer_blocks_0_attn2_to_v.lora_up.weight": torch.ones(1),
+             "unet.up_blocks.1.attentions.1.transformer_blocks.0.attn1.to_k.lora_B.weight": torch.ones(1),
+             "lora_unet_up_blocks_2_attentions_1_proj_in.lora_up.weight": torch.ones(1)}
+    scaled = subject_lora.block_weighted(other, 0.0, subject_lora.LAYOUT_BLOCK["sd15"], 1.0)
+    assert [float(v) for v in scaled.values()] == [1.0, 1.0, 1.0, 0.0]
 
 
 class TinyT2IUNet(nn.Module):
