@@ -6,8 +6,8 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${POSELAB_VENV:-$here/.venv}"
 stamp_want="$(sha256sum < "$here/ci/lock.txt" | cut -c1-16)"
 stamp_file="$venv/.poselab-stamp"
-# Measured size of the finished venv (6.1 GB; torch's CUDA wheels are most of it).
-need_mb=6300
+# Measured size of the finished venv (5.7 GB; torch's CUDA wheels are most of it).
+need_mb=6000
 if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp_file" 2>/dev/null)" != "$stamp_want" ]; then
   echo "[poselab] installing the pinned environment into $venv (a few minutes the first time) ..." >&2
   mkdir -p "$(dirname "$venv")"
@@ -18,8 +18,9 @@ if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp_file" 2>/dev/null)" != "$stam
   fi
   python3 -m venv "$venv"
   # --no-deps: ci/lock.txt is the whole environment, already resolved. No wheel cache: it would
-  # only keep a second copy of every download on disk.
-  "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-cache-dir --no-deps \
+  # only keep a second copy of every download on disk. --no-compile: byte-code for every module of
+  # every package is 400 MB; Python writes it for the modules that are imported, when they are.
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-cache-dir --no-deps --no-compile \
       -r "$here/ci/lock.txt" 2> >(grep -v "is ignored: it is neither" >&2)
   echo "$stamp_want" > "$stamp_file"
 fi

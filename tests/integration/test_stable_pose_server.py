@@ -144,7 +144,7 @@ def test_clear_errors(comfy_server, tiny_sd15, tiny_adapter):
     assert err is not None and "not a Stable-Pose adapter" in err, err
 
 
-def test_train_workflow_learns_to_use_the_pose(comfy_server, tiny_sd15):
+def test_train_workflow_lowers_heldout_loss_and_writes_checkpoints(comfy_server, tiny_sd15):
     """The shipped training workflow, shrunk: the adapter is made from the checkpoint's encoder,
     trained on procedural people, written to models/stable_pose/, then used to sample."""
     prompt = json.loads((REPO / "workflows" / "api" / "train_stable_pose.json").read_text())
@@ -191,3 +191,30 @@ def test_train_cli_continues_an_adapter_without_overwriting(comfy_server, tiny_s
     trained = load_file(report["adapter"])
     assert trained.keys() == start.keys()  # continued, with the released key layout read back
     assert any(not np.allclose(trained[k].numpy(), start[k].float().numpy()) for k in trained)
+
+
+def test_trains_on_your_photo_and_its_extracted_pose(comfy_server, tiny_sd15):
+    """Images + poses connected: one real photo (the bundled sample), its MediaPipe pose, a caption."""
+    prompt = {
+        "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": tiny_sd15}},
+        "2": {"class_type": "LoadImage", "inputs": {"image": "cameraman.png"}},
+        "3": {"class_type": "PoseLabExtractPose", "inputs": {"image": ["2", 0], "backend": "mediapipe"}},
+        "4": {"class_type": "PoseLabTrainStablePose", "inputs": {
+            "model": ["1", 0], "clip": ["1", 1], "vae": ["1", 2], "start_from": "new (from the model's encoder)",
+            "synthetic_samples": 2, "resolution": 64, "steps": 2, "batch_size": 1, "learning_rate": 1e-3,
+            "alpha": 5.0, "text_dropout": 0.5, "holdout": 0.25, "save_every": 0, "seed": 0,
+            "adapter_name": "test_own_photo", "images": ["2", 0], "poses": ["3", 0],
+            "captions": "a man with a camera"}},
+    }
+    entry = run_ok(comfy_server, prompt)
+    report = json.loads(entry["outputs"]["4"]["text"][0])
+    # one photo: nothing to hold out, so the before/after loss is on the training sample itself
+    assert report["train_samples"] == 1 and report["heldout_samples"] == 0
+    assert (comfy_server.base_dir / "models" / "stable_pose" / report["adapter_file"]).is_file()
+    # poses and images that do not pair up: a clear error
+    prompt["5"] = {"class_type": "ImageBatch", "inputs": {"image1": ["2", 0], "image2": ["2", 0]}}
+    prompt["6"] = {"class_type": "ImageBatch", "inputs": {"image1": ["5", 0], "image2": ["2", 0]}}
+    prompt["7"] = {"class_type": "PoseLabExtractPose", "inputs": {"image": ["5", 0], "backend": "mediapipe"}}
+    prompt["4"]["inputs"].update(images=["6", 0], poses=["7", 0])
+    err = comfy_host.execution_error(comfy_server.run(prompt, timeout=300))
+    assert err is not None and "batch sizes do not match" in err, err
