@@ -21,22 +21,8 @@ import sys
 from pathlib import Path
 
 PACK = Path(__file__).resolve().parent.parent
-
-
-def import_comfy_and_pack(comfyui: str | None):
-    sys.path.insert(0, str(PACK / "scripts"))
-    import comfy_host
-
-    root = comfy_host.provision(comfyui)
-    sys.path.insert(0, str(root))
-    import comfy.cli_args
-
-    if "--gpu" not in sys.argv:
-        import torch
-
-        comfy.cli_args.args.cpu = not torch.cuda.is_available()
-    sys.path.insert(0, str(PACK / "scripts"))
-    import pack  # noqa: F401  (the repo root as the package poselab, as ComfyUI imports it)
+sys.path.insert(0, str(PACK / "scripts"))
+from comfy_cli import StepPrinter, import_comfy_and_pack  # noqa: E402
 
 
 def main() -> None:
@@ -82,17 +68,9 @@ def main() -> None:
                                  text_dropout=a.text_dropout, image_dropout=a.image_dropout, seed=a.seed,
                                  save_every=a.save_every)
 
-    class Printer:
-        n = 0
-
-        def step(self):
-            self.n += 1
-            if self.n % max(1, a.steps // 20) == 0 or self.n == a.steps:
-                print(f"step {self.n}/{a.steps}", flush=True)
-
     with torch.inference_mode():  # as inside ComfyUI: the trainer must cope with it
         result, _ = editing.train_lora_on_model(model, clip, vae, pairs, a.rank, a.alpha, a.targets.split(","), cfg,
-                                                out, Printer())
+                                                out, StepPrinter(a.steps))
     print(json.dumps({"lora": str(out), "pairs": len(pairs), "seconds": round(result.seconds, 2),
                       "eval_loss_before": result.eval_before, "eval_loss_after": result.eval_after,
                       "checkpoints": result.checkpoints}), flush=True)

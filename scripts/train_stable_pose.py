@@ -23,7 +23,7 @@ from pathlib import Path
 
 PACK = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PACK / "scripts"))
-from train_ip2p_lora import import_comfy_and_pack  # noqa: E402  (same ComfyUI bootstrap)
+from comfy_cli import StepPrinter, import_comfy_and_pack  # noqa: E402
 
 
 def main() -> None:
@@ -62,17 +62,9 @@ def main() -> None:
     cfg = sp_train.TrainConfig(steps=a.steps, batch_size=a.batch_size, lr=a.lr, alpha=a.alpha,
                                text_dropout=a.text_dropout, seed=a.seed, save_every=a.save_every)
 
-    class Printer:
-        n = 0
-
-        def step(self):
-            self.n += 1
-            if self.n % max(1, a.steps // 20) == 0 or self.n == a.steps:
-                print(f"step {self.n}/{a.steps}", flush=True)
-
     with torch.inference_mode():  # as inside ComfyUI: the trainer must cope with it
         result, _, n_train, n_eval = stable_pose.train_on_model(model, clip, vae, samples, initial, cfg, a.holdout,
-                                                                out, Printer())
+                                                                out, StepPrinter(a.steps))
     print(json.dumps({"adapter": str(out), "train_samples": n_train, "heldout_samples": n_eval,
                       "seconds": round(result.seconds, 2), "eval_loss_before": result.eval_before,
                       "eval_loss_after": result.eval_after, "eval_loss_wrong_pose": result.eval_wrong_pose,
