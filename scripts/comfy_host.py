@@ -206,6 +206,14 @@ class ComfyServer:
     def run(self, prompt: dict, timeout: float = 600) -> dict:
         return self.wait(self.queue(prompt), timeout=timeout)
 
+    def run_ok(self, prompt: dict, timeout: float = 600) -> dict:
+        """``run``, requiring success: a failed prompt raises with its error and the server log's tail."""
+        entry = self.run(prompt, timeout=timeout)
+        err = execution_error(entry)
+        if err is not None:
+            raise PromptFailed(f"{err}\n{self.log_tail()}")
+        return entry
+
     def upload_image(self, path: Path, name: str | None = None) -> str:
         """Copy an image into the server's input folder; returns the name LoadImage takes."""
         name = name or Path(path).name
@@ -217,6 +225,10 @@ class PromptRejected(RuntimeError):
     def __init__(self, status: int, body):
         self.status, self.body = status, body
         super().__init__(f"ComfyUI rejected the prompt ({status}): {json.dumps(body)[:2000]}")
+
+
+class PromptFailed(RuntimeError):
+    """A queued prompt ran and failed."""
 
 
 def execution_error(entry: dict) -> str | None:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 PACK = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PACK / "scripts"))
-from comfy_cli import StepPrinter, import_comfy_and_pack  # noqa: E402
+from comfy_cli import StepPrinter, add_common_args, import_comfy_and_pack  # noqa: E402
 
 
 def main() -> None:
@@ -39,10 +39,7 @@ def main() -> None:
     ap.add_argument("--alpha", type=float, default=5.0, help="loss weight inside the fine pose mask")
     ap.add_argument("--text-dropout", type=float, default=0.5)
     ap.add_argument("--holdout", type=float, default=0.25)
-    ap.add_argument("--save-every", type=int, default=0)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--comfyui", help="a ComfyUI folder to import from (default: the provisioned copy)")
-    ap.add_argument("--gpu", action="store_true", help="use the GPU (default: GPU when available)")
+    add_common_args(ap)
     a = ap.parse_args()
 
     import_comfy_and_pack(a.comfyui)

@@ -24,12 +24,6 @@ def tiny_ckpts(comfy_server):
     return names
 
 
-def run_ok(server, prompt: dict) -> dict:
-    entry = server.run(prompt, timeout=300)
-    err = comfy_host.execution_error(entry)
-    assert err is None, f"{err}\n{server.log_tail()}"
-    return entry
-
 
 def test_core_loader_detects_tiny_checkpoints(comfy_server, tiny_ckpts):
     info = comfy_server.object_info()
@@ -52,7 +46,7 @@ def test_core_loader_detects_tiny_checkpoints(comfy_server, tiny_ckpts):
             prompt["8"] = {"class_type": "InstructPixToPixConditioning", "inputs": {
                 "positive": ["2", 0], "negative": ["2", 0], "vae": ["1", 2], "pixels": ["7", 0]}}
             prompt["4"]["inputs"].update(positive=["8", 0], negative=["8", 1], latent_image=["8", 2])
-        run_ok(comfy_server, prompt)
+        comfy_server.run_ok(prompt)
     log = comfy_server.log_tail(200000)
     # ComfyUI names the detected model class when it loads a checkpoint
     assert "model_type EPS" in log
@@ -136,16 +130,16 @@ def test_ip2p_edit_changes_image_and_zero_mask_keeps_it(comfy_server, tiny_ckpts
     import numpy as np
 
     src = input_pixels(comfy_server, photo_name).astype(int)
-    free = saved_images(comfy_server, run_ok(comfy_server, ip2p_prompt(tiny_ckpts["ip2p"], photo_name, "ip2p_free")), "4")[0]
+    free = saved_images(comfy_server, comfy_server.run_ok(ip2p_prompt(tiny_ckpts["ip2p"], photo_name, "ip2p_free")), "4")[0]
     assert free.shape == src.shape
     assert np.abs(free.astype(int) - src).mean() > 5  # random weights: the unmasked edit changes the image
 
     zero = {"class_type": "SolidMask", "inputs": {"value": 0.0, "width": 64, "height": 64}}
-    kept = saved_images(comfy_server, run_ok(comfy_server, ip2p_prompt(tiny_ckpts["ip2p"], photo_name, "ip2p_zero", zero)), "4")[0]
+    kept = saved_images(comfy_server, comfy_server.run_ok(ip2p_prompt(tiny_ckpts["ip2p"], photo_name, "ip2p_zero", zero)), "4")[0]
     assert np.array_equal(kept.astype(int), src)  # bit-exact: the input pixels are copied back outside the mask
 
     half = {"class_type": "LoadImageMask", "inputs": {"image": "poselab_left_half_mask.png", "channel": "red"}}
-    part = saved_images(comfy_server, run_ok(comfy_server, ip2p_prompt(tiny_ckpts["ip2p"], photo_name, "ip2p_half", half)), "4")[0].astype(int)
+    part = saved_images(comfy_server, comfy_server.run_ok(ip2p_prompt(tiny_ckpts["ip2p"], photo_name, "ip2p_half", half)), "4")[0].astype(int)
     assert np.array_equal(part[:, 32:], src[:, 32:])
     assert np.abs(part[:, :32] - src[:, :32]).mean() > 5
 
@@ -173,8 +167,8 @@ def test_ip2p_edit_equals_core_dual_cfg_graph(comfy_server, tiny_ckpts, photo_na
         "11": {"class_type": "VAEDecode", "inputs": {"samples": ["10", 0], "vae": ["1", 2]}},
         "12": {"class_type": "SaveImage", "inputs": {"images": ["11", 0], "filename_prefix": "dual_core"}},
     }
-    a = saved_images(comfy_server, run_ok(comfy_server, ours), "4")[0]
-    b = saved_images(comfy_server, run_ok(comfy_server, core), "12")[0]
+    a = saved_images(comfy_server, comfy_server.run_ok(ours), "4")[0]
+    b = saved_images(comfy_server, comfy_server.run_ok(core), "12")[0]
     assert np.array_equal(a, b)
 
 
@@ -187,8 +181,8 @@ def test_ip2p_edit_with_controlnet_pose_hint(comfy_server, tiny_ckpts, photo_nam
     ctrl["6"] = {"class_type": "ControlNetLoader", "inputs": {"control_net_name": tiny_ckpts["controlnet"]}}
     ctrl["7"] = {"class_type": "PoseLabPoseFromLibrary", "inputs": {
         "text": "arms raised", "width": 64, "height": 64, "fit": "none"}}
-    a = saved_images(comfy_server, run_ok(comfy_server, plain), "4")[0].astype(int)
-    b = saved_images(comfy_server, run_ok(comfy_server, ctrl), "4")[0].astype(int)
+    a = saved_images(comfy_server, comfy_server.run_ok(plain), "4")[0].astype(int)
+    b = saved_images(comfy_server, comfy_server.run_ok(ctrl), "4")[0].astype(int)
     assert np.abs(a - b).mean() > 0.5  # the rendered pose hint reached the UNet through the ControlNet
 
 
@@ -200,7 +194,7 @@ def test_ip2p_workflow_runs(comfy_server, tiny_ckpts, photo_name):
     wf["2"]["inputs"]["image"] = photo_name
     wf["3"]["inputs"].update(width=64, height=64)
     wf["4"]["inputs"]["steps"] = 2
-    out = saved_images(comfy_server, run_ok(comfy_server, wf), "5")[0]
+    out = saved_images(comfy_server, comfy_server.run_ok(wf), "5")[0]
     assert out.shape == (64, 64, 3)
     assert np.abs(out.astype(int) - input_pixels(comfy_server, photo_name).astype(int)).mean() > 5
 
@@ -226,7 +220,7 @@ def test_train_lora_workflow_then_core_loraloader_changes_output(comfy_server, t
     train["3"]["inputs"]["image"] = photo_name
     train["4"]["inputs"].update(width=64, height=64)
     train["5"]["inputs"]["steps"] = 2
-    entry = run_ok(comfy_server, train)
+    entry = comfy_server.run_ok(train)
     report = json.loads(entry["outputs"]["2"]["text"][0])
     assert report["eval_loss_after"] < report["eval_loss_before"]  # the fixed-set IP2P loss falls
     assert saved_images(comfy_server, entry, "6")[0].shape == (64, 64, 3)  # the workflow's edit with the new LoRA
@@ -243,8 +237,8 @@ def test_train_lora_workflow_then_core_loraloader_changes_output(comfy_server, t
     with_lora["6"] = {"class_type": "LoraLoader", "inputs": {
         "model": ["1", 0], "clip": ["1", 1], "lora_name": report["lora_file"], "strength_model": 1.0, "strength_clip": 1.0}}
     with_lora["3"]["inputs"].update(model=["6", 0], clip=["6", 1])
-    off = saved_images(comfy_server, run_ok(comfy_server, base), "4")[0].astype(int)
-    on = saved_images(comfy_server, run_ok(comfy_server, with_lora), "4")[0].astype(int)
+    off = saved_images(comfy_server, comfy_server.run_ok(base), "4")[0].astype(int)
+    on = saved_images(comfy_server, comfy_server.run_ok(with_lora), "4")[0].astype(int)
     assert "lora key not loaded" not in comfy_server.log_tail(200000)  # every key was understood by core
     assert np.abs(on - off).mean() > 0.5
 
@@ -273,7 +267,7 @@ def test_p2p_workflow_null_text_beats_ddim_and_identity_edit_reconstructs(comfy_
     wf["10"] = {"class_type": "VAEDecode", "inputs": {"samples": ["9", 0], "vae": ["1", 2]}}
     wf["11"] = {"class_type": "SaveImage", "inputs": {"images": ["10", 0], "filename_prefix": "p2p_roundtrip"}}
     wf["12"] = {"class_type": "SaveImage", "inputs": {"images": ["4", 1], "filename_prefix": "p2p_ddim"}}
-    entry = run_ok(comfy_server, wf)
+    entry = comfy_server.run_ok(wf)
     edited, null_rec = saved_images(comfy_server, entry, "7")[0], saved_images(comfy_server, entry, "8")[0]
     roundtrip, ddim_rec = saved_images(comfy_server, entry, "11")[0], saved_images(comfy_server, entry, "12")[0]
     p_null, p_ddim = psnr(null_rec, roundtrip), psnr(ddim_rec, roundtrip)
@@ -284,13 +278,13 @@ def test_p2p_workflow_null_text_beats_ddim_and_identity_edit_reconstructs(comfy_
     # a real word swap with local blending changes the image; the inversion nodes are cached
     wf["6"]["inputs"].update(edited_prompt=source.replace("standing", "waving"), blend_words="standing waving",
                              reweight="waving:2")
-    changed = saved_images(comfy_server, run_ok(comfy_server, wf), "7")[0]
+    changed = saved_images(comfy_server, comfy_server.run_ok(wf), "7")[0]
     assert np.abs(changed.astype(int) - null_rec.astype(int)).mean() > 0.5
 
     # a user mask replaces the attention blend: all zero keeps the source row everywhere
     wf["13"] = {"class_type": "SolidMask", "inputs": {"value": 0.0, "width": 64, "height": 64}}
     wf["6"]["inputs"].update(mask=["13", 0], blend_start=0.0)
-    kept = saved_images(comfy_server, run_ok(comfy_server, wf), "7")[0]
+    kept = saved_images(comfy_server, comfy_server.run_ok(wf), "7")[0]
     assert np.abs(kept.astype(int) - null_rec.astype(int)).max() <= 1
 
 

@@ -38,12 +38,6 @@ def _saved(server, entry: dict, node: str) -> np.ndarray:
     return np.asarray(Image.open(server.base_dir / "output" / item["subfolder"] / item["filename"]).convert("RGB"))
 
 
-def run_ok(server, prompt: dict) -> dict:
-    entry = server.run(prompt, timeout=600)
-    err = comfy_host.execution_error(entry)
-    assert err is None, f"{err}\n{server.log_tail()}"
-    return entry
-
 
 @pytest.fixture(scope="module")
 def pair(comfy_server, pose_data):
@@ -76,7 +70,7 @@ def test_metric_nodes_registered_with_tooltips(comfy_server):
 def test_evaluate_repose_workflow(comfy_server, pair):
     """Part-warp repose vs the identity baseline (result = source), scored against the target photo."""
     prompt = json.loads((REPO / "workflows" / "api" / "evaluate_repose.json").read_text())
-    entry = run_ok(comfy_server, prompt)
+    entry = comfy_server.run_ok(prompt)
     src, tgt = pair
     base = _ui_text(entry, "9")
     # the node's numbers are the library's on the same pixels
@@ -122,7 +116,7 @@ def test_identical_images_lpips_from_models_folder_and_identity(comfy_server, pa
         "5": {"class_type": "PoseLabIdentitySimilarity", "inputs": {
             "source": ["1", 0], "result": ["1", 0], "insightface_pack": "(fallback: mtcnn+hog)"}},
     }
-    entry = run_ok(comfy_server, prompt)
+    entry = comfy_server.run_ok(prompt)
     same, diff = _ui_text(entry, "3"), _ui_text(entry, "4")
     assert _number(same, "SSIM") == pytest.approx(1.0, abs=1e-9)
     assert _number(same, "PSNR") == float("inf")
@@ -181,7 +175,7 @@ def test_fid_kid_and_insightface_nodes_with_model_files(comfy_server, pair):
         "7": {"class_type": "PoseLabIdentitySimilarity", "inputs": {
             "source": ["1", 0], "result": ["1", 0], "insightface_pack": "tiny_pack"}},
     }
-    entry = run_ok(comfy_server, prompt)
+    entry = comfy_server.run_ok(prompt)
     same, other = _ui_text(entry, "4"), _ui_text(entry, "6")
     assert abs(_number(same, "FID")) < 1e-3
     assert _number(other, "FID") > 1e-3  # upside-down images have other Inception statistics

@@ -31,12 +31,6 @@ def options(spec) -> list:
     return spec[1]["options"] if spec[0] == "COMBO" else spec[0]
 
 
-def run_ok(server, prompt: dict) -> dict:
-    entry = server.run(prompt, timeout=300)
-    err = comfy_host.execution_error(entry)
-    assert err is None, f"{err}\n{server.log_tail()}"
-    return entry
-
 
 def extract_prompt(image_name: str, **inputs) -> dict:
     prompt = json.loads(WORKFLOW.read_text())
@@ -61,7 +55,7 @@ def test_node_is_registered(comfy_server):
 
 def test_extract_pose_workflow_on_a_group_photo(comfy_server, pose_data):
     comfy_server.upload_image(pose_data / GROUP, "people.jpg")
-    entry = run_ok(comfy_server, extract_prompt("people.jpg"))
+    entry = comfy_server.run_ok(extract_prompt("people.jpg"))
     # the JSON shown in the node UI (controlnet_aux's openpose_json) holds the three players
     ui_json = entry["outputs"]["2"]["openpose_json"][0]
     frames = parse_pose_keypoint(ui_json)
@@ -87,7 +81,7 @@ def test_grayscale_and_rgba_inputs(comfy_server, pose_data, mode):
     name = f"solo_{mode}.png"
     img = Image.open(pose_data / SOLO).convert(mode)
     img.save(comfy_server.base_dir / "input" / name)
-    entry = run_ok(comfy_server, extract_prompt(name, max_people=2))
+    entry = comfy_server.run_ok(extract_prompt(name, max_people=2))
     frames = parse_pose_keypoint(entry["outputs"]["2"]["openpose_json"][0])
     assert (frames[0].width, frames[0].height) == (854, 480)
     assert 1 <= len(frames[0].people) <= 2
@@ -96,7 +90,7 @@ def test_grayscale_and_rgba_inputs(comfy_server, pose_data, mode):
 
 def test_tiny_image_gives_an_empty_pose_not_an_error(comfy_server):
     Image.fromarray(np.full((16, 16, 3), 90, np.uint8)).save(comfy_server.base_dir / "input" / "tiny.png")
-    entry = run_ok(comfy_server, extract_prompt("tiny.png"))
+    entry = comfy_server.run_ok(extract_prompt("tiny.png"))
     frames = parse_pose_keypoint(entry["outputs"]["2"]["openpose_json"][0])
     assert frames[0].people == [] and (frames[0].width, frames[0].height) == (16, 16)
     assert saved(comfy_server, entry, "3").max() == 0  # black skeleton image
@@ -129,7 +123,7 @@ def test_openpose_backend_runs_with_weights_in_the_models_folder(comfy_server, p
     comfy_server.upload_image(pose_data / SOLO, "solo.jpg")
     prompt = extract_prompt("solo.jpg", backend="openpose", body_model=names["body"], hand_model=names["hand"],
                             face_model=names["face"], openpose_hands=True, openpose_face=True, detect_resolution=128)
-    entry = run_ok(comfy_server, prompt)
+    entry = comfy_server.run_ok(prompt)
     frames = parse_pose_keypoint(entry["outputs"]["2"]["openpose_json"][0])
     assert (frames[0].width, frames[0].height) == (854, 480)  # random weights: people may be empty
     assert saved(comfy_server, entry, "3").shape == (480, 854, 3)

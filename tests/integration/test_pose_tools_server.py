@@ -20,12 +20,6 @@ NODE_IDS = (
 )
 
 
-def run_ok(server, prompt: dict) -> dict:
-    entry = server.run(prompt, timeout=300)
-    err = comfy_host.execution_error(entry)
-    assert err is None, f"{err}\n{server.log_tail()}"
-    return entry
-
 
 def saved_image(server, entry: dict, node: str) -> np.ndarray:
     images = entry["outputs"][node]["images"]
@@ -68,7 +62,7 @@ def test_library_edit_render_save_and_load_in_one_prompt(comfy_server):
             "pose": ["6", 0], "style": "stablepose_coco17", "width": 256, "height": 0, "hands_and_face": False}},
         "8": {"class_type": "SaveImage", "inputs": {"images": ["7", 0], "filename_prefix": "posetools/loaded"}},
     }
-    entry = run_ok(comfy_server, prompt)
+    entry = comfy_server.run_ok(prompt)
 
     # the same edit done locally with the library code
     expected = edit.edit_frame(
@@ -94,7 +88,7 @@ def test_library_edit_render_save_and_load_in_one_prompt(comfy_server):
     first = (comfy_server.base_dir / "output" / "posetools" / "edited.json").read_text()
     second = {k: json.loads(json.dumps(prompt[k])) for k in ("1", "2", "5")}
     second["2"]["inputs"]["move_x"] = 20.0
-    entry = run_ok(comfy_server, second)
+    entry = comfy_server.run_ok(second)
     assert entry["outputs"]["5"]["text"][0] == "saved posetools/edited_0001.json"
     assert (comfy_server.base_dir / "output" / "posetools" / "edited.json").read_text() == first
 
@@ -115,7 +109,7 @@ def test_load_from_input_file_heatmaps_masks_and_retarget(comfy_server):
         "8": {"class_type": "SaveImage", "inputs": {"images": ["7", 0], "filename_prefix": "posetools/parts"}},
         "9": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "posetools/heat"}},
     }
-    entry = run_ok(comfy_server, prompt)
+    entry = comfy_server.run_ok(prompt)
     # ten part masks, one image each
     assert len(entry["outputs"]["8"]["images"]) == 10
     heat = saved_image(comfy_server, entry, "9")
@@ -169,7 +163,7 @@ def test_extract_and_edit_pose_workflow_on_a_real_photo(comfy_server, pose_data)
     workflow = json.loads((Path(__file__).resolve().parents[2] / "workflows" / "api" / "extract_and_edit_pose.json").read_text())
     workflow["1"]["inputs"]["image"] = comfy_server.upload_image(pose_data / "005808361.jpg", "poselab_mpii_one.jpg")
     workflow["8"]["inputs"]["filename_prefix"] = "posetools/workflow"
-    entry = run_ok(comfy_server, workflow)
+    entry = comfy_server.run_ok(workflow)
 
     extracted = parse_pose_keypoint(entry["outputs"]["2"]["openpose_json"][0])
     assert len(extracted[0].people) >= 1

@@ -20,12 +20,6 @@ PHOTO = "051423444.jpg"  # MPII, one man in front of a truck
 SIZE = (640, 360)
 
 
-def run_ok(server, prompt: dict) -> dict:
-    entry = server.run(prompt, timeout=600)
-    err = comfy_host.execution_error(entry)
-    assert err is None, f"{err}\n{server.log_tail()}"
-    return entry
-
 
 def output_image(server, entry: dict, node: str) -> np.ndarray:
     item = entry["outputs"][node]["images"][0]
@@ -61,7 +55,7 @@ def test_pose_transfer_workflow_on_a_photo(comfy_server, tiny_model, pose_data):
     source = np.asarray(Image.open(comfy_server.base_dir / "input" / "posegan_source.jpg").convert("RGB"))
     prompt = json.loads((REPO / "workflows" / "api" / "pose_transfer_posegan.json").read_text())
     assert prompt["4"]["inputs"]["ckpt_name"] == tiny_model
-    entry = run_ok(comfy_server, prompt)
+    entry = comfy_server.run_ok(prompt)
     out = output_image(comfy_server, entry, "6")
     assert out.shape == source.shape
     diff = np.abs(out.astype(int) - source.astype(int)).mean(axis=2)
@@ -77,7 +71,7 @@ def test_train_workflow_then_transfer_with_the_written_checkpoint(comfy_server):
     prompt["1"]["inputs"].update(count=6, size="test_64x64", dataset_name="it_posegan", test_fraction=0.34)
     prompt["2"]["inputs"].update(size="test_64x64", steps=3, batch_size=2, width_mult=0.0625, resume=False,
                                  checkpoint_name="it_posegan", sample_every=2, checkpoint_every=2)
-    entry = run_ok(comfy_server, prompt)
+    entry = comfy_server.run_ok(prompt)
     ds = comfy_server.base_dir / "output" / "it_posegan"
     assert (ds / "annotation-train.csv").is_file() and len(list((ds / "train").glob("*.png"))) == 8
     ckpt = comfy_server.base_dir / "models" / "posegan" / "it_posegan.safetensors"
@@ -101,21 +95,21 @@ def test_train_workflow_then_transfer_with_the_written_checkpoint(comfy_server):
         "5": {"class_type": "MaskToImage", "inputs": {"mask": ["3", 1]}},
         "6": {"class_type": "PreviewImage", "inputs": {"images": ["5", 0]}},
     }
-    entry = run_ok(comfy_server, transfer)
+    entry = comfy_server.run_ok(transfer)
     assert len(entry["outputs"]["4"]["images"]) == 2
     assert output_image(comfy_server, entry, "4").shape == (64, 64, 3)
     mask = output_image(comfy_server, entry, "6")
     assert 0.05 < (mask[..., 0] > 127).mean() < 0.9  # the union of the target's part masks
 
     # training again under the same name without resume never overwrites: a new run is made
-    entry = run_ok(comfy_server, prompt)
+    entry = comfy_server.run_ok(prompt)
     assert (comfy_server.base_dir / "models" / "posegan" / "it_posegan_1.safetensors").is_file()
     assert (comfy_server.base_dir / "output" / "it_posegan_1").is_dir()
     # nor does resume touch a model file that no run of ours wrote
     user_file = comfy_server.base_dir / "models" / "posegan" / "users_own.safetensors"
     user_file.write_bytes(b"a user's file")
     prompt["2"]["inputs"].update(checkpoint_name="users_own", resume=True)
-    run_ok(comfy_server, prompt)
+    comfy_server.run_ok(prompt)
     assert user_file.read_bytes() == b"a user's file"
     assert checkpoint.read_model_metadata(user_file.with_name("users_own_1.safetensors"))["step"] == 3
 

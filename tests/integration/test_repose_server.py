@@ -24,12 +24,6 @@ EXTRACT = {"backend": "mediapipe", "max_people": 1, "min_score": 0.3, "openpose_
            "detect_resolution": 512}
 
 
-def run_ok(server, prompt: dict) -> dict:
-    entry = server.run(prompt, timeout=600)
-    err = comfy_host.execution_error(entry)
-    assert err is None, f"{err}\n{server.log_tail()}"
-    return entry
-
 
 def saved(server, entry: dict, node: str, index: int = 0) -> np.ndarray:
     item = entry["outputs"][node]["images"][index]
@@ -67,7 +61,7 @@ def _body(entry: dict, node: str) -> np.ndarray:
 def test_repose_person_workflow(comfy_server, pair):
     """The shipped two-photo workflow: the target photo's pose, aligned onto the source man."""
     prompt = json.loads((REPO / "workflows" / "api" / "repose_person.json").read_text())
-    entry = run_ok(comfy_server, prompt)
+    entry = comfy_server.run_ok(prompt)
     out, background = saved(comfy_server, entry, "6"), saved(comfy_server, entry, "9")
     assert out.shape == pair.shape == background.shape == (SIZE[1], SIZE[0], 3)
     assert out.std() > 20  # a photo, not a blank frame
@@ -95,7 +89,7 @@ def test_library_target_raises_the_arms(comfy_server, pair):
         "8": {"class_type": "MaskToImage", "inputs": {"mask": ["7", 0]}},
         "9": {"class_type": "SaveImage", "inputs": {"images": ["8", 0], "filename_prefix": "poselab/source_mask"}},
     }
-    entry = run_ok(comfy_server, prompt)
+    entry = comfy_server.run_ok(prompt)
     reposed = saved(comfy_server, entry, "6")[:, :, 0] > 127
     source = saved(comfy_server, entry, "9")[:, :, 0] > 127
     assert source.sum() > 2000 and reposed.sum() > 2000
@@ -122,7 +116,7 @@ def test_target_pose_from_another_photo(comfy_server, pair):
         # an output node downstream, so the output's pose extraction runs
         "8": {"class_type": "PoseLabSavePoseJSON", "inputs": {"pose": ["6", 0], "filename_prefix": "poselab/repose_output_pose"}},
     }
-    entry = run_ok(comfy_server, prompt)
+    entry = comfy_server.run_ok(prompt)
     src, tgt, out = _body(entry, "2"), _body(entry, "4"), _body(entry, "6")
     both = (src[:, 2] > 0) & (tgt[:, 2] > 0) & (out[:, 2] > 0)
     assert both.sum() >= 8
@@ -145,7 +139,7 @@ def test_mask_fill_composite(comfy_server, pair):
         "8": {"class_type": "MaskToImage", "inputs": {"mask": ["3", 0]}},
         "9": {"class_type": "SaveImage", "inputs": {"images": ["8", 0], "filename_prefix": "poselab/mask"}},
     }
-    entry = run_ok(comfy_server, prompt)
+    entry = comfy_server.run_ok(prompt)
     filled, comp, mask = saved(comfy_server, entry, "6"), saved(comfy_server, entry, "7"), saved(comfy_server, entry, "9")
     person = mask[:, :, 0] > 200
     assert 0.01 < person.mean() < 0.3
@@ -170,7 +164,7 @@ def test_one_person_or_everybody(comfy_server, pose_data):
         "7": {"class_type": "MaskToImage", "inputs": {"mask": ["4", 0]}},
         "8": {"class_type": "SaveImage", "inputs": {"images": ["7", 0], "filename_prefix": "poselab/all"}},
     }
-    entry = run_ok(comfy_server, prompt)
+    entry = comfy_server.run_ok(prompt)
     one = saved(comfy_server, entry, "6")[:, :, 0] > 127
     everybody = saved(comfy_server, entry, "8")[:, :, 0] > 127
     # the man sits at x ~ 200-330 and the woman at x ~ 390-480 (of 640)
@@ -198,7 +192,7 @@ def test_sam_from_a_tiny_checkpoint(comfy_server, pair):
         "4": {"class_type": "MaskToImage", "inputs": {"mask": ["3", 0]}},
         "5": {"class_type": "SaveImage", "inputs": {"images": ["4", 0], "filename_prefix": "poselab/sam_mask"}},
     }
-    entry = run_ok(comfy_server, prompt)
+    entry = comfy_server.run_ok(prompt)
     mask = saved(comfy_server, entry, "5")
     assert mask.shape == (SIZE[1], SIZE[0], 3)
     assert set(np.unique(mask[:, :, 0])) <= {0, 255}  # SAM masks are binary (random weights: any shape)

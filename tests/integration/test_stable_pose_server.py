@@ -26,12 +26,6 @@ TRAIN_SIZE = 64
 TINY = dict(channel_mult=(1,), num_res_blocks=(1,), transformer_depth=(1,), middle_depth=-1)  # the tiny UNet's layout
 
 
-def run_ok(server, prompt: dict) -> dict:
-    entry = server.run(prompt, timeout=600)
-    err = comfy_host.execution_error(entry)
-    assert err is None, f"{err}\n{server.log_tail()}"
-    return entry
-
 
 def saved(server, entry: dict, node: str) -> np.ndarray:
     item = entry["outputs"][node]["images"][0]
@@ -106,7 +100,7 @@ def graph(ckpt: str, adapter: str) -> dict:
 def test_adapter_steers_sampling_and_core_apply_controlnet_agrees(comfy_server, tiny_sd15, tiny_adapter):
     info = comfy_server.object_info()
     assert tiny_adapter in info["PoseLabLoadStablePose"]["input"]["required"]["adapter_name"][1]["options"]
-    entry = run_ok(comfy_server, graph(tiny_sd15, tiny_adapter))
+    entry = comfy_server.run_ok(graph(tiny_sd15, tiny_adapter))
     ours, core, other, plain = (saved(comfy_server, entry, f"o_{t}") for t in ("ours", "core", "other", "plain"))
     assert ours.shape == (SIZE, SIZE, 3)
     # The same ControlNet object through core Apply ControlNet gives the same image.
@@ -157,7 +151,7 @@ def test_train_workflow_lowers_heldout_loss_and_writes_checkpoints(comfy_server,
     prompt["8"]["inputs"]["steps"] = 2
     folder = comfy_server.base_dir / "models" / "stable_pose"
     before = set(folder.glob("test_stable_pose*")) if folder.is_dir() else set()
-    entry = run_ok(comfy_server, prompt)
+    entry = comfy_server.run_ok(prompt)
     report = json.loads(entry["outputs"]["2"]["text"][0])
     print("stable-pose training report", {k: v for k, v in report.items() if k != "losses"})
     written = set(folder.glob("test_stable_pose*")) - before
@@ -206,7 +200,7 @@ def test_trains_on_your_photo_and_its_extracted_pose(comfy_server, tiny_sd15):
             "adapter_name": "test_own_photo", "images": ["2", 0], "poses": ["3", 0],
             "captions": "a man with a camera"}},
     }
-    entry = run_ok(comfy_server, prompt)
+    entry = comfy_server.run_ok(prompt)
     report = json.loads(entry["outputs"]["4"]["text"][0])
     # one photo: nothing to hold out, so the before/after loss is on the training sample itself
     assert report["train_samples"] == 1 and report["heldout_samples"] == 0

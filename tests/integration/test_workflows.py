@@ -125,7 +125,7 @@ def test_main_job_moves_the_person_and_keeps_the_background(comfy_server):
     from PIL import Image
 
     prompt = json.loads((REPO / "workflows" / "api" / "repose_to_named_pose.json").read_text())
-    entry = comfy_host_run_ok(comfy_server, prompt)
+    entry = comfy_server.run_ok(prompt)
     saved = {img["filename"].split("_0")[0]: img for out in entry["outputs"].values() for img in out.get("images", [])}
     assert {"repose", "repose_pose_overlay", "source_pose_overlay"} <= set(saved), sorted(saved)
     for name, img in saved.items():
@@ -139,14 +139,6 @@ def test_main_job_moves_the_person_and_keeps_the_background(comfy_server):
     assert diff.mean() > 3.0, "the person did not move"
     # Sky in the top-right corner is far from the person: untouched by the fill and the warp.
     assert diff[:60, 420:].mean() < 1.0
-
-
-def comfy_host_run_ok(server, prompt):
-    import comfy_host
-
-    entry = server.run(prompt, timeout=600)
-    assert comfy_host.execution_error(entry) is None, comfy_host.execution_error(entry)
-    return entry
 
 
 def test_template_browser_lists_and_serves_the_ui_workflows(comfy_server):

@@ -19,11 +19,12 @@ class Block(nn.Module):
 
 
 class TinyIP2PUNet(nn.Module):
-    """8 latent channels in, 4 out, text context attended through to_q/to_k/to_v/to_out.0."""
+    """8 latent channels in (4 for a text-to-image stand-in), 4 out, text context attended through
+    to_q/to_k/to_v/to_out.0."""
 
-    def __init__(self, c=16, ctx=8):
+    def __init__(self, c=16, ctx=8, in_channels=8):
         super().__init__()
-        self.inp = nn.Conv2d(8, c, 3, padding=1)
+        self.inp = nn.Conv2d(in_channels, c, 3, padding=1)
         self.ctx = nn.Linear(ctx, c)
         self.attn = Block(c)
         self.out = nn.Conv2d(c, 4, 3, padding=1)

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from poselab.models.editing import lora_train
 from poselab.models.onepose import subject_lora
+from test_editing_lora_train import TinyIP2PUNet
 
 
 def test_crops_are_square_views_of_the_short_side_resized_image():
@@ -60,30 +60,9 @@ def test_block_weights_scale_only_up_and_favour_the_layout_block():
     assert [float(v) for v in scaled.values()] == [1.0, 1.0, 1.0, 0.0]
 
 
-class TinyT2IUNet(nn.Module):
-    """4 latent channels in and out, text through to_q/to_k/to_v/to_out.0 (frozen)."""
-
-    def __init__(self, c=16, ctx=8):
-        super().__init__()
-        self.inp = nn.Conv2d(4, c, 3, padding=1)
-        self.ctx = nn.Linear(ctx, c)
-        self.to_q, self.to_k, self.to_v = nn.Linear(c, c), nn.Linear(c, c), nn.Linear(c, c)
-        self.to_out = nn.Sequential(nn.Linear(c, c))
-        self.out = nn.Conv2d(c, 4, 3, padding=1)
-        self.requires_grad_(False)
-
-    def forward(self, x, timesteps, context):
-        h = self.inp(x) + (timesteps.float() / 1000).view(-1, 1, 1, 1)
-        b, c, hh, ww = h.shape
-        seq = h.flatten(2).transpose(1, 2)
-        ctx = self.ctx(context)
-        a = torch.softmax(self.to_q(seq) @ self.to_k(ctx).transpose(1, 2) / c ** 0.5, -1) @ self.to_v(ctx)
-        return self.out((seq + self.to_out(a)).transpose(1, 2).reshape(b, c, hh, ww))
-
-
 def test_subject_lora_loop_without_source_latents_lowers_the_loss():
     torch.manual_seed(0)
-    unet = TinyT2IUNet()
+    unet = TinyIP2PUNet(in_channels=4)  # a text-to-image stand-in
     g = torch.Generator().manual_seed(0)
     views = torch.randn(1, 4, 8, 8, generator=g).repeat(6, 1, 1, 1) + 0.1 * torch.randn(6, 4, 8, 8, generator=g)
     data = lora_train.TrainData(target_latents=views, source_latents=None,
