@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import torch
+
 import comfy.model_management
 import comfy.utils
 from comfy_api.latest import io
@@ -46,6 +48,27 @@ def apply_control(conds: list, control_net, hint, strength: float, vae=None, per
             c.append([t[0], d])
         out.append(c)
     return out
+
+
+def encode_embedding(clip, text: str) -> torch.Tensor:
+    """CLIP cross-attention embedding of ``text``, float32 on the CPU."""
+    if clip is None:
+        raise ValueError("the CLIP input is None: the checkpoint has no text encoder; load one with a CLIP loader")
+    return clip.encode_from_tokens(clip.tokenize(text)).float().cpu()
+
+
+def encode_embeddings(clip, texts) -> torch.Tensor:
+    """One embedding per text, stacked; each distinct text is encoded once."""
+    cache: dict[str, torch.Tensor] = {}
+    for t in texts:
+        if t not in cache:
+            cache[t] = encode_embedding(clip, t)
+    return torch.cat([cache[t] for t in texts])
+
+
+def vae_encode(vae, pixels: torch.Tensor, chunk: int = 8) -> torch.Tensor:
+    """Raw VAE latents of an IMAGE batch, a few images at a time (bounded memory), float32 on the CPU."""
+    return torch.cat([vae.encode(pixels[i:i + chunk]) for i in range(0, pixels.shape[0], chunk)]).float().cpu()
 
 
 def require_text_to_image_unet(model, what: str) -> None:

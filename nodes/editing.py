@@ -37,7 +37,7 @@ from ..models.editing import inversion as inv
 from ..models.editing import ip2p, lora_train, p2p
 from ..models.pose.keypoints import parse_pose_keypoint
 from ..models.pose.render import render_openpose
-from .common import PoseKeypoint, Progress, apply_control
+from .common import PoseKeypoint, Progress, apply_control, encode_embedding, encode_embeddings, vae_encode
 
 log = logging.getLogger("poselab")
 
@@ -53,11 +53,15 @@ def apply_lora(model, clip, lora_name: str, strength: float):
     """Patch ``model`` (and ``clip``) with a LoRA file from models/loras, the way core LoraLoader does."""
     if not lora_name or lora_name == NO_LORA or strength == 0:
         return model, clip
+    return comfy.sd.load_lora_for_models(model, clip, load_lora_file(lora_name), strength, strength)
+
+
+def load_lora_file(lora_name: str) -> dict:
+    """The tensors of a LoRA in models/loras, or an error naming where to put it."""
     path = folder_paths.get_full_path("loras", lora_name)
     if path is None:
         raise ValueError(f"LoRA '{lora_name}' not found: put it in {' or '.join(folder_paths.get_folder_paths('loras'))}")
-    lora = comfy.utils.load_torch_file(path, safe_load=True)
-    return comfy.sd.load_lora_for_models(model, clip, lora, strength, strength)
+    return comfy.utils.load_torch_file(path, safe_load=True)
 
 
 def encode_text(clip, text: str):
@@ -192,22 +196,12 @@ def encode_pairs(model, clip, vae, pairs, chunk: int = 8) -> lora_train.TrainDat
     """VAE/CLIP-encode ``(source, target, instruction)`` uint8 pairs once, before training."""
     src = torch.from_numpy(np.stack([p[0] for p in pairs]).astype(np.float32) / 255.0)
     tgt = torch.from_numpy(np.stack([p[1] for p in pairs]).astype(np.float32) / 255.0)
-    enc = lambda x: torch.cat([vae.encode(x[i:i + chunk]) for i in range(0, x.shape[0], chunk)]).float().cpu()
-    latent_format = model.model.latent_format
-    cache: dict[str, torch.Tensor] = {}
-
-    def text(t: str) -> torch.Tensor:
-        if t not in cache:
-            cache[t] = clip.encode_from_tokens(clip.tokenize(t)).float().cpu()
-        return cache[t]
-
-    if clip is None:
-        raise ValueError("the CLIP input is None: the checkpoint has no text encoder; load one with a CLIP loader")
+    text = encode_embeddings(clip, [p[2] for p in pairs])
     return lora_train.TrainData(
-        target_latents=latent_format.process_in(enc(tgt)),  # the sampler works in scaled latents
-        source_latents=enc(src),  # IP2P concatenates the raw latent (process_ip2p_image_in is identity for SD1.5)
-        text=torch.cat([text(p[2]) for p in pairs]),
-        null_text=text(""),
+        target_latents=model.model.latent_format.process_in(vae_encode(vae, tgt, chunk)),  # the sampler's scale
+        source_latents=vae_encode(vae, src, chunk),  # IP2P concatenates the raw latent (process_ip2p_image_in is identity for SD1.5)
+        text=text,
+        null_text=encode_embedding(clip, ""),
     )
 
 
@@ -398,12 +392,6 @@ def differentiable_denoiser(model):
         s = torch.full((x.shape[0],), float(sigma), device=device)
         return torch.func.functional_call(wrapper, frozen, (x.to(device), s, context.to(device))).float()
     return denoise
-
-
-def encode_embedding(clip, text: str) -> torch.Tensor:
-    if clip is None:
-        raise ValueError("the CLIP input is None: the checkpoint has no text encoder; load one with a CLIP loader")
-    return clip.encode_from_tokens(clip.tokenize(text)).float().cpu()
 
 
 def ddim_sigmas(model, steps: int) -> torch.Tensor:

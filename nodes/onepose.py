@@ -17,25 +17,29 @@ import torch
 
 import comfy.model_base
 import comfy.sd
-import comfy.utils
 import folder_paths
 from comfy_api.latest import io, ui
 
 from ..models.common.images import image_batch_to_numpy, mask_batch_to_numpy
 from ..models.editing import lora_train
 from ..models.onepose import subject_lora
-from .common import Progress, require_text_to_image_unet
-from .editing import train_lora_on_data
+from .common import Progress, encode_embedding, require_text_to_image_unet, vae_encode
+from .editing import load_lora_file, train_lora_on_data
 
 CATEGORY = "PoseLab/onepose"
 BLOCK_WEIGHTS = ("oneposetrans (0.2, layout block 1.0)", "uniform")
 TARGETS = ("to_q", "to_k", "to_v", "to_out.0")  # all self- and cross-attention projections, as the reference
 
 
-def _family(model) -> str:
-    """Which layout-block name applies (the trainer itself takes SD1.5-family UNets only)."""
-    require_text_to_image_unet(model, "the subject LoRA trainer")
-    return "sdxl" if isinstance(model.model, comfy.model_base.SDXL) else "sd15"
+def layout_block(model) -> str:
+    """The model's OnePoseTrans layout attention block (module name prefix)."""
+    return subject_lora.LAYOUT_BLOCK["sdxl" if isinstance(model.model, comfy.model_base.SDXL) else "sd15"]
+
+
+def with_block_weights(model, lora_sd: dict, base: float, layout: float):
+    """``model`` patched with the LoRA at ``layout`` in the layout block and ``base`` elsewhere."""
+    weighted = subject_lora.block_weighted(lora_sd, base, layout_block(model), layout)
+    return comfy.sd.load_lora_for_models(model, None, weighted, 1.0, 0.0)[0]
 
 
 class TrainSubjectLoRA(io.ComfyNode):
@@ -93,9 +97,7 @@ class TrainSubjectLoRA(io.ComfyNode):
     @classmethod
     def execute(cls, model, clip, vae, image, description, steps, rank, learning_rate, batch_size, resolution, views,
                 block_weights, strength, seed, lora_name, mask=None) -> io.NodeOutput:
-        family = _family(model)
-        if clip is None:
-            raise ValueError("the CLIP input is None: the checkpoint has no text encoder; load one with a CLIP loader")
+        require_text_to_image_unet(model, "the subject LoRA trainer")
         if not description.strip():
             raise ValueError("the description is empty: describe the person, e.g. \"A man with face, a red jacket\"")
         if image.shape[0] != 1:
@@ -112,11 +114,10 @@ class TrainSubjectLoRA(io.ComfyNode):
         size = resolution // 8 * 8
         crops = subject_lora.random_square_crops(subject_lora.foreground_on(photo, person), size, views, seed)
         pixels = torch.from_numpy(crops.astype(np.float32) / 255.0)
-        latents = torch.cat([vae.encode(pixels[i:i + 8]) for i in range(0, len(pixels), 8)]).float().cpu()
-        text = clip.encode_from_tokens(clip.tokenize(description)).float().cpu()
+        text = encode_embedding(clip, description)
         data = lora_train.TrainData(
-            target_latents=model.model.latent_format.process_in(latents), source_latents=None,
-            text=text.expand(len(crops), -1, -1).contiguous(), null_text=clip.encode_from_tokens(clip.tokenize("")).float().cpu())
+            target_latents=model.model.latent_format.process_in(vae_encode(vae, pixels)), source_latents=None,
+            text=text.expand(len(crops), -1, -1).contiguous(), null_text=encode_embedding(clip, ""))
         cfg = lora_train.TrainConfig(steps=steps, batch_size=batch_size, grad_accum=1, lr=learning_rate,
                                      weight_decay=1e-2, text_dropout=0.0, image_dropout=0.0, seed=seed,
                                      eval_samples=max(1, 16 // len(crops)))
@@ -124,13 +125,9 @@ class TrainSubjectLoRA(io.ComfyNode):
         result, sd = train_lora_on_data(model, data, rank, float(rank), list(TARGETS), cfg, out_path,
                                         {"poselab": "OnePoseTrans subject LoRA", "description": description},
                                         Progress(steps))
-        if block_weights == BLOCK_WEIGHTS[0]:
-            weighted = subject_lora.block_weighted(sd, 0.2 * strength, subject_lora.LAYOUT_BLOCK[family], 1.0 * strength)
-        else:
-            weighted = subject_lora.block_weighted(sd, strength, None)
-        patched, _ = comfy.sd.load_lora_for_models(model, None, weighted, 1.0, 0.0)
-        refine = subject_lora.block_weighted(sd, 0.0, subject_lora.LAYOUT_BLOCK[family], strength)
-        refine_model, _ = comfy.sd.load_lora_for_models(model, None, refine, 1.0, 0.0)
+        base = 0.2 * strength if block_weights == BLOCK_WEIGHTS[0] else strength
+        patched = with_block_weights(model, sd, base, strength)
+        refine_model = with_block_weights(model, sd, 0.0, strength)
         report = json.dumps({
             "lora_file": out_path.name, "views": len(crops), "steps": steps, "seconds": round(result.seconds, 2),
             "eval_loss_before": result.eval_before, "eval_loss_after": result.eval_after,
@@ -162,14 +159,7 @@ class ApplySubjectLoRA(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, lora_name, base_strength, layout_strength) -> io.NodeOutput:
-        path = folder_paths.get_full_path("loras", lora_name)
-        if path is None:
-            raise ValueError(f"LoRA '{lora_name}' not found: put it in {' or '.join(folder_paths.get_folder_paths('loras'))}")
-        family = "sdxl" if isinstance(model.model, comfy.model_base.SDXL) else "sd15"
-        sd = comfy.utils.load_torch_file(path, safe_load=True)
-        weighted = subject_lora.block_weighted(sd, base_strength, subject_lora.LAYOUT_BLOCK[family], layout_strength)
-        patched, _ = comfy.sd.load_lora_for_models(model, None, weighted, 1.0, 0.0)
-        return io.NodeOutput(patched)
+        return io.NodeOutput(with_block_weights(model, load_lora_file(lora_name), base_strength, layout_strength))
 
 
 NODES = [TrainSubjectLoRA, ApplySubjectLoRA]

@@ -28,7 +28,8 @@ from ..models.pose.keypoints import PoseFrame, Person, parse_pose_keypoint
 from ..models.pose.render import render_coco17_stablepose
 from ..models.stable_pose import adapter as sp
 from ..models.stable_pose import train as sp_train
-from .common import PoseKeypoint, Progress, apply_control, check_interrupted, require_text_to_image_unet
+from .common import (PoseKeypoint, Progress, apply_control, check_interrupted, encode_embedding, encode_embeddings,
+                     require_text_to_image_unet, vae_encode)
 from .model_folders import folder_locations, list_model_files, resolve_model_file
 
 log = logging.getLogger("poselab")
@@ -102,14 +103,14 @@ class LoadStablePose(io.ComfyNode):
         return io.NodeOutput(as_control_net(load_adapter(adapter_name)))
 
 
-def render_hints(pose, batch: int, width: int, height: int) -> torch.Tensor:
+def render_hints(pose, width: int, height: int) -> torch.Tensor:
+    """One Stable-Pose skeleton image per pose frame."""
     frames = parse_pose_keypoint(pose)
     if not frames:
         raise ValueError("the POSE_KEYPOINT input holds no frames: connect a pose detector or editor output")
     if not any(f.people for f in frames):
         log.warning("PoseLab Stable-Pose: no person in the pose input; the skeleton image is black")
-    n = paired_batch_size({"pose frames": len(frames), "batch": batch}) if batch > 1 else len(frames)
-    return numpy_to_image_batch([render_coco17_stablepose(frames[i % len(frames)], width, height) for i in range(n)])
+    return numpy_to_image_batch([render_coco17_stablepose(f, width, height) for f in frames])
 
 
 class ApplyStablePose(io.ComfyNode):
@@ -152,7 +153,7 @@ class ApplyStablePose(io.ComfyNode):
         if not isinstance(getattr(control_net, "control_model", None), sp.StablePoseAdapter):
             raise ValueError("control_net is not a Stable-Pose adapter: load one with Load Stable-Pose Adapter (PoseLab) "
                              "(for an OpenPose ControlNet use core Apply ControlNet with an OpenPose render)")
-        hints = render_hints(pose, 1, width, height)
+        hints = render_hints(pose, width, height)
         if strength == 0:
             return io.NodeOutput(positive, negative, hints)
         pos, neg = apply_control([positive, negative], control_net, hints, strength,
@@ -203,22 +204,13 @@ def user_samples(images: torch.Tensor, pose, captions: str, resolution: int):
 
 
 def encode_samples(model, clip, vae, samples) -> sp_train.PoseData:
-    if clip is None:
-        raise ValueError("the CLIP input is None: the checkpoint has no text encoder; load one with a CLIP loader")
     h, w = samples[0][0].shape[:2]
+    text = encode_embeddings(clip, [s[2] for s in samples])
     imgs = torch.from_numpy(np.stack([s[0] for s in samples]).astype(np.float32) / 255.0)
     hints = torch.from_numpy(np.stack([
         render_coco17_stablepose(PoseFrame(w, h, [Person(body=s[1])]), w, h) for s in samples]).astype(np.float32) / 255.0)
-    latents = torch.cat([vae.encode(imgs[i:i + 8]) for i in range(0, len(samples), 8)]).float().cpu()
-    cache: dict[str, torch.Tensor] = {}
-
-    def text(t: str) -> torch.Tensor:
-        if t not in cache:
-            cache[t] = clip.encode_from_tokens(clip.tokenize(t)).float().cpu()
-        return cache[t]
-
-    return sp_train.PoseData(latents=model.model.latent_format.process_in(latents), hints=hints.movedim(-1, 1),
-                             text=torch.cat([text(s[2]) for s in samples]), null_text=text(""))
+    return sp_train.PoseData(latents=model.model.latent_format.process_in(vae_encode(vae, imgs)),
+                             hints=hints.movedim(-1, 1), text=text, null_text=encode_embedding(clip, ""))
 
 
 class TrainStablePose(io.ComfyNode):

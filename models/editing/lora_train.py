@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..common.diffusion import ddpm_noise
 from ..common.files import atomic_write, atomic_write_text, unique_path
 
 DEFAULT_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")
@@ -232,12 +233,6 @@ class TrainResult:
     eval_after: float = float("nan")
     checkpoints: list[str] = field(default_factory=list)
     seconds: float = 0.0
-
-
-def ddpm_noise(x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, alphas_cumprod: torch.Tensor) -> torch.Tensor:
-    """The forward process q(x_t | x_0) = sqrt(a_t) x0 + sqrt(1 - a_t) eps."""
-    a = alphas_cumprod.to(x0.device, torch.float32)[t].view(-1, 1, 1, 1)
-    return a.sqrt() * x0 + (1 - a).sqrt() * noise
 
 
 UNetFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]

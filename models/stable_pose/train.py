@@ -16,6 +16,7 @@ from typing import Callable
 
 import torch
 
+from ..common.diffusion import ddpm_noise
 from .adapter import StablePoseAdapter
 from .masks import TRAIN_THRESHOLD, pose_masks
 
@@ -68,11 +69,6 @@ class TrainResult:
     eval_wrong_pose: float = float("nan")  # trained adapter fed another sample's pose: is the pose used?
     checkpoints: list[str] = field(default_factory=list)
     seconds: float = 0.0
-
-
-def ddpm_noise(x0, t, noise, alphas_cumprod):
-    a = alphas_cumprod.to(x0.device, torch.float32)[t].view(-1, 1, 1, 1)
-    return a.sqrt() * x0 + (1 - a).sqrt() * noise
 
 
 def pose_weighted_mse(pred: torch.Tensor, target: torch.Tensor, fine_mask: torch.Tensor, alpha: float) -> torch.Tensor:

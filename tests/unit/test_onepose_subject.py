@@ -9,7 +9,7 @@ import torch
 
 from poselab.models.editing import lora_train
 from poselab.models.onepose import subject_lora
-from test_editing_lora_train import TinyIP2PUNet
+from test_editing_lora_train import TinyIP2PUNet, ddpm_alphas
 
 
 def test_crops_are_square_views_of_the_short_side_resized_image():
@@ -68,7 +68,7 @@ def test_subject_lora_loop_without_source_latents_lowers_the_loss():
     data = lora_train.TrainData(target_latents=views, source_latents=None,
                                 text=torch.randn(1, 4, 8, generator=g).expand(6, -1, -1), null_text=torch.zeros(1, 4, 8))
     lora = lora_train.LoRASet(lora_train.find_target_linears(unet, ["to_q", "to_k", "to_v", "to_out.0"]), rank=4, seed=0)
-    ac = torch.cumprod(1 - torch.linspace(0.00085 ** 0.5, 0.012 ** 0.5, 1000) ** 2, 0)
+    ac = ddpm_alphas()
     handle = lora.attach()
     try:
         res = lora_train.train_lora(unet, lora, data, ac, lora_train.TrainConfig(

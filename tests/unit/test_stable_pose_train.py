@@ -11,6 +11,7 @@ from poselab.models.pose.keypoints import Person, PoseFrame
 from poselab.models.pose.render import render_coco17_stablepose
 from poselab.models.stable_pose import train as sp_train
 from poselab.models.stable_pose.adapter import StablePoseAdapter, StablePoseConfig
+from test_editing_lora_train import ddpm_alphas  # SD's scaled-linear schedule
 
 SIDE = 64  # pixels; latents are 8x8
 
@@ -67,7 +68,7 @@ def test_pose_weighted_mse_weights_inside_the_mask():
 def test_training_learns_to_read_the_pose():
     unet = FrozenToyUNet(32)
     adapter = tiny_adapter()
-    ac = torch.cumprod(1 - torch.linspace(0.00085 ** 0.5, 0.012 ** 0.5, 1000) ** 2, 0)  # SD's schedule
+    ac = ddpm_alphas()
     cfg = sp_train.TrainConfig(steps=150, batch_size=8, lr=1e-3, seed=0, eval_samples=4)
     result = sp_train.train_adapter(unet, adapter, toy_data(48, 0), ac, cfg, eval_data=toy_data(12, 1))
     assert all(np.isfinite(result.losses))
