@@ -105,8 +105,10 @@ def free_port() -> int:
 class ComfyServer:
     """A running ComfyUI process and a small HTTP client for it."""
 
-    def __init__(self, comfy_root: Path, base_dir: Path, port: int | None = None, log_path: Path | None = None):
+    def __init__(self, comfy_root: Path, base_dir: Path, port: int | None = None, log_path: Path | None = None,
+                 python: str | os.PathLike | None = None):
         self.comfy_root = Path(comfy_root)
+        self.python = str(python or sys.executable)  # another environment's Python, e.g. a Manager-style venv
         self.base_dir = prepare_base_dir(base_dir)
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -117,7 +119,7 @@ class ComfyServer:
     # ------------------------------------------------------------------ lifecycle
     def start(self, timeout: float = 180.0) -> "ComfyServer":
         cmd = [
-            sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
+            self.python, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
             "--disable-auto-launch", "--base-directory", str(self.base_dir),
             "--database-url", "sqlite:///:memory:",
         ]

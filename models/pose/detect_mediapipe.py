@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ..common import legacy_mediapipe
 from ..common.images import to_rgb_uint8
 from . import person_finder
 from .keypoints import J, Person, PoseFrame, mediapipe33_to_openpose18
@@ -46,9 +47,8 @@ _WORK_SIDE = 1600  # larger photos are searched at this size (bounds time and ma
 def _pose_graph():
     graph = _GRAPHS.get("pose")
     if graph is None:
-        import mediapipe as mp
-
-        graph = mp.solutions.pose.Pose(
+        mp_solutions = legacy_mediapipe.solutions()
+        graph = mp_solutions.pose.Pose(
             static_image_mode=True, model_complexity=1, enable_segmentation=True, min_detection_confidence=0.5
         )
         _GRAPHS["pose"] = graph

@@ -13,6 +13,7 @@ import threading
 
 import numpy as np
 
+from ..common import legacy_mediapipe
 from .keypoints import J
 
 log = logging.getLogger("poselab")
@@ -51,10 +52,9 @@ def _mtcnn():
 def _mp_faces():
     model = _FACE_MODELS.get("mediapipe")
     if model is None:
-        import mediapipe as mp
-
+        mp_solutions = legacy_mediapipe.solutions()
         # model_selection=1: the full-range model (people up to ~5 m); it ships in the wheel.
-        model = mp.solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.5)
+        model = mp_solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.5)
         _FACE_MODELS["mediapipe"] = model
     return model
 

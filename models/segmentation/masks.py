@@ -17,6 +17,7 @@ import threading
 import cv2
 import numpy as np
 
+from ..common import legacy_mediapipe
 from ..pose.keypoints import OPENPOSE18_LIMBS, J
 
 _SELFIE_LOCK = threading.Lock()
@@ -30,10 +31,9 @@ def _selfie_graph():
     hold ``_SELFIE_LOCK`` around ``process``."""
     global _SELFIE_GRAPH
     if _SELFIE_GRAPH is None:
-        import mediapipe as mp
-
+        mp_solutions = legacy_mediapipe.solutions()
         # model_selection=0 is the "general" 256x256 model (the landscape one is for video calls).
-        _SELFIE_GRAPH = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
+        _SELFIE_GRAPH = mp_solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
     return _SELFIE_GRAPH
 
 
@@ -61,10 +61,9 @@ def _pose_graph():
     """MediaPipe Pose with its segmentation output, built once (callers hold ``_POSE_LOCK``)."""
     global _POSE_GRAPH
     if _POSE_GRAPH is None:
-        import mediapipe as mp
-
+        mp_solutions = legacy_mediapipe.solutions()
         # model_complexity=1 is the only pose model shipped in the wheel (0 and 2 download).
-        _POSE_GRAPH = mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1, enable_segmentation=True)
+        _POSE_GRAPH = mp_solutions.pose.Pose(static_image_mode=True, model_complexity=1, enable_segmentation=True)
     return _POSE_GRAPH
 
 
