@@ -5,11 +5,14 @@
   file or the new one and never a torn one; the temporary file goes away if writing fails.
 * :func:`unique_path`: the first free name (``name``, ``name_1``, ``name_2`` ... or with a fixed
   number of digits), for outputs that must not replace an existing file or folder.
+* :func:`remove_stale_temps`: a process killed while saving (``kill -9``, a crash) cannot clean up
+  after itself; its temporary files carry its process id, so the next writer removes them.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Callable
@@ -18,13 +21,16 @@ import cv2
 import numpy as np
 
 TMP_SUFFIX = ".tmp"
+# .<final name>.<pid>.<random>.tmp (tempfile's random part is 8 characters of [a-z0-9_])
+_TMP_NAME = re.compile(r"^\..+\.(\d+)\.[a-z0-9_]{8}\.tmp$")
 
 
 def atomic_write(path: os.PathLike, write: Callable[[Path], None]) -> Path:
     """``write(tmp)`` fills a temporary file next to ``path``, which then replaces ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
+    remove_stale_temps(path.parent)  # what a killed earlier writer left here
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=TMP_SUFFIX)
     os.close(fd)
     try:
         write(Path(tmp))
@@ -62,3 +68,36 @@ def unique_path(path: os.PathLike, digits: int = 0, stem: str | None = None) -> 
         if not candidate.exists():
             return candidate
         n += 1
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def remove_stale_temps(folder: os.PathLike) -> list[Path]:
+    """Delete the temporary files :func:`atomic_write` left in ``folder`` (not recursive) when its
+    process died mid-write; files of a writer that is still running are kept. Returns what went."""
+    folder = Path(folder)
+    removed = []
+    if not folder.is_dir():
+        return removed
+    for entry in folder.iterdir():
+        m = _TMP_NAME.match(entry.name)
+        if m and entry.is_file() and not entry.is_symlink() and not _alive(int(m.group(1))):
+            entry.unlink(missing_ok=True)
+            removed.append(entry)
+    return removed
+
+
+def is_inside(base: os.PathLike, path: os.PathLike) -> bool:
+    """Whether ``path`` resolves (symlinks followed) to ``base`` or somewhere below it."""
+    base, path = os.path.realpath(base), os.path.realpath(path)
+    return os.path.commonpath([base, path]) == base

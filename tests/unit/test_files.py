@@ -41,3 +41,33 @@ def test_unique_path_counts_on(tmp_path):
     (tmp_path / "pose_0001.json").write_text("{}")
     assert unique_path(tmp_path / "pose.json", digits=4).name == "pose_0002.json"
     assert unique_path(tmp_path / "pose_0001.json", digits=4, stem="pose").name == "pose_0002.json"
+
+
+def test_a_killed_writer_leaves_a_temp_that_the_next_write_removes(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from poselab.models.common.files import remove_stale_temps
+
+    code = (
+        "import sys, time; sys.path.insert(0, sys.argv[1]); import pack\n"
+        "from poselab.models.common.files import atomic_write\n"
+        "def slow(tmp):\n    tmp.write_bytes(b'x' * 1000); print('writing', flush=True); time.sleep(60)\n"
+        "atomic_write(sys.argv[2], slow)\n"
+    )
+    scripts = str(Path(__file__).resolve().parents[2] / "scripts")
+    proc = subprocess.Popen([sys.executable, "-c", code, scripts, str(tmp_path / "model.safetensors")],
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "writing"
+    live = [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    assert len(live) == 1 and str(proc.pid) in live[0].name
+    assert remove_stale_temps(tmp_path) == []  # its writer is alive: kept
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    time.sleep(0.1)
+    atomic_write_text(tmp_path / "other.json", "{}")  # any later write in that folder cleans up
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.json"]
