@@ -8,10 +8,14 @@ require numpy < 2), which is what requirements.txt asks for on Python < 3.13.
 from __future__ import annotations
 
 import sys
+import threading
 
 
 class MediaPipeUnavailable(RuntimeError):
     """The installed mediapipe (or none) has no legacy solutions and their models."""
+
+
+MediaPipeUnavailable.__module__ = "poselab"  # shown by ComfyUI as poselab.MediaPipeUnavailable, not a file path
 
 
 def solutions():
@@ -37,3 +41,36 @@ def _advice(what: str, py: str) -> str:
     else:
         fix = "install it into ComfyUI's Python with: pip install \"mediapipe==0.10.14\" (works with numpy 1 and 2)"
     return f"PoseLab's MediaPipe pose/segmentation models are unavailable: {what}. Fix: {fix}."
+
+
+class Graph:
+    """One legacy MediaPipe graph: built on first use, used by one caller at a time (graphs are
+    not re-entrant), and thrown away after any failure. A graph that raised once stays in error
+    ("Graph has errors: ... ROI width and height must be > 0") for every later call, so keeping it
+    would let one bad request break every request after it until ComfyUI restarts."""
+
+    def __init__(self, build):
+        self._build = build  # solutions -> graph
+        self._graph = None
+        self._lock = threading.Lock()
+
+    def process(self, image):
+        with self._lock:
+            if self._graph is None:
+                self._graph = self._build(solutions())
+            try:
+                return self._graph.process(image)
+            except Exception:
+                graph, self._graph = self._graph, None
+                try:
+                    graph.close()
+                except Exception:  # noqa: BLE001 - already broken; the original error matters
+                    pass
+                raise
+
+    def get(self):
+        """The built graph (for tests that check it is reused)."""
+        with self._lock:
+            if self._graph is None:
+                self._graph = self._build(solutions())
+            return self._graph

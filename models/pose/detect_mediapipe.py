@@ -24,7 +24,6 @@ no 21-point hands or 70-point face, so they stay ``None``.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 
 import cv2
@@ -35,9 +34,9 @@ from ..common.images import to_rgb_uint8
 from . import person_finder
 from .keypoints import J, Person, PoseFrame, mediapipe33_to_openpose18
 
-# Building a MediaPipe graph is slow and the graphs are not re-entrant: build once, use one at a time.
-_LOCK = threading.Lock()
-_GRAPHS: dict[str, object] = {}
+# Building a MediaPipe graph is slow: build once (model_complexity=1 is the only model in the wheel).
+_POSE = legacy_mediapipe.Graph(lambda mp_solutions: mp_solutions.pose.Pose(
+    static_image_mode=True, model_complexity=1, enable_segmentation=True, min_detection_confidence=0.5))
 
 MIN_SIDE = 32  # below this there is nothing a 256-px pose model can resolve
 _MAX_SIDE = 1024  # larger crops are downscaled first: BlazePose works at 224/256 px anyway
@@ -45,14 +44,7 @@ _WORK_SIDE = 1600  # larger photos are searched at this size (bounds time and ma
 
 
 def _pose_graph():
-    graph = _GRAPHS.get("pose")
-    if graph is None:
-        mp_solutions = legacy_mediapipe.solutions()
-        graph = mp_solutions.pose.Pose(
-            static_image_mode=True, model_complexity=1, enable_segmentation=True, min_detection_confidence=0.5
-        )
-        _GRAPHS["pose"] = graph
-    return graph
+    return _POSE.get()
 
 
 @dataclass
@@ -69,8 +61,7 @@ def run_pose(image_rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     h, w = image_rgb.shape[:2]
     scale = min(1.0, _MAX_SIDE / max(h, w))
     small = cv2.resize(image_rgb, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA) if scale < 1 else image_rgb
-    with _LOCK:
-        result = _pose_graph().process(np.ascontiguousarray(small))
+    result = _POSE.process(np.ascontiguousarray(small))
     if result.pose_landmarks is None:
         return None
     lm = np.array([(p.x * w, p.y * h, p.visibility) for p in result.pose_landmarks.landmark], np.float32)

@@ -49,14 +49,9 @@ def _mtcnn():
     return model
 
 
-def _mp_faces():
-    model = _FACE_MODELS.get("mediapipe")
-    if model is None:
-        mp_solutions = legacy_mediapipe.solutions()
-        # model_selection=1: the full-range model (people up to ~5 m); it ships in the wheel.
-        model = mp_solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.5)
-        _FACE_MODELS["mediapipe"] = model
-    return model
+# model_selection=1: the full-range model (people up to ~5 m); it ships in the wheel.
+_MP_FACES = legacy_mediapipe.Graph(
+    lambda mp_solutions: mp_solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.5))
 
 
 def box_iou(a, b) -> float:
@@ -89,7 +84,7 @@ def detect_faces(image_rgb: np.ndarray, min_score: float = 0.8, mtcnn: bool = Tr
     with _LOCK:
         face_model = _mtcnn() if mtcnn else None
         found, probs = face_model.detect(image_rgb) if face_model is not None else (None, None)
-        result = _mp_faces().process(image_rgb)
+    result = _MP_FACES.process(image_rgb)
     if found is not None:
         # MTCNN returns object-dtype arrays (see docs/feasibility); make them plain floats.
         for box, prob in zip(np.asarray(found, dtype=np.float64), np.asarray(probs, dtype=np.float64)):

@@ -12,7 +12,6 @@ downloaded), optionally restricted to one person of a pose frame.
 
 from __future__ import annotations
 
-import threading
 
 import cv2
 import numpy as np
@@ -20,21 +19,12 @@ import numpy as np
 from ..common import legacy_mediapipe
 from ..pose.keypoints import OPENPOSE18_LIMBS, J
 
-_SELFIE_LOCK = threading.Lock()
-_SELFIE_GRAPH = None
-_POSE_LOCK = threading.Lock()
-_POSE_GRAPH = None
-
-
-def _selfie_graph():
-    """The selfie-segmentation graph, built once; MediaPipe graphs are not re-entrant, so callers
-    hold ``_SELFIE_LOCK`` around ``process``."""
-    global _SELFIE_GRAPH
-    if _SELFIE_GRAPH is None:
-        mp_solutions = legacy_mediapipe.solutions()
-        # model_selection=0 is the "general" 256x256 model (the landscape one is for video calls).
-        _SELFIE_GRAPH = mp_solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
-    return _SELFIE_GRAPH
+# model_selection=0 is the "general" 256x256 selfie model (the landscape one is for video calls);
+# model_complexity=1 is the only pose model shipped in the wheel (0 and 2 download).
+_SELFIE = legacy_mediapipe.Graph(
+    lambda mp_solutions: mp_solutions.selfie_segmentation.SelfieSegmentation(model_selection=0))
+_POSE = legacy_mediapipe.Graph(
+    lambda mp_solutions: mp_solutions.pose.Pose(static_image_mode=True, model_complexity=1, enable_segmentation=True))
 
 
 def _check_image(image: np.ndarray) -> np.ndarray:
@@ -49,22 +39,14 @@ def _check_image(image: np.ndarray) -> np.ndarray:
 def selfie_mask(image: np.ndarray) -> np.ndarray:
     """Soft person mask, float32 ``(H, W)`` in [0, 1], of all people in an RGB uint8 image."""
     image = _check_image(image)
-    with _SELFIE_LOCK:
-        result = _selfie_graph().process(image)
+    result = _SELFIE.process(image)
     mask = result.segmentation_mask
     if mask is None:
         return np.zeros(image.shape[:2], np.float32)
     return np.clip(np.nan_to_num(np.asarray(mask, np.float32)), 0.0, 1.0)
 
 
-def _pose_graph():
-    """MediaPipe Pose with its segmentation output, built once (callers hold ``_POSE_LOCK``)."""
-    global _POSE_GRAPH
-    if _POSE_GRAPH is None:
-        mp_solutions = legacy_mediapipe.solutions()
-        # model_complexity=1 is the only pose model shipped in the wheel (0 and 2 download).
-        _POSE_GRAPH = mp_solutions.pose.Pose(static_image_mode=True, model_complexity=1, enable_segmentation=True)
-    return _POSE_GRAPH
+MIN_CROP = 8  # pixels; a smaller crop of a person holds nothing a 256-px model can segment
 
 
 def pose_model_mask(image: np.ndarray, body: np.ndarray | None = None) -> np.ndarray | None:
@@ -86,9 +68,10 @@ def pose_model_mask(image: np.ndarray, body: np.ndarray | None = None) -> np.nda
         half = (0.5 + 0.6) * size  # half the body's extent plus 0.6 of it for hair, hands, feet and context
         x0, y0 = int(max(cx - half, 0)), int(max(cy - half, 0))
         x1, y1 = int(min(cx + half, W)), int(min(cy + half, H))
+    if x1 - x0 < MIN_CROP or y1 - y0 < MIN_CROP:
+        return None  # the person is (almost) entirely off the image: nothing of them to segment
     crop = np.ascontiguousarray(image[y0:y1, x0:x1])
-    with _POSE_LOCK:
-        result = _pose_graph().process(crop)
+    result = _POSE.process(crop)
     if result.pose_landmarks is None or result.segmentation_mask is None:
         return None
     mask = np.zeros((H, W), np.float32)

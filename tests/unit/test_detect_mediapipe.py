@@ -138,7 +138,7 @@ def test_no_person_is_an_empty_frame(detector, image):
 
 
 def test_graph_is_built_once():
-    assert detect_mediapipe._pose_graph() is detect_mediapipe._pose_graph()
+    assert detect_mediapipe._POSE.get() is detect_mediapipe._POSE.get()
 
 
 # ------------------------------------------------------------------ person finder

@@ -32,3 +32,21 @@ def test_mediapipe_without_solutions_names_the_removal():
 
 def test_the_pinned_mediapipe_is_available():
     assert _message("").strip() == "available"
+
+
+def test_a_failed_call_does_not_break_the_next_ones():
+    """A MediaPipe graph that raised once stays in error; ours is rebuilt, so the next image works."""
+    import cv2
+    import numpy as np
+    import pytest
+
+    from poselab.models.segmentation import masks
+
+    photo = cv2.imread(str(REPO / "assets" / "samples" / "cameraman.png"))[..., ::-1].copy()
+    with pytest.raises(RuntimeError, match="ROI width and height must be > 0"):
+        masks._POSE.process(np.zeros((0, 4, 3), np.uint8))
+    assert masks.pose_model_mask(photo) is not None
+    off_canvas = np.zeros((18, 3), np.float32)
+    off_canvas[:, :2], off_canvas[:, 2] = (20000.0, 100.0), 1.0
+    assert masks.pose_model_mask(photo, off_canvas) is None  # nobody of them on the image: no crop, no error
+    assert masks.pose_model_mask(photo) is not None
