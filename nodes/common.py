@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import torch
 
 import comfy.model_management
 import comfy.utils
+import folder_paths
 from comfy_api.latest import io
+
+from ..models.common.files import is_inside
 
 # The interchange type of comfyui_controlnet_aux; the string must match exactly to connect.
 PoseKeypoint = io.Custom("POSE_KEYPOINT")
@@ -26,6 +32,25 @@ class Progress:
 def check_interrupted() -> None:
     """Raise ComfyUI's interruption if the user pressed cancel."""
     comfy.model_management.throw_exception_if_processing_interrupted()
+
+
+def user_folder(given: str, what: str, roots: tuple[str, ...] = ("output", "input")) -> Path:
+    """A folder the user named, resolved inside ComfyUI's output/input folders only.
+
+    ``given`` is relative to one of them (tried in order) or absolute inside one; symlinks are
+    followed before the check. Every refusal has the same wording, so an error does not tell
+    whether something exists outside those folders.
+    """
+    bases = {"output": folder_paths.get_output_directory(), "input": folder_paths.get_input_directory()}
+    places = [bases[r] for r in roots]
+    name = (given or "").strip()
+    if name and "\x00" not in name:
+        candidates = [Path(name)] if os.path.isabs(name) else [Path(b) / name for b in places]
+        for c in candidates:
+            if any(is_inside(b, c) for b in places) and c.is_dir():
+                return Path(os.path.realpath(c))
+    raise FileNotFoundError(f"{what} '{given}' is not a folder inside ComfyUI's {' or '.join(roots)} folder "
+                            f"({' or '.join(places)}): give a folder name relative to it")
 
 
 def apply_control(conds: list, control_net, hint, strength: float, vae=None, percent_range=(0.0, 1.0)):

@@ -37,7 +37,8 @@ from ..models.editing import inversion as inv
 from ..models.editing import ip2p, lora_train, p2p
 from ..models.pose.keypoints import parse_pose_keypoint
 from ..models.pose.render import render_openpose
-from .common import PoseKeypoint, Progress, apply_control, encode_embedding, encode_embeddings, vae_encode
+from .common import PoseKeypoint, Progress, apply_control, encode_embedding, encode_embeddings, user_folder, vae_encode
+from .model_folders import reading_model
 
 log = logging.getLogger("poselab")
 
@@ -61,7 +62,8 @@ def load_lora_file(lora_name: str) -> dict:
     path = folder_paths.get_full_path("loras", lora_name)
     if path is None:
         raise ValueError(f"LoRA '{lora_name}' not found: put it in {' or '.join(folder_paths.get_folder_paths('loras'))}")
-    return comfy.utils.load_torch_file(path, safe_load=True)
+    with reading_model("loras", lora_name):
+        return comfy.utils.load_torch_file(path, safe_load=True)
 
 
 def encode_text(clip, text: str):
@@ -264,10 +266,7 @@ def make_synthetic_pairs(count: int, size: int, seed: int):
 
 
 def folder_pairs(folder: str, size: int):
-    path = folder.strip()
-    if not os.path.isabs(path):
-        path = os.path.join(folder_paths.get_input_directory(), path)
-    records = lora_train.read_pairs_folder(path)
+    records = lora_train.read_pairs_folder(user_folder(folder, "data_folder", roots=("input", "output")))
     return [(lora_train.load_rgb(r.source, (size, size)), lora_train.load_rgb(r.target, (size, size)), r.instruction)
             for r in records]
 
@@ -288,7 +287,7 @@ class TrainIP2PLoRA(io.ComfyNode):
                 io.Vae.Input("vae", tooltip="Its VAE (encodes the before/after images)."),
                 io.String.Input("data_folder", default="",
                                 tooltip="Folder with metadata.jsonl rows {original_image, edit_prompt, edited_image} "
-                                        "(absolute, or relative to ComfyUI's input folder). Empty: synthetic pairs."),
+                                        "inside ComfyUI's input or output folder (relative to it). Empty: synthetic pairs."),
                 io.Int.Input("synthetic_pairs", default=64, min=1, max=100000,
                              tooltip="Number of procedural same-person pose pairs used when data_folder is empty."),
                 io.Int.Input("resolution", default=256, min=64, max=2048, step=8,

@@ -25,12 +25,13 @@ from ..models.common.images import (
     image_batch_to_numpy,
     numpy_to_image_batch,
     paired_batch_size,
+    pick,
 )
 from ..models.metrics import clip_scores, fid_kid, identity, image_quality, lpips_metric, pose_accuracy
 from ..models.metrics.report import fmt, json_safe, render_table
 from ..models.pose.keypoints import OPENPOSE18_NAMES, parse_pose_keypoint, scaled_bodies, to_pose_keypoint
 from .common import PoseKeypoint, Progress, check_interrupted
-from .model_folders import MissingModelError, folder_locations, list_model_files, resolve_model_file
+from .model_folders import MissingModelError, folder_locations, list_model_files, reading_model, resolve_model_file
 
 log = logging.getLogger("poselab")
 
@@ -52,10 +53,6 @@ def _mean_keep_inf(values) -> float:
     if len(v) == 0:
         return float("nan")
     return float(v.mean())
-
-
-def _pick(n: int, i: int) -> int:
-    return i if n > 1 else 0
 
 
 def _output(floats: tuple, summary: dict, report: np.ndarray, text: str) -> io.NodeOutput:
@@ -135,7 +132,8 @@ class ImageMetrics(io.ComfyNode):
         net = None
         if lpips_weights and lpips_weights != NONE:
             path = resolve_model_file("lpips", lpips_weights)
-            metric = lpips_metric.get_lpips(path)
+            with reading_model("lpips", lpips_weights):
+                metric = lpips_metric.get_lpips(path)
             net = metric.net_name
             lp = metric(a, b).tolist()
         per = [{"ssim": ssim[i], "masked_ssim": masked[i], "psnr": psnr[i], "lpips": lp[i]} for i in range(n)]
@@ -230,13 +228,13 @@ class PoseAccuracy(io.ComfyNode):
         results, detected = [], []
         for i in range(n):
             if given is not None:
-                det = given[_pick(len(given), i)]
+                det = pick(given, i)
                 pred = scaled_bodies(det, w, h)
             else:
-                det = _detector()(frames[_pick(len(frames), i)])
+                det = _detector()(pick(frames, i))
                 pred = [p.body.astype(np.float64) for p in det.people]
             detected.append(det)
-            gt = scaled_bodies(targets[_pick(len(targets), i)], w, h)
+            gt = scaled_bodies(pick(targets, i), w, h)
             if not gt:
                 log.warning("PoseLab pose accuracy: target frame %d has no person; nothing to compare", i)
             results.append(pose_accuracy.pose_accuracy(pred, gt, ALPHAS, max_distance=max_match_distance))
@@ -318,12 +316,16 @@ class IdentitySimilarity(io.ComfyNode):
     def execute(cls, source, result, insightface_pack) -> io.NodeOutput:
         n = paired_batch_size({"source": source.shape[0], "result": result.shape[0]})
         pack = None if insightface_pack.startswith("(fallback") else _pack_path(insightface_pack)
-        embedder = identity.get_embedder(pack)
+        if pack is None:
+            embedder = identity.get_embedder(None)
+        else:
+            with reading_model("insightface", insightface_pack):
+                embedder = identity.get_embedder(pack)
         src, out = image_batch_to_numpy(source), image_batch_to_numpy(result)
         progress = Progress(n)
         per = []
         for i in range(n):
-            per.append(identity.identity_similarity(src[_pick(len(src), i)], out[_pick(len(out), i)], embedder))
+            per.append(identity.identity_similarity(pick(src, i), pick(out, i), embedder))
             progress.step()
         mean = _nanmean([r["similarity"] for r in per])
         notes = sorted({r["note"] for r in per if r["note"]})
@@ -392,10 +394,10 @@ class ClipScore(io.ComfyNode):
             src = clip_vision.encode_image(source_image[..., :3]).image_embeds.float().cpu()
             stxt = _text_embeds(clip, source_prompt)
             directional = clip_scores.directional_similarity(src, img, stxt, txt).tolist()
-            directional = [directional[_pick(len(directional), i)] for i in range(n)]
+            directional = [pick(directional, i) for i in range(n)]
         mean_s, mean_d = _nanmean(scores), _nanmean(directional)
         summary = {"metric": "clip", "embedding_dim": int(img.shape[-1]), "clip_score": mean_s, "directional": mean_d,
-                   "per_image": [{"clip_score": scores[_pick(len(scores), i)], "directional": directional[i]}
+                   "per_image": [{"clip_score": pick(scores, i), "directional": directional[i]}
                                  for i in range(len(directional))]}
         rows = [[str(i), r["clip_score"], r["directional"]] for i, r in enumerate(summary["per_image"])]
         report = render_table("CLIP", ["image", "CLIP score", "directional"], rows,
@@ -446,7 +448,9 @@ class FIDKID(io.ComfyNode):
             )
         if images_a.shape[0] < 2 or images_b.shape[0] < 2:
             raise ValueError(f"FID/KID need at least 2 images in each set, got {images_a.shape[0]} and {images_b.shape[0]}")
-        net = fid_kid.get_inception(resolve_model_file("inception", inception_weights))
+        path = resolve_model_file("inception", inception_weights)
+        with reading_model("inception", inception_weights):
+            net = fid_kid.get_inception(path)
         fa = net(images_a)
         check_interrupted()
         fb = net(images_b)

@@ -6,8 +6,10 @@ downloaded: a missing file gives an error that names the folder to put it in.
 
 from __future__ import annotations
 
+import contextlib
 import os
 
+import comfy.model_management
 import folder_paths
 
 WEIGHT_EXTENSIONS = {".safetensors", ".pt", ".pth", ".bin", ".onnx", ".ckpt"}
@@ -39,6 +41,29 @@ def register_model_folders() -> None:
 
 class MissingModelError(FileNotFoundError):
     """A model file the user must provide; the message says which and where."""
+
+
+class ModelFileError(ValueError):
+    """A model file that is there but cannot be read (truncated, another format, wrong tensors)."""
+
+
+# Shown in ComfyUI's error panel as "poselab.<Name>" instead of this module's file path.
+MissingModelError.__module__ = ModelFileError.__module__ = "poselab"
+
+
+@contextlib.contextmanager
+def reading_model(folder: str, name: str):
+    """Turn any failure while loading ``name`` from ``models/<folder>`` into one clear error that
+    names the file and the folder (a truncated .pth otherwise surfaces as ``OSError: [Errno 22]``)."""
+    try:
+        yield
+    except (MissingModelError, ModelFileError, comfy.model_management.InterruptProcessingException):
+        raise
+    except Exception as exc:  # noqa: BLE001 - whatever the loader raised, the user needs the file's name
+        where = " or ".join(folder_locations(folder))
+        reason = f"{type(exc).__name__}: {exc}"[:400]
+        raise ModelFileError(f"cannot read '{name}' in {where}: {reason}. The file may be incomplete (an interrupted "
+                             f"download) or not the kind of file this input takes; replace it") from None
 
 
 def folder_locations(folder: str) -> list[str]:

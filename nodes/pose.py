@@ -17,7 +17,7 @@ from ..models.common.images import image_batch_to_numpy, numpy_to_image_batch, n
 from ..models.pose import detect_openpose, person_finder, render
 from ..models.pose.keypoints import to_pose_keypoint
 from .common import PoseKeypoint, Progress
-from .model_folders import list_model_files, resolve_model_file
+from .model_folders import list_model_files, reading_model, resolve_model_file
 
 log = logging.getLogger("poselab")
 
@@ -87,6 +87,9 @@ class ExtractPose(io.ComfyNode):
                 resolve_model_file(OPENPOSE_FOLDER, hand_model) if openpose_hands else None,
                 resolve_model_file(OPENPOSE_FOLDER, face_model) if openpose_face else None,
             )
+            names = ", ".join(n for n, p in zip((body_model, hand_model, face_model), paths) if p)
+            with reading_model(OPENPOSE_FOLDER, names):
+                detect_openpose.get_detector(*paths)  # load now, so a bad file is named before any image runs
             op = detect_openpose.OpenPoseDetector(*paths, detect_resolution=detect_resolution, min_score=min_score)
 
             def detect(rgb):

@@ -33,8 +33,8 @@ from ..models.posegan import checkpoint, synthetic, trainer, transfer
 from ..models.posegan import dataset as pairdata
 from ..models.posegan.losses import load_vgg_block1
 from ..models.posegan.networks import OUTPUTS, SIZE_PRESETS, PoseGANConfig
-from .common import PoseKeypoint, Progress, check_interrupted
-from .model_folders import folder_locations, list_model_files, resolve_model_file
+from .common import PoseKeypoint, Progress, check_interrupted, user_folder
+from .model_folders import folder_locations, list_model_files, reading_model, resolve_model_file
 
 log = logging.getLogger("poselab")
 
@@ -133,19 +133,14 @@ class SyntheticPairs(io.ComfyNode):
 
 
 def _find_dataset(name: str) -> Path:
-    """A dataset folder by name under output/ or input/ (or an absolute path)."""
-    name = (name or "").strip()
-    if not name:
+    """A dataset folder by name under output/ or input/."""
+    if not (name or "").strip():
         raise ValueError("dataset is empty: give a dataset folder name under ComfyUI's output/ or input/ directory")
-    p = Path(name)
-    candidates = [p] if p.is_absolute() else [Path(folder_paths.get_output_directory()) / p, Path(folder_paths.get_input_directory()) / p]
-    for c in candidates:
-        if c.is_dir():
-            return c
-    raise FileNotFoundError(
-        f"dataset folder {name!r} not found in {' or '.join(str(c.parent) for c in candidates)}: "
-        "write one with Synthetic Pose Pairs (PoseLab) (write_dataset on), or put a Market-1501-style folder there"
-    )
+    try:
+        return user_folder(name, "dataset folder")
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(f"{exc} (write one with Synthetic Pose Pairs (PoseLab), write_dataset on, or put a "
+                                "Market-1501-style folder there)") from None
 
 
 class TrainPoseGAN(io.ComfyNode):
@@ -163,7 +158,7 @@ class TrainPoseGAN(io.ComfyNode):
             is_output_node=True,
             not_idempotent=True,
             inputs=[
-                io.String.Input("dataset", default="posegan_synthetic", tooltip="Dataset folder name under output/ or input/ (or an absolute path)."),
+                io.String.Input("dataset", default="posegan_synthetic", tooltip="Dataset folder inside ComfyUI's output/ or input/ folder (a name relative to it)."),
                 io.Combo.Input("size", options=_size_options(), default="market_128x64", tooltip="Model size; images and keypoints are resized to it."),
                 io.Int.Input("steps", default=1000, min=1, max=10_000_000, tooltip="Total iterations (the paper: 90,000). With resume, training continues up to this number."),
                 io.Int.Input("batch_size", default=4, min=1, max=256, tooltip="Pairs per iteration (the paper: 4 on Market, 2 on DeepFashion)."),
@@ -210,7 +205,11 @@ class TrainPoseGAN(io.ComfyNode):
         h, w = SIZE_PRESETS[size]
         config = PoseGANConfig(height=h, width=w, width_mult=width_mult, warp_skip=warp_skip, output=output,
                                nn_window=int(nn_window), l1_weight=l1_weight)
-        vgg = load_vgg_block1(resolve_model_file("vgg", vgg_weights)) if vgg_weights != NO_VGG else None
+        vgg = None
+        if vgg_weights != NO_VGG:
+            path = resolve_model_file("vgg", vgg_weights)
+            with reading_model("vgg", vgg_weights):
+                vgg = load_vgg_block1(path)
         data = pairdata.FolderPairs(root, "train")
         settings = trainer.TrainSettings(steps=steps, batch_size=batch_size, lr=learning_rate, seed=seed,
                                          sample_every=sample_every, checkpoint_every=checkpoint_every,
@@ -257,7 +256,7 @@ class LoadPoseGAN(io.ComfyNode):
             category=CATEGORY,
             description="Loads a Deformable-GAN checkpoint written by the PoseLab trainer from models/posegan/.",
             inputs=[
-                io.Combo.Input("ckpt_name", options=list_model_files("posegan"), tooltip="A .safetensors file in models/posegan/ (train one with Train Deformable GAN (PoseLab))."),
+                io.Combo.Input("ckpt_name", options=[f for f in list_model_files("posegan") if f.endswith(".safetensors")], tooltip="A .safetensors file in models/posegan/ (train one with Train Deformable GAN (PoseLab))."),
             ],
             outputs=[PoseGANModel.Output(display_name="model", tooltip="The generator, its size and settings.")],
         )
@@ -269,7 +268,8 @@ class LoadPoseGAN(io.ComfyNode):
         with _CACHE_LOCK:
             model = _CACHE.get(key)
             if model is None:
-                gen, meta = checkpoint.load_model(path, comfy.model_management.get_torch_device())
+                with reading_model("posegan", ckpt_name):
+                    gen, meta = checkpoint.load_model(path, comfy.model_management.get_torch_device())
                 model = PoseGAN(gen, meta, ckpt_name)
                 _CACHE.clear()  # keep one model: they are small, but a training loop writes many versions
                 _CACHE[key] = model

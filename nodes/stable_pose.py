@@ -30,7 +30,7 @@ from ..models.stable_pose import adapter as sp
 from ..models.stable_pose import train as sp_train
 from .common import (PoseKeypoint, Progress, apply_control, check_interrupted, encode_embedding, encode_embeddings,
                      require_text_to_image_unet, vae_encode)
-from .model_folders import folder_locations, list_model_files, resolve_model_file
+from .model_folders import folder_locations, list_model_files, reading_model, resolve_model_file
 
 log = logging.getLogger("poselab")
 
@@ -41,7 +41,8 @@ NEW_ADAPTER = "new (from the model's encoder)"
 
 def load_adapter(name: str) -> sp.StablePoseAdapter:
     path = resolve_model_file(FOLDER, name)
-    sd = comfy.utils.load_torch_file(path, safe_load=True)  # safetensors, or torch.load(weights_only=True)
+    with reading_model(FOLDER, name):
+        sd = comfy.utils.load_torch_file(path, safe_load=True)  # safetensors, or torch.load(weights_only=True)
     try:
         return sp.adapter_from_state_dict(sd)
     except (ValueError, KeyError) as exc:
@@ -336,7 +337,8 @@ def _train(model, clip, vae, samples, start_from, steps, batch_size, learning_ra
            save_every, seed, stem) -> io.NodeOutput:
     initial = None
     if start_from != NEW_ADAPTER:
-        initial = comfy.utils.load_torch_file(resolve_model_file(FOLDER, start_from), safe_load=True)
+        with reading_model(FOLDER, start_from):
+            initial = comfy.utils.load_torch_file(resolve_model_file(FOLDER, start_from), safe_load=True)
     out_path = unique_path(os.path.join(folder_locations(FOLDER)[0], f"{stem}.safetensors"))
     cfg = sp_train.TrainConfig(steps=steps, batch_size=batch_size, lr=learning_rate, alpha=alpha,
                                text_dropout=text_dropout, seed=seed, save_every=save_every)

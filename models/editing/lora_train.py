@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from ..common.diffusion import ddpm_noise
-from ..common.files import atomic_write, atomic_write_text, unique_path
+from ..common.files import atomic_write, atomic_write_text, is_inside, unique_path
 
 DEFAULT_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")
 METADATA = "metadata.jsonl"
@@ -158,9 +158,10 @@ def read_pairs_folder(folder: os.PathLike) -> list[PairRecord]:
         if not (src and tgt and isinstance(text, str)):
             raise ValueError(f"{meta} line {i} needs original_image, edit_prompt and edited_image")
         rec = PairRecord(folder / src, folder / tgt, text)
-        for p in (rec.source, rec.target):
-            if not p.is_file():
-                raise ValueError(f"{meta} line {i} names {p.name}, which is not in {folder}")
+        for name, p in ((src, rec.source), (tgt, rec.target)):
+            # the same words whether or not the file exists elsewhere: nothing outside is revealed
+            if not (is_inside(folder, p) and p.is_file()):
+                raise ValueError(f"{METADATA} line {i} names '{name}', which is not a file inside the data folder")
         records.append(rec)
     if not records:
         raise ValueError(f"{meta} lists no pairs")

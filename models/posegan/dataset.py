@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 import torch
 
-from ..common.files import atomic_write_image
+from ..common.files import atomic_write_image, is_inside
 from ..pose import heatmaps, parts
 from ..pose.keypoints import NUM_BODY
 from .networks import PoseGANConfig
@@ -173,6 +173,11 @@ class FolderPairs:
             if a not in ann or b not in ann:
                 skipped += 1  # the original pair lists reference images filtered out of the annotations
                 continue
+            for name in (a, b):
+                # names come from the user's CSV: never let one reach outside the dataset folder
+                if not is_inside(self.root, img_dir / name):
+                    raise ValueError(f"{self.root.name}: the pairs CSV names '{name}', which is not an image "
+                                     f"inside the dataset's {img_dir.name}/ folder")
             self.records.append(PairRecord(img_dir / a, img_dir / b, ann[a], ann[b]))
         if not self.records:
             raise ValueError(f"{self.root}: no usable {split} pairs (every pair names an image missing from the annotations)")
