@@ -13,14 +13,17 @@ import numpy as np
 import folder_paths
 from comfy_api.latest import io, ui
 
+from ..models.common.files import is_inside
 from ..models.common.images import (
+    check_draw_size,
     image_batch_to_numpy,
     numpy_to_image_batch,
     numpy_to_mask_batch,
     paired_batch_size,
+    pick,
 )
 from ..models.pose import edit, heatmaps, library, parts, render, retarget
-from ..models.pose.keypoints import Person, PoseFormatError, PoseFrame, parse_pose_keypoint, to_pose_keypoint
+from ..models.pose.keypoints import Person, PoseFormatError, PoseFrame, parse_pose_keypoint, read_frames, to_pose_keypoint
 from .common import PoseKeypoint, check_interrupted
 
 log = logging.getLogger("poselab")
@@ -28,18 +31,6 @@ log = logging.getLogger("poselab")
 CATEGORY = "PoseLab/pose"
 NO_FILE = "(none)"
 STYLES = list(render.RENDER_STYLES)
-
-
-def read_frames(value, what: str = "pose") -> list[PoseFrame]:
-    frames = parse_pose_keypoint(value)
-    if not frames:
-        raise ValueError(f"the {what} input holds no frames: connect a pose detector, the pose library or a pose JSON loader")
-    return frames
-
-
-def _pick(items: list, i: int):
-    """Item i of a batch that is either full-length or a single item reused for all."""
-    return items[i] if len(items) > 1 else items[0]
 
 
 class RenderPose(io.ComfyNode):
@@ -93,8 +84,8 @@ class RenderPose(io.ComfyNode):
         out = []
         for i in range(n):
             check_interrupted()
-            sk = render.RENDER_STYLES[style](_pick(frames, i), w, h, **kwargs)
-            out.append(render.overlay_pose(_pick(photos, i), sk, opacity, dim_background))
+            sk = render.RENDER_STYLES[style](pick(frames, i), w, h, **kwargs)
+            out.append(render.overlay_pose(pick(photos, i), sk, opacity, dim_background))
         return io.NodeOutput(numpy_to_image_batch(out))
 
 
@@ -134,10 +125,12 @@ class PoseHeatmaps(io.ComfyNode):
         colours = np.asarray(render.OPENPOSE_COLORS, np.float32) / 255.0
         previews, masks = [], []
         for frame in frames:
+            check_draw_size(len(frames), frame.height, frame.width, "Pose Heatmaps", channels=18 + 4)
             check_interrupted()
             hm = np.zeros((18, frame.height, frame.width), np.float32)
             for body in _person_bodies(frame, person):
-                hm = np.maximum(hm, heatmaps.gaussian_heatmaps(body, frame.height, frame.width, sigma))
+                check_interrupted()  # per person: a frame may hold a crowd
+                heatmaps.gaussian_heatmaps(body, frame.height, frame.width, sigma, out=hm)
             # Per pixel, the colour of the strongest joint scaled by its value.
             top = hm.argmax(0)
             previews.append(colours[top] * hm.max(0)[..., None])
@@ -176,7 +169,9 @@ class PartMasks(io.ComfyNode):
     @classmethod
     def execute(cls, pose, person, torso) -> io.NodeOutput:
         out = []
-        for frame in read_frames(pose):
+        frames = read_frames(pose)
+        for frame in frames:
+            check_draw_size(len(frames), frame.height, frame.width, "Body Part Masks", channels=len(parts.PART_NAMES))
             bodies = _person_bodies(frame, person)
             if not bodies:
                 log.warning("PoseLab part masks: frame has no person %d; its masks are empty", person)
@@ -264,7 +259,7 @@ class RetargetPose(io.ComfyNode):
         tgt = read_frames(target_pose, "target_pose")
         n = paired_batch_size({"source_pose": len(src), "target_pose": len(tgt)})
         return io.NodeOutput(to_pose_keypoint(
-            [retarget.retarget_frame(_pick(src, i), _pick(tgt, i), anchor) for i in range(n)]))
+            [retarget.retarget_frame(pick(src, i), pick(tgt, i), anchor) for i in range(n)]))
 
 
 FIT_MODES = ("none", "source position and size", "source bone lengths")
@@ -320,19 +315,20 @@ class PoseFromLibrary(io.ComfyNode):
         return io.NodeOutput(to_pose_keypoint(out), name)
 
 
+MAX_POSE_JSON_BYTES = 64 * 2**20  # far above any pose batch; a larger file is not a pose
+
+
 def input_json_files() -> list[str]:
+    """.json files in the input folder that Load Pose JSON will read (symlinks leaving the folder
+    are not listed, as they would only be refused when chosen)."""
     base = folder_paths.get_input_directory()
     found = []
     for root, _dirs, files in os.walk(base):
         for f in files:
-            if f.lower().endswith(".json"):
-                found.append(os.path.relpath(os.path.join(root, f), base).replace(os.sep, "/"))
+            path = os.path.join(root, f)
+            if f.lower().endswith(".json") and is_inside(base, path):
+                found.append(os.path.relpath(path, base).replace(os.sep, "/"))
     return sorted(found)
-
-
-def _inside(base: str, path: str) -> bool:
-    base, path = os.path.realpath(base), os.path.realpath(path)
-    return os.path.commonpath([base, path]) == base
 
 
 class LoadPoseJSON(io.ComfyNode):
@@ -358,14 +354,18 @@ class LoadPoseJSON(io.ComfyNode):
         if file and file != NO_FILE:
             base = folder_paths.get_input_directory()
             path = os.path.join(base, file)
-            if not _inside(base, path) or not os.path.isfile(path):
+            if not is_inside(base, path) or not os.path.isfile(path):
                 raise FileNotFoundError(f"pose JSON file '{file}' not found in the input folder {base}")
             where = f"file '{file}'"
-            text = open(path, encoding="utf-8").read()
+            if os.path.getsize(path) > MAX_POSE_JSON_BYTES:
+                raise PoseFormatError(f"cannot read the pose JSON in {where}: it is larger than "
+                                      f"{MAX_POSE_JSON_BYTES // 2**20} MB")
+            with open(path, "rb") as fh:
+                text = fh.read()  # bytes: parse_pose_keypoint says where non-UTF-8 text breaks
         else:
             where = "the json_text box"
             text = json_text
-        if not text or not text.strip():
+        if not text or not text.strip():  # (bytes or str)
             raise ValueError("no pose JSON given: paste it into json_text or choose a file from the input folder")
         try:
             frames = parse_pose_keypoint(text)
@@ -398,8 +398,10 @@ class SavePoseJSON(io.ComfyNode):
         base = folder_paths.get_output_directory()
         prefix = (filename_prefix or "poselab/pose").strip().removesuffix(".json") or "pose"
         target = os.path.join(base, prefix + ".json")
-        if not _inside(base, target):
-            raise ValueError(f"filename_prefix '{filename_prefix}' points outside the output folder; use a relative name like 'poses/my_pose'")
+        name = os.path.basename(prefix.replace("\\", "/"))
+        if not is_inside(base, target) or not name.strip(". "):
+            raise ValueError(f"filename_prefix '{filename_prefix}' is not a file name inside the output folder; use a "
+                             "relative name like 'poses/my_pose'")
         written = library.save_pose_json(frames, target, indent=1)
         rel = os.path.relpath(written, base).replace(os.sep, "/")
         return io.NodeOutput(str(written), ui=ui.PreviewText(f"saved {rel}"))

@@ -5,6 +5,9 @@ Thin glue over models/repose/part_warp.py.
 
 from __future__ import annotations
 
+import logging
+
+import numpy as np
 from comfy_api.latest import io
 
 from ..models.common.images import (
@@ -13,18 +16,34 @@ from ..models.common.images import (
     numpy_to_image_batch,
     numpy_to_mask_batch,
     paired_batch_size,
+    pick,
 )
-from ..models.pose.keypoints import parse_pose_keypoint
+from ..models.pose.keypoints import has_joint_on_canvas, read_frames, scaled_bodies
 from ..models.repose import part_warp
 from ..models.segmentation import fill, masks
 from .common import PoseKeypoint, Progress
-from .segmentation import frame_bodies
+
+log = logging.getLogger("poselab")
 
 ALIGN = ["source", "none"]
+ON_MISSING = ["pass through", "fail"]
 
 
-def _pick(seq, i):
-    return seq[i if len(seq) > 1 else 0]
+def _missing(src_bodies, tgt_bodies, person: int, target_person: int, w: int, h: int) -> str | None:
+    """Why this frame has nobody to repose (None when it has)."""
+    if not src_bodies:
+        return "no person in the source pose"
+    if person >= len(src_bodies):
+        return f"the source pose has {len(src_bodies)} people, so no person {person}"
+    if not has_joint_on_canvas(src_bodies[person], w, h):
+        return f"source person {person} has no joint on the image"
+    if not tgt_bodies:
+        return "no person in the target pose"
+    if target_person >= len(tgt_bodies):
+        return f"the target pose has {len(tgt_bodies)} people, so no target_person {target_person}"
+    if not (tgt_bodies[target_person][:, 2] > 0).any():
+        return f"target person {target_person} has no joints"
+    return None
 
 
 class PartWarpRepose(io.ComfyNode):
@@ -62,6 +81,10 @@ class PartWarpRepose(io.ComfyNode):
                                tooltip="OpenCV inpainting for the background where the person was."),
                 io.Int.Input("fill_dilation", default=12, min=0, max=256, optional=True,
                              tooltip="Grow the person's mask by this many pixels before inpainting (covers the halo)."),
+                io.Combo.Input("on_missing_person", options=ON_MISSING, default="pass through", optional=True,
+                               tooltip="A batch image whose pose has nobody to repose (a frame where the person is "
+                                       "hidden or off the image): pass it through unchanged with a warning, or fail. "
+                                       "A single image, or a batch where nobody is found, always fails."),
             ],
             outputs=[
                 io.Image.Output(display_name="image", tooltip="The person in the target pose."),
@@ -72,32 +95,39 @@ class PartWarpRepose(io.ComfyNode):
 
     @classmethod
     def execute(cls, image, source_pose, target_pose, person, target_person=0, align="source", retarget=False,
-                mask=None, feather=2.0, fill_method="telea", fill_dilation=12) -> io.NodeOutput:
+                mask=None, feather=2.0, fill_method="telea", fill_dilation=12,
+                on_missing_person="pass through") -> io.NodeOutput:
         images = image_batch_to_numpy(image)
-        src_frames = parse_pose_keypoint(source_pose)
-        tgt_frames = parse_pose_keypoint(target_pose)
+        src_frames = read_frames(source_pose, "source_pose")
+        tgt_frames = read_frames(target_pose, "target_pose")
         user_masks = mask_batch_to_numpy(mask) if mask is not None else None
         if align not in ALIGN:
             raise ValueError(f"align must be one of {', '.join(ALIGN)}, got {align!r}")
+        if on_missing_person not in ON_MISSING:
+            raise ValueError(f"on_missing_person must be one of {', '.join(ON_MISSING)}, got {on_missing_person!r}")
         n = paired_batch_size({
             "image": len(images), "source_pose": len(src_frames), "target_pose": len(tgt_frames),
             "mask": len(user_masks) if user_masks is not None else None,
         })
-        outs, out_masks, backgrounds = [], [], []
+        outs, out_masks, backgrounds, skipped = [], [], [], []
         progress = Progress(n)
         for i in range(n):
-            rgb = _pick(images, i)
+            rgb = pick(images, i)
             h, w = rgb.shape[:2]
-            src_bodies = frame_bodies(_pick(src_frames, i), w, h)
-            tgt_bodies = frame_bodies(_pick(tgt_frames, i), w, h)
-            if not src_bodies:
-                raise ValueError(f"no person in source pose (image {i}): extract the pose of the source image, or check that it shows a person")
-            if person >= len(src_bodies):
-                raise ValueError(f"person {person} is out of range for image {i}: its source pose has {len(src_bodies)} people (use 0..{len(src_bodies) - 1})")
-            if not tgt_bodies:
-                raise ValueError(f"no person in target pose (image {i}): connect a pose that has a person")
-            if target_person >= len(tgt_bodies):
-                raise ValueError(f"target_person {target_person} is out of range for image {i}: the target pose has {len(tgt_bodies)} people (use 0..{len(tgt_bodies) - 1})")
+            src_bodies = scaled_bodies(pick(src_frames, i), w, h, np.float32)
+            tgt_bodies = scaled_bodies(pick(tgt_frames, i), w, h, np.float32)
+            why = _missing(src_bodies, tgt_bodies, person, target_person, w, h)
+            if why is not None:
+                if on_missing_person == "fail" or n == 1:
+                    raise ValueError(f"image {i}: {why}. Extract the pose of the image, pick another person index, "
+                                     "or (for a batch) set on_missing_person to 'pass through'")
+                # a clip where the person is hidden in a few frames: those frames come out unchanged
+                skipped.append(i)
+                outs.append(rgb)
+                out_masks.append(np.zeros((h, w), np.float32))
+                backgrounds.append(rgb)
+                progress.step()
+                continue
             src, tgt = src_bodies[person], tgt_bodies[target_person]
             if retarget:
                 from ..models.pose.retarget import retarget_body
@@ -106,7 +136,7 @@ class PartWarpRepose(io.ComfyNode):
             else:
                 goal, how = tgt, align
             if user_masks is not None:
-                person_mask = _pick(user_masks, i)
+                person_mask = pick(user_masks, i)
                 if person_mask.shape != (h, w):
                     raise ValueError(f"mask {i} is {person_mask.shape[1]}x{person_mask.shape[0]} but image {i} is {w}x{h}: give a mask of the image's size")
             else:
@@ -117,6 +147,12 @@ class PartWarpRepose(io.ComfyNode):
             out_masks.append(result.mask)
             backgrounds.append(result.background)
             progress.step()
+        if len(skipped) == n:
+            raise ValueError(f"no image of the batch has a person to repose (person {person}, target_person "
+                             f"{target_person}): check the poses")
+        if skipped:
+            log.warning("PoseLab Part-Warp Repose: %d of %d images had nobody to repose and pass through unchanged: %s",
+                        len(skipped), n, ", ".join(map(str, skipped)))
         return io.NodeOutput(numpy_to_image_batch(outs), numpy_to_mask_batch(out_masks), numpy_to_image_batch(backgrounds))
 
 

@@ -16,11 +16,12 @@ from ..models.common.images import (
     numpy_to_image_batch,
     numpy_to_mask_batch,
     paired_batch_size,
+    pick,
 )
-from ..models.pose.keypoints import PoseFrame, parse_pose_keypoint
+from ..models.pose.keypoints import has_joint_on_canvas, parse_pose_keypoint, scaled_bodies
 from ..models.segmentation import fill, masks
 from .common import PoseKeypoint, Progress
-from .model_folders import list_model_files, resolve_model_file
+from .model_folders import list_model_files, reading_model, resolve_model_file
 
 log = logging.getLogger("poselab")
 
@@ -39,20 +40,8 @@ def _sam_options() -> list[str]:
     return [SAM_DEFAULT] + sorted(f for f in files if f != SAM_DEFAULT)
 
 
-def _pick(seq, i):
-    return seq[i if len(seq) > 1 else 0]
-
-
-def frame_bodies(frame: PoseFrame, width: int, height: int) -> list[np.ndarray]:
-    """The frame's bodies in the image's pixels (a pose drawn on another canvas size is rescaled)."""
-    sx, sy = width / frame.width, height / frame.height
-    bodies = []
-    for person in frame.people:
-        body = person.body.copy()
-        body[:, 0] *= sx
-        body[:, 1] *= sy
-        bodies.append(body)
-    return bodies
+def _on_image(bodies: list[np.ndarray], index: int, w: int, h: int) -> bool:
+    return index < len(bodies) and has_joint_on_canvas(bodies[index], w, h)
 
 
 class PersonMask(io.ComfyNode):
@@ -100,21 +89,24 @@ class PersonMask(io.ComfyNode):
                 raise ValueError("the sam backend segments one person: set person to 0 or more")
             from ..models.segmentation import sam
 
-            sam_net = sam.load_sam(resolve_model_file(SAM_FOLDER, sam_model))
+            path = resolve_model_file(SAM_FOLDER, sam_model)
+            with reading_model(SAM_FOLDER, sam_model):
+                sam_net = sam.load_sam(path)
         n = paired_batch_size({"image": len(images), "pose": len(frames) if frames is not None else None})
         out = []
+        missing = []
         progress = Progress(n)
         for i in range(n):
-            rgb = _pick(images, i)
+            rgb = pick(images, i)
             h, w = rgb.shape[:2]
-            bodies = frame_bodies(_pick(frames, i), w, h) if frames is not None else None
-            if bodies is not None and person >= 0 and person >= len(bodies):
-                if not bodies:
-                    log.warning("PoseLab Person Mask: no person in the pose of image %d; the mask is empty", i)
-                    out.append(np.zeros((h, w), np.float32))
-                    progress.step()
-                    continue
-                raise ValueError(f"person {person} is out of range for image {i}: its pose has {len(bodies)} people (use 0..{len(bodies) - 1})")
+            bodies = scaled_bodies(pick(frames, i), w, h, np.float32) if frames is not None else None
+            if bodies is not None and person >= 0 and not _on_image(bodies, person, w, h):
+                # nobody to segment in this image: an empty mask, unless the user asked for a person
+                # that no image has (then the index is wrong, not the frame)
+                missing.append(i)
+                out.append(np.zeros((h, w), np.float32))
+                progress.step()
+                continue
             if sam_net is not None:
                 from ..models.segmentation import sam
 
@@ -124,13 +116,20 @@ class PersonMask(io.ComfyNode):
             elif person < 0:
                 mask = np.zeros((h, w), np.float32)
                 for j in range(len(bodies)):
-                    if not (bodies[j][:, 2] > 0).any():
+                    if not _on_image(bodies, j, w, h):
                         continue
                     np.maximum(mask, masks.person_mask_mediapipe(rgb, bodies, j, model=mediapipe_model), out=mask)
             else:
                 mask = masks.person_mask_mediapipe(rgb, bodies, person, model=mediapipe_model)
             out.append(mask)
             progress.step()
+        if missing:
+            counts = [len(pick(frames, i).people) for i in missing]
+            if len(missing) == n and person > 0 and any(counts):
+                raise ValueError(f"person {person} is out of range: the poses have {max(counts)} people at most "
+                                 f"(use 0..{max(counts) - 1})")
+            log.warning("PoseLab Person Mask: no person %d on image(s) %s; their masks are empty", person,
+                        ", ".join(map(str, missing)))
         return io.NodeOutput(numpy_to_mask_batch(out))
 
 
@@ -167,7 +166,7 @@ class FillBackground(io.ComfyNode):
         out = []
         progress = Progress(n)
         for i in range(n):
-            out.append(fill.fill_background(_pick(images, i), _pick(ms, i), method=method, dilation=dilation,
+            out.append(fill.fill_background(pick(images, i), pick(ms, i), method=method, dilation=dilation,
                                             radius=radius, max_side=max_side))
             progress.step()
         return io.NodeOutput(numpy_to_image_batch(out))
@@ -200,7 +199,7 @@ class Composite(io.ComfyNode):
         out = []
         progress = Progress(n)
         for i in range(n):
-            out.append(fill.composite(_pick(fgs, i), _pick(ms, i), _pick(bgs, i), feather=feather))
+            out.append(fill.composite(pick(fgs, i), pick(ms, i), pick(bgs, i), feather=feather))
             progress.step()
         return io.NodeOutput(numpy_to_image_batch(out))
 

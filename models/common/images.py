@@ -14,8 +14,28 @@ import numpy as np
 import torch
 
 
+# What a node that draws new images (skeletons, heatmaps, part masks) makes at most: 8192 px per
+# side and 512 M pixels per batch (6 GB as a float32 IMAGE), so one bad size cannot exhaust memory.
+MAX_DRAW_SIDE = 8192
+MAX_DRAW_PIXELS = 2**29
+
+
+def check_draw_size(count: int, height: int, width: int, what: str, channels: int = 1) -> None:
+    """Refuse to allocate ``count`` drawn images of ``height`` x ``width`` beyond the limits above
+    (``channels`` counts per-image working planes, e.g. 18 joint heatmaps)."""
+    if max(height, width) > MAX_DRAW_SIDE:
+        raise ValueError(f"{what}: {width}x{height} is larger than {MAX_DRAW_SIDE} pixels per side; draw at a "
+                         "smaller size (set width/height, or rescale the pose)")
+    if count * height * width * max(channels, 1) > MAX_DRAW_PIXELS:
+        raise ValueError(f"{what}: {count} images of {width}x{height} are more than this node draws in one go "
+                         f"({MAX_DRAW_PIXELS // 2**20} M pixels); split the batch or draw smaller")
+
+
 class BatchSizeError(ValueError):
     """Two batched inputs whose sizes cannot be paired."""
+
+
+BatchSizeError.__module__ = "poselab"  # shown by ComfyUI as poselab.BatchSizeError, not a file path
 
 
 def to_rgb_uint8(image: np.ndarray) -> np.ndarray:
@@ -94,3 +114,9 @@ def paired_batch_size(what: dict[str, int]) -> int:
             f"batch sizes do not match ({listing}): give every input the same batch size, or a batch of 1 to reuse it for all"
         )
     return longest
+
+
+def pick(items, i: int):
+    """Item ``i`` of a batch that is either full length or a single item reused for all
+    (the partner of :func:`paired_batch_size`)."""
+    return items[i] if len(items) > 1 else items[0]

@@ -18,6 +18,9 @@ class EmbeddingMismatchError(ValueError):
     """Image and text embeddings of different sizes: the two CLIP models are not a pair."""
 
 
+EmbeddingMismatchError.__module__ = "poselab"  # shown by ComfyUI as poselab.EmbeddingMismatchError, not a file path
+
+
 def _rows(x, name: str) -> torch.Tensor:
     t = torch.as_tensor(x).double()
     if t.ndim == 1:

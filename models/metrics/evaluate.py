@@ -50,6 +50,9 @@ class LayoutError(ValueError):
     """The evaluation folder does not follow the documented layout."""
 
 
+LayoutError.__module__ = "poselab"  # shown by ComfyUI as poselab.LayoutError, not a file path
+
+
 def read_rgb(path: Path) -> np.ndarray:
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if img is None:

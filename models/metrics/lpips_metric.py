@@ -25,6 +25,9 @@ class LPIPSWeightsError(ValueError):
     """The file is not a torchvision AlexNet/VGG16/SqueezeNet backbone state dict."""
 
 
+LPIPSWeightsError.__module__ = "poselab"  # shown by ComfyUI as poselab.LPIPSWeightsError, not a file path
+
+
 def guess_net(state: dict[str, torch.Tensor], filename: str = "") -> str:
     """Which backbone a torchvision state dict belongs to (from its tensors, then its name)."""
     w0 = state.get("features.0.weight")

@@ -36,20 +36,36 @@ def _check_size(height: int, width: int) -> tuple[int, int]:
     return height, width
 
 
-def gaussian_heatmaps(body, height: int, width: int, sigma: float = 6.0) -> np.ndarray:
-    """``float32 (18, height, width)`` Gaussian heatmaps of a body in pixel coordinates."""
+# Beyond this many sigmas a Gaussian is below 1e-7 (float32 noise): only a window around each
+# joint is computed, so the cost follows sigma, not the canvas (thousands of people stay cheap).
+_REACH = 5.7
+
+
+def gaussian_heatmaps(body, height: int, width: int, sigma: float = 6.0, out: np.ndarray | None = None) -> np.ndarray:
+    """``float32 (18, height, width)`` Gaussian heatmaps of a body in pixel coordinates.
+
+    With ``out`` (an ``(18, height, width)`` float32 array) the heatmaps are max-combined into it
+    in place, for drawing many people into one set of maps."""
     b = _check_body(body)
     height, width = _check_size(height, width)
     if sigma <= 0:
         raise ValueError(f"sigma must be positive, got {sigma}")
-    out = np.zeros((NUM_BODY, height, width), np.float32)
-    ys = np.arange(height, dtype=np.float32)[:, None]
-    xs = np.arange(width, dtype=np.float32)[None, :]
+    if out is None:
+        out = np.zeros((NUM_BODY, height, width), np.float32)
+    elif out.shape != (NUM_BODY, height, width):
+        raise ValueError(f"out has shape {out.shape}, expected {(NUM_BODY, height, width)}")
+    reach = _REACH * sigma
     for j in np.flatnonzero(b[:, 2] > 0):
+        x, y = float(b[j, 0]), float(b[j, 1])
+        x0, x1 = max(int(np.floor(x - reach)), 0), min(int(np.ceil(x + reach)) + 1, width)
+        y0, y1 = max(int(np.floor(y - reach)), 0), min(int(np.ceil(y + reach)) + 1, height)
+        if x0 >= x1 or y0 >= y1:
+            continue  # the joint is off the canvas by more than the Gaussian's reach
         # separable: exp(-(dx^2 + dy^2)/2s^2) = exp(-dy^2/2s^2) * exp(-dx^2/2s^2)
-        gy = np.exp(-((ys - b[j, 1]) ** 2) / (2 * sigma**2))
-        gx = np.exp(-((xs - b[j, 0]) ** 2) / (2 * sigma**2))
-        out[j] = gy * gx
+        gy = np.exp(-((np.arange(y0, y1, dtype=np.float32)[:, None] - y) ** 2) / (2 * sigma**2))
+        gx = np.exp(-((np.arange(x0, x1, dtype=np.float32)[None, :] - x) ** 2) / (2 * sigma**2))
+        window = out[j, y0:y1, x0:x1]
+        np.maximum(window, gy * gx, out=window)
     return out
 
 

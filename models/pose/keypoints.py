@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
@@ -79,8 +80,20 @@ _PARTS = (
 )
 
 
+# Bounds of what a node accepts, so one bad value cannot stall or exhaust the server: canvases as
+# large as ComfyUI's largest image, a crowd's worth of people, points within a few canvas sizes of
+# the canvas (an edit may push a limb off it; 1e30 is a bug upstream), JSON nesting as a pose has.
+MAX_CANVAS_SIDE = 16384
+MAX_PEOPLE = 1000
+FAR_OFF_CANVAS = 16  # canvas sizes
+MAX_JSON_DEPTH = 64
+
+
 class PoseFormatError(ValueError):
     """A POSE_KEYPOINT value or pose JSON that cannot be read; the message says what and where."""
+
+
+PoseFormatError.__module__ = "poselab"  # ComfyUI shows "poselab.PoseFormatError", not a file path
 
 
 @dataclass
@@ -187,13 +200,13 @@ def openpose18_to_coco17(body: np.ndarray) -> np.ndarray:
     return body[list(COCO17_TO_OPENPOSE18)].copy()
 
 
-def scaled_bodies(frame: PoseFrame, width: int, height: int) -> list[np.ndarray]:
-    """Every person's body in the pixels of a ``width`` x ``height`` image (float64 copies), for
-    comparing a pose with an image whose canvas has another size."""
+def scaled_bodies(frame: PoseFrame, width: int, height: int, dtype=np.float64) -> list[np.ndarray]:
+    """Every person's body in the pixels of a ``width`` x ``height`` image (copies), for using a
+    pose with an image whose canvas has another size."""
     sx, sy = width / frame.width, height / frame.height
     bodies = []
     for person in frame.people:
-        body = person.body.astype(np.float64)
+        body = person.body.astype(dtype)
         body[:, 0] *= sx
         body[:, 1] *= sy
         bodies.append(body)
@@ -230,7 +243,17 @@ def _read_part(person: dict, key: str, count: int, width: int, height: int, wher
     if _is_normalized(arr):
         arr[:, 0] *= width
         arr[:, 1] *= height
+    _check_near_canvas(arr, width, height, f"{where}.{key}")
     return arr
+
+
+def _check_near_canvas(arr: np.ndarray, width: int, height: int, where: str) -> None:
+    limit = FAR_OFF_CANVAS * max(width, height)
+    far = (arr[:, 2] > 0) & ((np.abs(arr[:, 0]) > limit) | (np.abs(arr[:, 1]) > limit))
+    if far.any():
+        i = int(np.flatnonzero(far)[0])
+        raise PoseFormatError(f"{where}: point {i} at ({arr[i, 0]:.6g}, {arr[i, 1]:.6g}) is more than {FAR_OFF_CANVAS} "
+                              f"canvas sizes outside the {width}x{height} canvas; fix the pose upstream")
 
 
 def _parse_frame(frame: Any, index: int) -> PoseFrame:
@@ -244,9 +267,16 @@ def _parse_frame(frame: Any, index: int) -> PoseFrame:
         raise PoseFormatError(f"{where}: canvas_width/canvas_height must be integers") from None
     if width <= 0 or height <= 0:
         raise PoseFormatError(f"{where}: canvas_width and canvas_height must be positive (got {width}x{height})")
+    if max(width, height) > MAX_CANVAS_SIDE:
+        raise PoseFormatError(f"{where}: the {width}x{height} canvas is larger than {MAX_CANVAS_SIDE} pixels per side "
+                              "(ComfyUI's largest image); rescale the pose")
     people_raw = frame.get("people", [])
+    if people_raw is None:
+        people_raw = []
     if not isinstance(people_raw, list):
         raise PoseFormatError(f"{where}.people: expected a list, got {type(people_raw).__name__}")
+    if len(people_raw) > MAX_PEOPLE:
+        raise PoseFormatError(f"{where}: {len(people_raw)} people; at most {MAX_PEOPLE} per frame are accepted")
     people = []
     for p_idx, person in enumerate(people_raw):
         p_where = f"{where}.people[{p_idx}]"
@@ -263,8 +293,11 @@ def _parse_frame(frame: Any, index: int) -> PoseFrame:
                 s = scores.get(attr)
                 arr = parts[attr]
                 if arr is not None and isinstance(s, list) and len(s) == count:
-                    s = np.asarray(s, dtype=np.float32)
-                    present = arr[:, 2] > 0
+                    try:
+                        s = np.asarray(s, dtype=np.float32)
+                    except (TypeError, ValueError):
+                        raise PoseFormatError(f"{p_where}.{SCORES_KEY}.{attr}: expected {count} numbers") from None
+                    present = (arr[:, 2] > 0) & np.isfinite(s)
                     arr[present, 2] = np.clip(s[present], 1e-3, None)
         people.append(Person(**parts))
     return PoseFrame(width=width, height=height, people=people)
@@ -272,16 +305,58 @@ def _parse_frame(frame: Any, index: int) -> PoseFrame:
 
 def parse_pose_keypoint(value: Any) -> list[PoseFrame]:
     """Read a POSE_KEYPOINT value (list of frames, a single frame dict, or a JSON string of either)."""
-    if isinstance(value, (str, bytes)):
+    if isinstance(value, bytes):
+        try:
+            value = value.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise PoseFormatError(f"pose JSON is not UTF-8 text (byte {exc.start} is 0x{value[exc.start]:02x})") from None
+    if isinstance(value, str):
+        _check_json_depth(value)
         try:
             value = json.loads(value)
         except json.JSONDecodeError as exc:
             raise PoseFormatError(f"pose JSON is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
+        except RecursionError:
+            raise PoseFormatError(f"pose JSON is nested too deeply (a pose needs {MAX_JSON_DEPTH} levels at most)") from None
     if isinstance(value, dict):
         value = [value]
     if not isinstance(value, list):
         raise PoseFormatError(f"POSE_KEYPOINT must be a list of frames, got {type(value).__name__}")
     return [_parse_frame(frame, i) for i, frame in enumerate(value)]
+
+
+def _check_json_depth(text: str) -> None:
+    """Refuse absurdly nested JSON before parsing it (a 100 000-deep array is a RecursionError
+    inside ``json`` otherwise). Brackets inside strings are counted too, which only overestimates."""
+    depth = peak = 0
+    for ch in re.sub(r"[^\[\]{}]+", "", text):
+        if ch in "[{":
+            depth += 1
+            if depth > peak:
+                peak = depth
+                if peak > MAX_JSON_DEPTH:
+                    raise PoseFormatError(f"pose JSON is nested more than {MAX_JSON_DEPTH} levels deep; a pose needs "
+                                          "a handful")
+        elif ch in "]}":
+            depth -= 1
+
+
+def has_joint_on_canvas(body: np.ndarray, width: int, height: int) -> bool:
+    """Whether any present joint of ``body`` lies on the ``width`` x ``height`` canvas (an edit or
+    a retarget can move a whole person off it)."""
+    body = np.asarray(body)
+    vis = body[:, 2] > 0
+    x, y = body[vis, 0], body[vis, 1]
+    return bool(((x >= 0) & (x < width) & (y >= 0) & (y < height)).any())
+
+
+def read_frames(value: Any, what: str = "pose") -> list[PoseFrame]:
+    """``parse_pose_keypoint`` for a node input, which must hold at least one frame."""
+    frames = parse_pose_keypoint(value)
+    if not frames:
+        raise PoseFormatError(f"the {what} input holds no frames: connect a pose detector, the pose library or a "
+                              "pose JSON loader")
+    return frames
 
 
 def _flat(arr: np.ndarray | None, count: int) -> tuple[list[float] | None, list[float] | None]:

@@ -54,6 +54,9 @@ class PoseLibraryError(ValueError):
     """No library pose matches the text; the message lists the names."""
 
 
+PoseLibraryError.__module__ = "poselab"  # shown by ComfyUI as poselab.PoseLibraryError, not a file path
+
+
 def _token(word: str) -> str:
     if word in _SYNONYMS:
         return _SYNONYMS[word]

@@ -22,6 +22,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from ..common.images import check_draw_size
 from .keypoints import OPENPOSE18_LIMBS, Person, PoseFrame, openpose18_to_coco17
 
 # controlnet_aux's colours (RGB), one per limb in OPENPOSE18_LIMBS order and one per joint.
@@ -211,6 +212,7 @@ def render_frames(frames: Sequence[PoseFrame], style: str = "openpose", width: i
         raise ValueError("no pose frames to render: the POSE_KEYPOINT input is an empty list")
     width = int(width or frames[0].width)
     height = int(height or frames[0].height)
+    check_draw_size(len(frames), height, width, "Render Pose", channels=3)
     return [RENDER_STYLES[style](f, width, height, **kwargs) for f in frames]
 
 

@@ -32,6 +32,9 @@ class SamCheckpointError(ValueError):
     """A file that is not a Segment Anything checkpoint this loader understands."""
 
 
+SamCheckpointError.__module__ = "poselab"  # shown by ComfyUI as poselab.SamCheckpointError, not a file path
+
+
 @dataclass(frozen=True)
 class SamConfig:
     embed_dim: int
