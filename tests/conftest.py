@@ -19,10 +19,20 @@ sys.path.insert(0, str(REPO / "scripts"))
 import pack  # noqa: E402,F401  (the repo root as the package poselab, as ComfyUI imports it)
 
 
+def require_shared(path: Path) -> Path:
+    """The evaluation data (real annotated photos, licences that forbid redistribution) is not in
+    the repository: a clone alone skips the tests that need it; CI, which has it, must not."""
+    if not path.exists():
+        reason = f"needs the evaluation data {path} (not in the repository; set POSELAB_SHARED to its shared/ folder)"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return path
+
+
 @pytest.fixture(scope="session")
 def pose_data() -> Path:
-    if not (POSE_DATA / "keypoints.json").is_file():
-        pytest.fail(f"the shared pose data is missing: expected {POSE_DATA}/keypoints.json (set POSELAB_SHARED)")
+    require_shared(POSE_DATA / "keypoints.json")
     return POSE_DATA
 
 

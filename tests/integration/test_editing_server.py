@@ -54,16 +54,16 @@ def test_core_loader_detects_tiny_checkpoints(comfy_server, tiny_ckpts):
 
 
 # ---------------------------------------------------------------------------- shared helpers
-PHOTO = "005808361.jpg"  # MPII, one person (research licence: read from shared/data, never copied into the repo)
+PHOTO = REPO / "assets" / "samples" / "cameraman.png"  # bundled (CC0): these tests run from a clone alone
 
 
 @pytest.fixture(scope="session")
-def photo_name(comfy_server, pose_data):
+def photo_name(comfy_server):
     """A 64x64 centre crop of a real photo in the server's input folder."""
     import numpy as np
     from PIL import Image
 
-    img = Image.open(pose_data / PHOTO).convert("RGB")
+    img = Image.open(PHOTO).convert("RGB")
     w, h = img.size
     side = min(w, h)
     img = img.crop(((w - side) // 2, (h - side) // 2, (w + side) // 2, (h + side) // 2)).resize((64, 64), Image.BICUBIC)

@@ -17,7 +17,7 @@ from poselab.models.pose.keypoints import parse_pose_keypoint
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOW = REPO / "workflows" / "api" / "extract_pose.json"
 GROUP = "ff945ae2e729f24eea992814639d59b3bdec8bd8.jpg"  # three footballers, 950x641
-SOLO = "052475643.jpg"  # 854x480
+SAMPLE = Path(__file__).resolve().parents[2] / "assets" / "samples" / "cameraman.png"  # bundled, CC0, 512x512
 
 
 def saved(server, entry: dict, node: str) -> np.ndarray:
@@ -77,15 +77,15 @@ def test_extract_pose_workflow_on_a_group_photo(comfy_server, pose_data):
 
 
 @pytest.mark.parametrize("mode", ["L", "RGBA"])
-def test_grayscale_and_rgba_inputs(comfy_server, pose_data, mode):
+def test_grayscale_and_rgba_inputs(comfy_server, mode):
     name = f"solo_{mode}.png"
-    img = Image.open(pose_data / SOLO).convert(mode)
+    img = Image.open(SAMPLE).convert(mode)
     img.save(comfy_server.base_dir / "input" / name)
     entry = comfy_server.run_ok(extract_prompt(name, max_people=2))
     frames = parse_pose_keypoint(entry["outputs"]["2"]["openpose_json"][0])
-    assert (frames[0].width, frames[0].height) == (854, 480)
+    assert (frames[0].width, frames[0].height) == (512, 512)
     assert 1 <= len(frames[0].people) <= 2
-    assert saved(comfy_server, entry, "3").shape == (480, 854, 3)
+    assert saved(comfy_server, entry, "3").shape == (512, 512, 3)
 
 
 def test_tiny_image_gives_an_empty_pose_not_an_error(comfy_server):
@@ -96,9 +96,8 @@ def test_tiny_image_gives_an_empty_pose_not_an_error(comfy_server):
     assert saved(comfy_server, entry, "3").max() == 0  # black skeleton image
 
 
-def test_openpose_without_weights_names_the_folder(comfy_server, pose_data):
-    comfy_server.upload_image(pose_data / SOLO, "solo.jpg")
-    prompt = extract_prompt("solo.jpg", backend="openpose")
+def test_openpose_without_weights_names_the_folder(comfy_server):
+    prompt = extract_prompt(SAMPLE.name, backend="openpose")
     entry = comfy_server.run(prompt, timeout=300)
     err = comfy_host.execution_error(entry)
     assert err is not None, "the openpose backend ran without weight files"
@@ -106,7 +105,7 @@ def test_openpose_without_weights_names_the_folder(comfy_server, pose_data):
     assert str(Path("models") / "openpose") in err, err
 
 
-def test_openpose_backend_runs_with_weights_in_the_models_folder(comfy_server, pose_data, tmp_path):
+def test_openpose_backend_runs_with_weights_in_the_models_folder(comfy_server, tmp_path):
     # real-format files with random weights (nothing can be downloaded), under names of their own
     # so the missing-weights test above is unaffected whatever the order
     from poselab.models.pose import detect_openpose
@@ -120,11 +119,10 @@ def test_openpose_backend_runs_with_weights_in_the_models_folder(comfy_server, p
         shutil.move(written[default], folder / names[kind])
     info = comfy_server.object_info()["PoseLabExtractPose"]["input"]["optional"]
     assert names["body"] in options(info["body_model"])  # the new file is offered without a restart
-    comfy_server.upload_image(pose_data / SOLO, "solo.jpg")
-    prompt = extract_prompt("solo.jpg", backend="openpose", body_model=names["body"], hand_model=names["hand"],
+    prompt = extract_prompt(SAMPLE.name, backend="openpose", body_model=names["body"], hand_model=names["hand"],
                             face_model=names["face"], openpose_hands=True, openpose_face=True, detect_resolution=128)
     entry = comfy_server.run_ok(prompt)
     frames = parse_pose_keypoint(entry["outputs"]["2"]["openpose_json"][0])
-    assert (frames[0].width, frames[0].height) == (854, 480)  # random weights: people may be empty
-    assert saved(comfy_server, entry, "3").shape == (480, 854, 3)
-    assert saved(comfy_server, entry, "5").shape[:2] == (480, 854)
+    assert (frames[0].width, frames[0].height) == (512, 512)  # random weights: people may be empty
+    assert saved(comfy_server, entry, "3").shape == (512, 512, 3)
+    assert saved(comfy_server, entry, "5").shape[:2] == (512, 512)

@@ -220,7 +220,7 @@ def test_errors_reach_the_user(comfy_server, pair):
         "6": {"class_type": "PreviewImage", "inputs": {"images": ["5", 0]}},
     }
     err = comfy_host.execution_error(comfy_server.run(nobody, timeout=300))
-    assert err and "no person in source pose (image 0)" in err, err
+    assert err and "image 0: no person in the source pose" in err, err
 
     sizes = {
         "1": {"class_type": "LoadImage", "inputs": {"image": "repose_source.jpg"}},
