@@ -243,6 +243,28 @@ def execution_error(entry: dict) -> str | None:
     return "unknown error"
 
 
+def combo_options(spec: list) -> list:
+    """The choices of a combo input in /object_info (V1 nodes list them first, V3 under "options")."""
+    return spec[0] if isinstance(spec[0], list) else spec[1].get("options", [])
+
+
+def fill_defaults(prompt: dict, object_info: dict) -> dict:
+    """Give every node of an API prompt the required widget inputs it leaves out, at the node's
+    defaults (as the graph editor would), so hand-written prompts state only what matters."""
+    for node in prompt.values():
+        required = object_info[node["class_type"]]["input"].get("required", {})
+        for key, spec in required.items():
+            if key in node["inputs"]:
+                continue
+            kind, opts = spec[0], (spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {})
+            if isinstance(kind, list) or kind == "COMBO":
+                options = combo_options(spec)
+                node["inputs"][key] = opts.get("default", options[0] if options else None)
+            elif "default" in opts:
+                node["inputs"][key] = opts["default"]
+    return prompt
+
+
 @contextlib.contextmanager
 def running_server(base_dir: Path | None = None, comfyui: str | None = None, port: int | None = None):
     root = provision(comfyui)

@@ -29,7 +29,7 @@ def workflow(name: str) -> dict:
 
 def error_of(server, prompt: dict) -> dict:
     """Run a prompt that must fail; returns ComfyUI's execution_error message (type and text)."""
-    _complete_inputs(prompt, server.object_info())
+    comfy_host.fill_defaults(prompt, server.object_info())
     entry = server.run(prompt)
     assert entry["status"]["status_str"] == "error", "the prompt was expected to fail"
     for kind, data in entry["status"]["messages"]:
@@ -39,7 +39,7 @@ def error_of(server, prompt: dict) -> dict:
 
 
 def run_ok(server, prompt: dict) -> dict:
-    _complete_inputs(prompt, server.object_info())
+    comfy_host.fill_defaults(prompt, server.object_info())
     return server.run_ok(prompt)
 
 
@@ -197,7 +197,7 @@ def test_temp_files_of_a_killed_save_go_with_the_next_run(comfy_server):
             "dataset_name": "hardening_pairs", "test_fraction": 0.25}},
         "2": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}},
     }
-    _complete_inputs(pairs, comfy_server.object_info())
+    comfy_host.fill_defaults(pairs, comfy_server.object_info())
     run_ok(comfy_server, pairs)
     models = comfy_server.base_dir / "models" / "posegan"
     runs = comfy_server.base_dir / "output" / "posegan_runs" / "hardening_tmp"
@@ -228,7 +228,7 @@ def test_corrupt_model_files_give_the_file_and_folder(comfy_server):
     (models / "lpips" / "alex_broken.pth").write_bytes(b"\0" * 10)
     (models / "stable_pose" / "broken.safetensors").write_bytes(b"{}" * 8)
     info = comfy_server.object_info()
-    gan_files = combo_options(info["PoseLabLoadPoseGAN"]["input"]["required"]["ckpt_name"])
+    gan_files = comfy_host.combo_options(info["PoseLabLoadPoseGAN"]["input"]["required"]["ckpt_name"])
     assert "broken.safetensors" in gan_files and "legacy.pth" not in gan_files  # only what it can read is listed
     cases = [
         ("sam_broken.pth", "sams", {
@@ -252,33 +252,11 @@ def test_corrupt_model_files_give_the_file_and_folder(comfy_server):
                 "image": ["1", 0], "reference": ["1", 0], "lpips_weights": "alex_broken.pth"}}}),
     ]
     for name, folder, prompt in cases:
-        _complete_inputs(prompt, info)
+        comfy_host.fill_defaults(prompt, info)
         err = error_of(comfy_server, prompt)
         assert err["exception_type"] == "poselab.ModelFileError", err
         msg = err["exception_message"]
         assert f"cannot read '{name}' in " in msg and str(models / folder) in msg, msg
-
-
-def combo_options(spec: list) -> list:
-    """The choices of a combo input in /object_info (V1 lists them first, V3 under "options")."""
-    return spec[0] if isinstance(spec[0], list) else spec[1].get("options", [])
-
-
-def _complete_inputs(prompt: dict, info: dict) -> None:
-    """Fill the required widget inputs a prompt leaves out with the nodes' defaults."""
-    for node_id in list(prompt):
-        node = prompt[node_id]
-        spec = info[node["class_type"]]["input"].get("required", {})
-        for key, value in spec.items():
-            if key in node["inputs"]:
-                continue
-            kind, opts = value[0], (value[1] if len(value) > 1 else {})
-            if isinstance(kind, list) or kind == "COMBO":
-                options = combo_options(value)
-                node["inputs"][key] = opts.get("default", options[0] if options else None)
-            elif "default" in opts:
-                node["inputs"][key] = opts["default"]
-
 
 
 # ------------------------------------------------------------ 5: bounded sizes, clear messages
@@ -403,7 +381,7 @@ def test_save_pose_json_refuses_dot_names_and_load_lists_no_escaping_links(comfy
     pose_json(comfy_server, "real_pose.json", [person_at()])
     if not inside_link.exists():
         os.symlink(comfy_server.base_dir / "input" / "real_pose.json", inside_link)
-    files = combo_options(comfy_server.object_info()["PoseLabLoadPoseJSON"]["input"]["required"]["file"])
+    files = comfy_host.combo_options(comfy_server.object_info()["PoseLabLoadPoseJSON"]["input"]["required"]["file"])
     assert "escaping_link.json" not in files and "inside_link.json" in files
 
 
