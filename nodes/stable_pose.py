@@ -9,7 +9,6 @@ tells the adapter which rows are the unconditional CFG half (open masks, as Stab
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 
@@ -22,6 +21,7 @@ import comfy.model_management
 import comfy.utils
 from comfy_api.latest import io, ui
 
+from ..models.common.json_values import strict_json
 from ..models.common.files import unique_path
 from ..models.common.images import image_batch_to_numpy, numpy_to_image_batch, paired_batch_size
 from ..models.pose.keypoints import PoseFrame, Person, parse_pose_keypoint
@@ -246,6 +246,9 @@ class TrainStablePose(io.ComfyNode):
                 io.Float.Input("holdout", default=0.25, min=0.0, max=0.9, step=0.05,
                                tooltip="Fraction of samples held out to score the adapter before/after training."),
                 io.Int.Input("save_every", default=0, min=0, max=10000000, tooltip="Extra checkpoints every N steps (0: none)."),
+                io.Int.Input("keep_last", default=2, min=0, max=1000, optional=True,
+                             tooltip="How many of those extra checkpoints to keep (the newest); each is a full "
+                                     "adapter (~1.4 GB for SD1.5). The final adapter is always kept."),
                 io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFF),
                 io.String.Input("adapter_name", default="poselab_stable_pose",
                                 tooltip="File name stem in models/stable_pose/; a counter is added if it exists."),
@@ -264,7 +267,7 @@ class TrainStablePose(io.ComfyNode):
     @classmethod
     def execute(cls, model, clip, vae, start_from, synthetic_samples, resolution, steps, batch_size, learning_rate,
                 alpha, text_dropout, holdout, save_every, seed, adapter_name, images=None, poses=None,
-                captions="") -> io.NodeOutput:
+                captions="", keep_last=2) -> io.NodeOutput:
         require_text_to_image_unet(model, "Stable-Pose training")  # before the slow data preparation
         stem = os.path.basename(adapter_name.strip()).removesuffix(".safetensors")
         if not stem:
@@ -275,7 +278,7 @@ class TrainStablePose(io.ComfyNode):
         samples = (user_samples(images, poses, captions or "", size) if images is not None
                    else procedural_samples(synthetic_samples, size, seed))
         return _train(model, clip, vae, samples, start_from, steps, batch_size, learning_rate, alpha, text_dropout,
-                      holdout, save_every, seed, stem)
+                      holdout, save_every, seed, stem, keep_last)
 
 
 def split_holdout(data: sp_train.PoseData, holdout: float):
@@ -287,10 +290,11 @@ def split_holdout(data: sp_train.PoseData, holdout: float):
 
 
 def train_on_model(model, clip, vae, samples, initial_sd: dict | None, cfg: sp_train.TrainConfig, holdout: float,
-                   out_path, progress=None):
+                   out_path, progress=None, keep_last: int = 2):
     """Train an adapter for ``model`` (frozen) on ``(image, body, caption)`` samples; checkpoints go
     to ``out_path`` (atomically). ``initial_sd``: weights to continue from, else a new adapter from
-    the model's encoder. Returns (result, trained adapter, train count, held-out count)."""
+    the model's encoder; ``keep_last`` intermediate checkpoints are kept. Returns (result, trained
+    adapter, train count, held-out count)."""
     require_text_to_image_unet(model, "Stable-Pose training")
     train_data, eval_data = split_holdout(encode_samples(model, clip, vae, samples), holdout)
     n_train, n_eval = train_data.latents.shape[0], 0 if eval_data is None else eval_data.latents.shape[0]
@@ -305,7 +309,7 @@ def train_on_model(model, clip, vae, samples, initial_sd: dict | None, cfg: sp_t
         frozen = {k: v.detach().to(device, torch.float32).clone()
                   for k, v in list(unet.named_parameters()) + list(unet.named_buffers())}
         if initial_sd is None:
-            adapter = sp.adapter_for_unet(frozen, prefix="")
+            adapter = sp.adapter_for_unet(frozen, prefix="", seed=cfg.seed)
         else:
             adapter = sp.adapter_from_state_dict({k: v.clone() for k, v in initial_sd.items()})
             if sp.infer_config(frozen).channel_mult != adapter.config.channel_mult:
@@ -324,17 +328,23 @@ def train_on_model(model, clip, vae, samples, initial_sd: dict | None, cfg: sp_t
         def save(step: int) -> str:
             path = str(out_path) if step == cfg.steps else str(out_path).replace(".safetensors", f"_step{step:06d}.safetensors")
             sp_train.save_adapter(adapter, path, dict(meta, step=step))
+            saved.append(path)
+            # keep only the newest keep_last intermediate checkpoints (each is a full encoder copy)
+            while step < cfg.steps and len(saved) > max(keep_last, 0):
+                os.remove(saved.pop(0))
             return path
 
+        saved: list[str] = []
         result = sp_train.train_adapter(unet_fn, adapter, train_data, ac, cfg, eval_data=eval_data, device=device,
                                         on_step=on_step, save_checkpoint=save)
+        result.checkpoints = [c for c in result.checkpoints if os.path.exists(c)]
         frozen.clear()  # free the fp32 copies now, not when the node returns
         trained = sp.adapter_from_state_dict({k: v.detach().clone() for k, v in adapter.state_dict().items()})
     return result, trained, n_train, n_eval
 
 
 def _train(model, clip, vae, samples, start_from, steps, batch_size, learning_rate, alpha, text_dropout, holdout,
-           save_every, seed, stem) -> io.NodeOutput:
+           save_every, seed, stem, keep_last=2) -> io.NodeOutput:
     initial = None
     if start_from != NEW_ADAPTER:
         with reading_model(FOLDER, start_from):
@@ -343,8 +353,8 @@ def _train(model, clip, vae, samples, start_from, steps, batch_size, learning_ra
     cfg = sp_train.TrainConfig(steps=steps, batch_size=batch_size, lr=learning_rate, alpha=alpha,
                                text_dropout=text_dropout, seed=seed, save_every=save_every)
     result, trained, n_train, n_eval = train_on_model(model, clip, vae, samples, initial, cfg, holdout, out_path,
-                                                      Progress(steps))
-    report = json.dumps({
+                                                      Progress(steps), keep_last=keep_last)
+    report = strict_json({
         "adapter_file": out_path.name, "train_samples": n_train, "heldout_samples": n_eval, "steps": steps,
         "seconds": round(result.seconds, 2), "eval_loss_before": result.eval_before,
         "eval_loss_after": result.eval_after, "eval_loss_wrong_pose": result.eval_wrong_pose,

@@ -12,6 +12,8 @@ from typing import Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from ..common.json_values import json_safe  # noqa: F401  (re-exported: reports are written with it)
+
 _BG = (250, 250, 250)
 _FG = (20, 20, 20)
 _GRID = (210, 210, 210)
@@ -102,26 +104,3 @@ def render_table(
     if note:
         d.text((pad, y + 4), note, fill=(90, 90, 90), font=font)
     return np.asarray(img)
-
-
-def json_safe(obj):
-    """Plain JSON values: numpy to lists/floats, inf to the string "inf" (JSON has no infinity,
-    and a browser's JSON.parse rejects Python's 'Infinity'), NaN to null."""
-    if isinstance(obj, dict):
-        return {str(k): json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_safe(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return json_safe(obj.tolist())
-    if isinstance(obj, (np.bool_, bool)):
-        return bool(obj)
-    if isinstance(obj, (np.integer, int)):
-        return int(obj)
-    if isinstance(obj, (np.floating, float)):
-        v = float(obj)
-        if math.isnan(v):
-            return None
-        if math.isinf(v):
-            return "inf" if v > 0 else "-inf"
-        return v
-    return obj

@@ -268,14 +268,19 @@ def adapter_from_state_dict(sd: dict) -> StablePoseAdapter:
     return model
 
 
-def adapter_for_unet(unet_sd: dict, prefix: str = "diffusion_model.", **overrides) -> StablePoseAdapter:
+def adapter_for_unet(unet_sd: dict, prefix: str = "diffusion_model.", seed: int | None = None,
+                     **overrides) -> StablePoseAdapter:
     """A new adapter for a UNet, initialised from its encoder as Stable-Pose's ``prepare_weights``
     does: every adapter weight with a same-named, same-shaped UNet weight is copied; the pose
-    branch is fresh and the zero convs (which no UNet has) keep the adapter a no-op at the start."""
+    branch is fresh (from ``seed`` when given, so a seeded training run repeats exactly) and the
+    zero convs (which no UNet has) keep the adapter a no-op at the start."""
     cfg = infer_config(unet_sd, prefix)
     for k, v in overrides.items():
         setattr(cfg, k, v)
-    model = StablePoseAdapter(cfg)
+    with torch.random.fork_rng(devices=[]):
+        if seed is not None:
+            torch.manual_seed(seed)
+        model = StablePoseAdapter(cfg)
     own = model.state_dict()
     copied = {}
     for k, v in own.items():

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -201,9 +202,11 @@ def test_trains_on_your_photo_and_its_extracted_pose(comfy_server, tiny_sd15):
             "captions": "a man with a camera"}},
     }
     entry = comfy_server.run_ok(prompt)
-    report = json.loads(entry["outputs"]["4"]["text"][0])
-    # one photo: nothing to hold out, so the before/after loss is on the training sample itself
+    report = json.loads(entry["outputs"]["4"]["text"][0], parse_constant=_not_json)
+    # one photo: nothing to hold out, so the before/after loss is on the training sample itself,
+    # and there is no other sample's pose to try (null, not NaN: the report is strict JSON)
     assert report["train_samples"] == 1 and report["heldout_samples"] == 0
+    assert report["eval_loss_wrong_pose"] is None
     assert (comfy_server.base_dir / "models" / "stable_pose" / report["adapter_file"]).is_file()
     # poses and images that do not pair up: a clear error
     prompt["5"] = {"class_type": "ImageBatch", "inputs": {"image1": ["2", 0], "image2": ["2", 0]}}
@@ -212,3 +215,32 @@ def test_trains_on_your_photo_and_its_extracted_pose(comfy_server, tiny_sd15):
     prompt["4"]["inputs"].update(images=["6", 0], poses=["7", 0])
     err = comfy_host.execution_error(comfy_server.run(prompt, timeout=300))
     assert err is not None and "batch sizes do not match" in err, err
+
+
+def _not_json(constant: str):
+    raise AssertionError(f"the report holds {constant}, which is not JSON")
+
+
+def test_seeded_training_repeats_exactly_and_keeps_the_last_checkpoints(comfy_server, tiny_sd15):
+    from safetensors.torch import load_file
+
+    def train(name: str, seed: int) -> dict:
+        prompt = {
+            "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": tiny_sd15}},
+            "2": {"class_type": "PoseLabTrainStablePose", "inputs": {
+                "model": ["1", 0], "clip": ["1", 1], "vae": ["1", 2], "start_from": "new (from the model's encoder)",
+                "synthetic_samples": 4, "resolution": 64, "steps": 4, "batch_size": 2, "learning_rate": 1e-3,
+                "alpha": 5.0, "text_dropout": 0.5, "holdout": 0.25, "save_every": 1, "keep_last": 1, "seed": seed,
+                "adapter_name": name}},
+        }
+        entry = comfy_server.run_ok(prompt)
+        return json.loads(entry["outputs"]["2"]["text"][0], parse_constant=_not_json)
+
+    folder = comfy_server.base_dir / "models" / "stable_pose"
+    a, b, c = train("seeded_a", 7), train("seeded_b", 7), train("seeded_c", 8)
+    assert a["losses"] == b["losses"] and a["losses"] != c["losses"]
+    wa, wb = load_file(str(folder / a["adapter_file"])), load_file(str(folder / b["adapter_file"]))
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    # steps 1-3 each wrote a checkpoint; keep_last=1 leaves the newest, plus the final adapter
+    assert a["checkpoints"] == ["seeded_a_step000003.safetensors", "seeded_a.safetensors"], a["checkpoints"]
+    assert sorted(p.name for p in folder.glob("seeded_a*")) == sorted(a["checkpoints"])
