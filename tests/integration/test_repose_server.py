@@ -196,6 +196,24 @@ def test_sam_from_a_tiny_checkpoint(comfy_server, pair):
     mask = saved(comfy_server, entry, "5")
     assert mask.shape == (SIZE[1], SIZE[0], 3)
     assert set(np.unique(mask[:, :, 0])) <= {0, 255}  # SAM masks are binary (random weights: any shape)
+    # the node's mask is what segment-anything's predictor gives for that checkpoint, photo and
+    # the person's keypoint prompts, computed here in-process
+    from PIL import Image
+
+    from poselab.models.pose.keypoints import parse_pose_keypoint, scaled_bodies
+    from poselab.models.segmentation import sam
+
+    frame = parse_pose_keypoint(entry["outputs"]["2"]["openpose_json"][0])[0]
+    photo = np.asarray(Image.open(comfy_server.base_dir / "input" / "repose_source.jpg").convert("RGB"))
+    bodies = scaled_bodies(frame, photo.shape[1], photo.shape[0], np.float32)
+    expected = sam.sam_person_mask(sam.load_sam(str(folder / "poselab_tiny_sam.pth")), photo, bodies, 0)
+    assert np.array_equal(mask[:, :, 0] > 127, expected > 0.5)
+    # and another checkpoint gives another mask: the file chosen is the one used
+    torch.manual_seed(1)
+    other = _build_sam(encoder_embed_dim=64, encoder_depth=2, encoder_num_heads=2, encoder_global_attn_indexes=[1])
+    torch.save(other.state_dict(), folder / "poselab_tiny_sam_other.pth")
+    prompt["3"]["inputs"]["sam_model"] = "poselab_tiny_sam_other.pth"
+    assert not np.array_equal(saved(comfy_server, comfy_server.run_ok(prompt), "5"), mask)
 
 
 def test_errors_reach_the_user(comfy_server, pair):

@@ -78,13 +78,24 @@ def test_interrupted_then_resumed_run_equals_an_uninterrupted_one(tmp_path, data
 
 
 def test_vgg_features_are_used_when_given(tmp_path, data64):
+    """The nearest-neighbour loss is computed on the given VGG's features: other VGG weights give
+    another loss on the same first step (same seed, same batch), and without VGG pixels are used."""
     from poselab.models.posegan.losses import VGGBlock1
 
-    g = torch.Generator().manual_seed(0)
-    vgg = VGGBlock1({"features.0.weight": torch.randn(64, 3, 3, 3, generator=g) * 0.1, "features.0.bias": torch.zeros(64),
-                     "features.2.weight": torch.randn(64, 64, 3, 3, generator=g) * 0.05, "features.2.bias": torch.zeros(64)})
-    res = trainer.train(cfg64(), data64, tmp_path / "v", settings(1), vgg=vgg)
-    assert res["nn_space"] == "vgg" and res["nn_weight"] == 0.6 and "VGG19 block1_conv2" in res["loss_note"]
+    def vgg(seed: int) -> VGGBlock1:
+        g = torch.Generator().manual_seed(seed)
+        return VGGBlock1({"features.0.weight": torch.randn(64, 3, 3, 3, generator=g) * 0.1,
+                          "features.0.bias": torch.zeros(64),
+                          "features.2.weight": torch.randn(64, 64, 3, 3, generator=g) * 0.05,
+                          "features.2.bias": torch.zeros(64)})
+
+    runs = {name: trainer.train(cfg64(), data64, tmp_path / name, settings(1), vgg=v)
+            for name, v in (("a", vgg(0)), ("a_again", vgg(0)), ("b", vgg(1)), ("pixels", None))}
+    first = {name: r["loss_rows"][0]["g_nn"] for name, r in runs.items()}
+    assert runs["a"]["nn_space"] == "vgg" and runs["a"]["nn_weight"] == 0.6
+    assert "VGG19 block1_conv2" in runs["a"]["loss_note"] and runs["pixels"]["nn_space"] == "pixel"
+    assert first["a"] == first["a_again"]  # deterministic: differences below come from the features
+    assert first["a"] != first["b"] and first["a"] != first["pixels"], first
 
 
 def test_bad_settings_are_rejected():
