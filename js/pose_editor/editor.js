@@ -193,12 +193,10 @@ export class PoseEditor {
         return { width, height, people: [] };
     }
 
-    /** The session of the frame shown: base, edited people, added people. */
-    rebuild() {
-        for (const [k, fe] of Object.entries(this.state.frames)) this.storedInputs[k] = fe.input;
-        this.frame = Math.max(0, Math.min(this.frame, this.frameCount() - 1));
-        const input = this.inputFrames?.[this.frame] || null;
-        const stored = this.state.frames[this.frame];
+    /** A frame's session: its base pose, the edited people, the added people. */
+    sessionFor(frame) {
+        const input = this.inputFrames?.[frame] || null;
+        const stored = this.state.frames[frame];
         let session;
         if (stored && input && M.inputChanged(stored.input, input)) {
             // The input changed upstream: show the edits applied as offsets to it. The session's
@@ -209,14 +207,21 @@ export class PoseEditor {
             const applied = M.applyFrameEdit(stored.input, stored);
             session = { base: M.cloneFrame(stored.input), work: applied.perIncoming, added: applied.added, changed: false, report: applied.report };
         } else {
-            const known = input || this.storedInputs[this.frame];
+            const known = input || this.storedInputs[frame];
             const base = known ? M.cloneFrame(known) : this.emptyFrame();
             session = { base, work: base.people.map(M.clonePerson), added: [], changed: false, report: null };
         }
         session.touched = this.touchedPoints(session);
-        this.session = session;
+        return session;
+    }
+
+    /** Rebuild the shown frame's session from the stored edits and the input. */
+    rebuild() {
+        for (const [k, fe] of Object.entries(this.state.frames)) this.storedInputs[k] = fe.input;
+        this.frame = Math.max(0, Math.min(this.frame, this.frameCount() - 1));
+        this.session = this.sessionFor(this.frame);
         if (this.selected && !this.selectedPerson()) this.selected = this.selectedPoint = null;
-        this.rebaseButton.hidden = !session.changed;
+        this.rebaseButton.hidden = !this.session.changed;
         this.updateStatus();
         this.draw();
     }
@@ -234,9 +239,9 @@ export class PoseEditor {
         return touched;
     }
 
-    /** People shown, with where they live in the session. */
-    displayed() {
-        const s = this.session;
+    /** People shown (on `frame`, default the frame shown), with where they live in the session. */
+    displayed(frame = null) {
+        const s = frame === null || frame === this.frame ? this.session : this.sessionFor(frame);
         const out = [];
         s.work.forEach((person, index) => person && out.push({ kind: "work", index, person }));
         s.added.forEach((person, index) => out.push({ kind: "added", index, person }));
@@ -297,8 +302,9 @@ export class PoseEditor {
     // ---------------------------------------------------------------- operations
     setFrame(i) {
         const n = this.frameCount();
-        this.frame = ((i % n) + n) % n;
-        this.selected = this.selectedPoint = null;
+        const next = ((i % n) + n) % n;
+        if (next !== this.frame) this.selected = this.selectedPoint = null;
+        this.frame = next;
         this.rebuild();
     }
 
@@ -318,6 +324,10 @@ export class PoseEditor {
         this.edit(() => {
             const { width, height } = this.session.base;
             const person = M.libraryPerson(this.tables.library[name] || Object.values(this.tables.library)[0], width, height);
+            // As tall as the people already there (the median), else the library's size.
+            const heights = this.displayed().map((d) => M.bbox(d.person)).filter(Boolean).map((b) => b[3] - b[1]).sort((a, b) => a - b);
+            const own = M.bbox(person);
+            if (heights.length && own && own[3] > own[1]) M.scalePerson(person, heights[heights.length >> 1] / (own[3] - own[1]));
             this.session.added.push(person);
             this.selected = { kind: "added", index: this.session.added.length - 1 };
         });

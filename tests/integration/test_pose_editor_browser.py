@@ -338,3 +338,158 @@ def test_the_editor_loads_when_the_pack_folder_is_renamed(browser, tmp_path_fact
         page.screenshot(path=str(screens / "07_renamed_pack_folder.png"))
         page.context.close()
     shutil.rmtree(base, ignore_errors=True)
+
+
+def people_of(frame: PoseFrame) -> list[dict]:
+    return [{part: (None if getattr(p, part) is None else getattr(p, part)[:, :2].round(3).tolist())
+             for part in ("body", "left_hand", "right_hand", "face")} for p in frame.people]
+
+
+def shown_people(page, frame: int) -> list[dict]:
+    """The people the editor shows on a frame, as pixel lists (None for a missing point)."""
+    return editor_eval(page, """
+        return ed.displayed(arg).map(d => Object.fromEntries(['body', 'left_hand', 'right_hand', 'face'].map(part =>
+            [part, d.person[part] ? d.person[part].map(p => p[2] > 0 ? [p[0], p[1]] : null) : null])));""", frame)
+
+
+def assert_shown_is_output(page, inputs: list[PoseFrame]) -> list:
+    """What the canvas shows on every frame is what the node outputs for the stored edits."""
+    value = editor_eval(page, "return ed.value;")
+    out, reports = editor_state.apply_edit_state(inputs, editor_state.parse_edit_state(value))
+    for k, frame in enumerate(out):
+        shown = shown_people(page, k)
+        assert len(shown) == len(frame.people), f"frame {k}: {len(shown)} people shown, node outputs {len(frame.people)}"
+        for s, person in zip(shown, frame.people):
+            for part in ("body", "left_hand", "right_hand", "face"):
+                arr = getattr(person, part)
+                if arr is None:
+                    assert s[part] is None or all(p is None for p in s[part]), part
+                    continue
+                for i, p in enumerate(arr):
+                    if p[2] > 0:
+                        assert s[part][i] is not None and abs(s[part][i][0] - p[0]) <= 2e-3 and abs(s[part][i][1] - p[1]) <= 2e-3, (k, part, i)
+                    else:
+                        assert s[part][i] is None, (k, part, i)
+    return reports
+
+
+def two_frames() -> list[PoseFrame]:
+    crowd_frame = crowd()
+    first = PoseFrame(1024, 768, [crowd_frame.people[1], crowd_frame.people[7]])
+    second = PoseFrame(1024, 768, [crowd_frame.people[2]])
+    return parse_pose_keypoint(to_pose_keypoint([first, second]))
+
+
+def test_every_editing_operation_shows_what_the_node_outputs(comfy_server, browser, screens):
+    """Rotate a limb, select, mirror, duplicate, move, scale, delete, add, library pose, frames of a
+    batch: after each, the edits the widget stores give (through the node's code) exactly the pose
+    the canvas shows. Then the input changes upstream: offsets shown, re-base keeps the picture."""
+    page = open_page(browser, comfy_server)
+    frames = two_frames()
+    page.evaluate(
+        """(pose) => {
+            window.app.graph.clear();
+            const node = window.LiteGraph.createNode('PoseLabPoseEditor');
+            node.pos = [100, 100];
+            window.app.graph.add(node);
+            node.onExecuted({openpose_json: [pose], poselab_background: []});
+        }""",
+        json.dumps(to_pose_keypoint(frames)),
+    )
+    page.wait_for_function(f"() => window.app.graph._nodes.find(n => n.type === '{EDITOR}').poselabEditor.tables")
+    show_editor(page, None, size=(900, 820))
+    to_client = lambda p: editor_eval(page, "return ed.poseToClient(arg[0], arg[1]);", [float(p[0]), float(p[1])])  # noqa: E731
+    button = lambda name: page.locator(".poselab-pe-bar button", has_text=name).click()  # noqa: E731
+    p0 = frames[0].people[0]
+    RE, RS = J["right_elbow"], J["right_shoulder"]
+
+    # Shift + drag the elbow: the upper arm turns about the shoulder, forearm and hand along.
+    page.keyboard.down("Shift")
+    drag(page, to_client(p0.body[RE]), (-40, -30))
+    page.keyboard.up("Shift")
+    shown = shown_people(page, 0)[0]
+    sho = np.asarray(shown["body"][RS])
+    for j in (RE, RW):
+        assert abs(np.linalg.norm(np.asarray(shown["body"][j]) - sho) - np.linalg.norm(p0.body[j, :2] - p0.body[RS, :2])) < 1e-2
+    assert np.linalg.norm(np.asarray(shown["body"][RE]) - p0.body[RE, :2]) > 10
+    hand = np.asarray(shown["right_hand"]) - np.asarray(shown["body"][RW])
+    np.testing.assert_allclose(np.linalg.norm(hand, axis=1),
+                               np.linalg.norm(p0.right_hand[:, :2] - p0.body[RW, :2], axis=1), atol=1e-2)
+    assert_shown_is_output(page, frames)
+
+    # M mirrors the selected (dragged) person: the turned right arm becomes the left arm.
+    assert editor_eval(page, "return ed.selected;") == {"kind": "work", "index": 0}
+    body = np.asarray([p if p else (np.nan, np.nan) for p in shown["body"]])
+    page.keyboard.press("m")
+    mirrored = np.asarray(shown_people(page, 0)[0]["body"])
+    present = ~np.isnan(body[:, 0])
+    c = (body[present, 0].min() + body[present, 0].max()) / 2
+    np.testing.assert_allclose(mirrored[J["left_elbow"]], (2 * c - body[RE, 0], body[RE, 1]), atol=1e-2)
+    assert_shown_is_output(page, frames)
+
+    # Tab selects the next person; duplicate it, move and scale the copy, delete it.
+    page.keyboard.press("Tab")
+    assert editor_eval(page, "return ed.selected;") == {"kind": "work", "index": 1}
+    button("Dup")
+    page.keyboard.press("Shift+ArrowRight")
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("+")
+    assert editor_eval(page, "return ed.displayed().length;") == 3
+    assert_shown_is_output(page, frames)
+    page.keyboard.press("Delete")
+    assert editor_eval(page, "return ed.displayed().length;") == 2
+
+    # N adds a person; the library pose replaces the selected person's body.
+    page.keyboard.press("n")
+    page.locator(".poselab-pe-bar select").select_option("arms raised")
+    added = shown_people(page, 0)[2]["body"]
+    assert added[RW][1] < added[J["nose"]][1], "arms raised: the wrist is above the nose"
+    page.screenshot(path=str(screens / "08_operations.png"))
+    reports = assert_shown_is_output(page, frames)
+    assert reports[0].added == 1 and not reports[0].input_changed
+
+    # The next frame of the batch: edits there stay there.
+    page.keyboard.press(".")
+    assert editor_eval(page, "return ed.frame;") == 1
+    p1 = frames[1].people[0]
+    drag(page, to_client(p1.body[J["left_ankle"]]), (25, 0))
+    page.keyboard.press(",")
+    assert editor_eval(page, "return ed.frame;") == 0
+    reports = assert_shown_is_output(page, frames)
+    assert [r.frame for r in reports] == [0, 1]
+
+    # Undo walks back through the frames' steps.
+    page.keyboard.press("Control+z")
+    assert editor_eval(page, "return Object.keys(ed.state.frames);") == ["0"]
+
+    # Upstream change: the detector sees both people 15 px right and lists them in the other order.
+    moved = []
+    for f in frames:
+        f = f.copy()
+        for p in f.people:
+            for part in ("body", "left_hand", "right_hand", "face"):
+                arr = getattr(p, part)
+                if arr is not None:
+                    arr[arr[:, 2] > 0, 0] += 15.0
+        f.people.reverse()
+        moved.append(f)
+    editor_eval(page, "node.onExecuted({openpose_json: [arg], poselab_background: []}); ed.setFrame(0);",
+                json.dumps(to_pose_keypoint(moved)))
+    status = editor_eval(page, "return ed.status.textContent;")
+    assert "input changed upstream" in status and "offsets" in status
+    reports = assert_shown_is_output(page, moved)
+    assert reports[0].input_changed and reports[0].unmatched == 0
+    before = shown_people(page, 0)
+    page.screenshot(path=str(screens / "09_input_changed_offsets.png"))
+    button("Re-base")
+    reports = assert_shown_is_output(page, moved)
+    assert not reports[0].input_changed
+    after = shown_people(page, 0)
+    for a, b in zip(after, before, strict=True):
+        for part in a:
+            pa = np.asarray([p if p else (np.nan, np.nan) for p in a[part] or []], float)
+            pb = np.asarray([p if p else (np.nan, np.nan) for p in b[part] or []], float)
+            np.testing.assert_allclose(pa, pb, atol=2e-3, err_msg=part)  # NaN (missing) must match too
+    assert "input changed" not in editor_eval(page, "return ed.status.textContent;")
+    assert not our_errors(page), page.poselab_errors
+    page.context.close()
