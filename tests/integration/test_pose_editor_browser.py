@@ -493,3 +493,27 @@ def test_every_editing_operation_shows_what_the_node_outputs(comfy_server, brows
     assert "input changed" not in editor_eval(page, "return ed.status.textContent;")
     assert not our_errors(page), page.poselab_errors
     page.context.close()
+
+
+def test_the_node_help_panel_shows_the_pack_help_pages(comfy_server, browser, screens):
+    """The frontend's own help panel (selection toolbox > info) shows js/docs/<NodeId>.md."""
+    page = open_page(browser, comfy_server)
+    for node_type, marker in (("PoseLabPoseEditor", "Keyboard and mouse"), ("PoseLabExtractPose", "Also found by searching")):
+        page.evaluate(
+            """(type) => {
+                window.app.graph.clear();
+                const node = window.LiteGraph.createNode(type);
+                node.pos = [420, 220];
+                window.app.graph.add(node);
+                window.app.canvas.ds.scale = 1;
+                window.app.canvas.ds.offset = [0, 0];
+                window.app.canvas.selectNode(node);
+                window.app.canvas.setDirty(true, true);
+            }""",
+            node_type,
+        )
+        page.locator('[data-testid="info-button"]').first.click()
+        page.get_by_text(marker).first.wait_for(timeout=30_000)
+        page.screenshot(path=str(screens / f"10_help_{node_type}.png"))
+    assert not our_errors(page), page.poselab_errors
+    page.context.close()
