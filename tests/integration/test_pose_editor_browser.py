@@ -517,3 +517,91 @@ def test_the_node_help_panel_shows_the_pack_help_pages(comfy_server, browser, sc
         page.screenshot(path=str(screens / f"10_help_{node_type}.png"))
     assert not our_errors(page), page.poselab_errors
     page.context.close()
+
+
+def random_person(rng, cx: float, cy: float) -> Person:
+    body = np.c_[cx + rng.normal(0, 40, 18), cy + rng.normal(0, 60, 18), (rng.random(18) > 0.15).astype(np.float32)]
+    part = lambda n: np.c_[cx + rng.normal(0, 30, n), cy + rng.normal(0, 30, n), (rng.random(n) > 0.1)]  # noqa: E731
+    return Person(body=body, left_hand=part(21) if rng.random() > 0.4 else None,
+                  right_hand=part(21) if rng.random() > 0.4 else None, face=part(70) if rng.random() > 0.5 else None)
+
+
+def random_case(rng):
+    """A base frame, random edits of it (moved, removed and placed points, deleted and added people),
+    and an incoming frame that differs from the base in one of several ways."""
+    w, h = int(rng.integers(200, 900)), int(rng.integers(200, 900))
+    base = parse_pose_keypoint(to_pose_keypoint([PoseFrame(w, h, [
+        random_person(rng, rng.uniform(0.2, 0.8) * w, rng.uniform(0.3, 0.7) * h) for _ in range(int(rng.integers(1, 5)))])]))[0]
+    edited = []
+    for p in base.people:
+        if rng.random() < 0.15:
+            edited.append(None)
+            continue
+        q = p.copy()
+        for part in ("body", "left_hand", "right_hand", "face"):
+            arr = getattr(q, part)
+            if arr is None:
+                continue
+            for i in rng.choice(len(arr), size=int(rng.integers(0, 4)), replace=False):
+                arr[i] = (0, 0, 0) if rng.random() < 0.2 else (arr[i, 0] + rng.normal(0, 20), arr[i, 1] + rng.normal(0, 20), 1)
+        edited.append(q)
+    added = [random_person(rng, w / 2, h / 2)] if rng.random() < 0.4 else []
+    incoming = base.copy()
+    kind = rng.integers(0, 4)
+    if kind == 1:  # everyone moved a little, listed in another order
+        for p in incoming.people:
+            for part in ("body", "left_hand", "right_hand", "face"):
+                arr = getattr(p, part)
+                if arr is not None:
+                    arr[arr[:, 2] > 0, :2] += rng.normal(0, 3, 2)
+        rng.shuffle(incoming.people)
+    elif kind == 2:  # a canvas 1.5x the size
+        incoming = PoseFrame(int(w * 1.5), int(h * 1.5), [editor_state._scaled_person(p, 1.5, 1.5) for p in base.people])
+    elif kind == 3:  # a person gone, a stranger far away
+        incoming.people = incoming.people[1:] + [random_person(rng, -5 * w, -5 * h)]
+    incoming = parse_pose_keypoint(to_pose_keypoint([incoming]))[0]
+    return base, editor_state.diff_frame(base, edited, added), incoming
+
+
+def test_the_widget_applies_stored_edits_exactly_as_the_node(comfy_server, browser):
+    """model.js (what the canvas shows) against editor_state.py (what the node outputs) on 60
+    random cases: moved, removed and placed points, deleted and added people, and incoming poses
+    that are equal, moved and reordered, on a bigger canvas, or missing a person."""
+    page = open_page(browser, comfy_server)
+    rng = np.random.default_rng(12)
+    cases = []
+    while len(cases) < 60:
+        base, edit, incoming = random_case(rng)
+        if not edit.people:
+            continue
+        text = editor_state.dump_edit_state(editor_state.EditState({0: edit}))
+        out, report = editor_state.apply_frame_edit(incoming, editor_state.parse_edit_state(text).frames[0])
+        cases.append({"text": text, "incoming": to_pose_keypoint([incoming])[0], "want": to_pose_keypoint([out])[0],
+                      "report": report.as_dict()})
+    results = page.evaluate(
+        f"""async (cases) => {{
+            const M = await import('/extensions/{comfy_host.PACK_NAME}/pose_editor/model.js');
+            return cases.map(c => {{
+                const r = M.applyFrameEdit(M.readFrame(c.incoming), M.parseState(c.text).frames[0]);
+                return {{got: M.writeFrame({{width: c.incoming.canvas_width, height: c.incoming.canvas_height, people: r.people}}),
+                         report: r.report}};
+            }});
+        }}""",
+        cases,
+    )
+    kinds = set()
+    for k, (case, res) in enumerate(zip(cases, results)):
+        want, got = parse_pose_keypoint([case["want"]])[0], parse_pose_keypoint([res["got"]])[0]
+        assert len(got.people) == len(want.people), k
+        for a, b in zip(got.people, want.people):
+            for part in ("body", "left_hand", "right_hand", "face"):
+                pa, pb = getattr(a, part), getattr(b, part)
+                assert (pa is None) == (pb is None) or not ((pa if pa is not None else pb)[:, 2] > 0).any(), (k, part)
+                if pa is not None and pb is not None:
+                    np.testing.assert_array_equal(pa[:, 2] > 0, pb[:, 2] > 0, err_msg=f"case {k} {part}")
+                    np.testing.assert_allclose(pa[:, :2], pb[:, :2], atol=2e-3, err_msg=f"case {k} {part}")
+        want_report = {key: v for key, v in case["report"].items() if key != "frame"}
+        assert res["report"] == want_report, k
+        kinds.add((want_report["input_changed"], want_report["unmatched"] > 0, want_report["added"] > 0, want_report["deleted"] > 0))
+    assert len(kinds) >= 5, kinds  # the cases cover changed/unchanged inputs, lost, added and deleted people
+    page.context.close()
