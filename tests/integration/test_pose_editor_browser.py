@@ -605,3 +605,41 @@ def test_the_widget_applies_stored_edits_exactly_as_the_node(comfy_server, brows
         kinds.add((want_report["input_changed"], want_report["unmatched"] > 0, want_report["added"] > 0, want_report["deleted"] > 0))
     assert len(kinds) >= 5, kinds  # the cases cover changed/unchanged inputs, lost, added and deleted people
     page.context.close()
+
+
+def test_the_editor_works_in_the_vue_node_layout(comfy_server, browser, screens):
+    """ComfyUI's "Nodes 2.0" (Vue) node layout, opt-in in this frontend and its future default:
+    the canvas shows and a real drag edits the pose there too."""
+    comfy_server.post_json("/settings/Comfy.VueNodes.Enabled", True)
+    try:
+        page = open_page(browser, comfy_server)
+        frame = two_frames()[0]
+        page.evaluate(
+            """(pose) => {
+                window.app.graph.clear();
+                const node = window.LiteGraph.createNode('PoseLabPoseEditor');
+                node.pos = [300, 100];
+                window.app.graph.add(node);
+                window.app.canvas.ds.scale = 1;
+                window.app.canvas.ds.offset = [0, 0];
+                window.app.canvas.setDirty(true, true);
+                node.onExecuted({openpose_json: [pose], poselab_background: []});
+            }""",
+            json.dumps(to_pose_keypoint([frame])),
+        )
+        page.wait_for_function(f"() => window.app.graph._nodes.find(n => n.type === '{EDITOR}').poselabEditor.tables")
+        page.wait_for_timeout(500)
+        editor_eval(page, "ed.draw();")
+        height = editor_eval(page, "return ed.canvas.getBoundingClientRect().height;")
+        assert height >= 150, f"the canvas is squeezed to {height} px in the Vue layout"
+        wrist = frame.people[0].body[RW]
+        x, y = editor_eval(page, "return ed.poseToClient(arg[0], arg[1]);", [float(wrist[0]), float(wrist[1])])
+        scale = editor_eval(page, "return ed.clientScale();")
+        drag(page, (x, y), (20, 25))
+        (out,), _ = editor_state.apply_edit_state([frame], editor_state.parse_edit_state(editor_eval(page, "return ed.value;")))
+        np.testing.assert_allclose(out.people[0].body[RW, :2], wrist[:2] + np.asarray((20, 25)) / scale, atol=1.0)
+        page.screenshot(path=str(screens / "11_vue_node_layout.png"))
+        assert not our_errors(page), page.poselab_errors
+        page.context.close()
+    finally:
+        comfy_server.post_json("/settings/Comfy.VueNodes.Enabled", False)
