@@ -106,6 +106,26 @@ def editor_eval(page, body: str, arg=None):
         arg)
 
 
+def new_editor(page, frames: list[PoseFrame] | None = None, size=(900, 820), arrange: bool = True) -> None:
+    """A fresh graph holding one Pose Editor that received ``frames`` as its input (as after a run)."""
+    page.evaluate(
+        """(pose) => {
+            window.app.graph.clear();
+            const node = window.LiteGraph.createNode('PoseLabPoseEditor');
+            node.pos = [300, 100];
+            window.app.graph.add(node);
+            window.app.canvas.ds.scale = 1;
+            window.app.canvas.ds.offset = [0, 0];
+            window.app.canvas.setDirty(true, true);
+            if (pose) node.onExecuted({openpose_json: [pose], poselab_background: []});
+        }""",
+        json.dumps(to_pose_keypoint(frames)) if frames else None,
+    )
+    page.wait_for_function(f"() => window.app.graph._nodes.find(n => n.type === '{EDITOR}').poselabEditor.tables", timeout=30_000)
+    if arrange:
+        show_editor(page, None, size=size)
+
+
 def queue(page, server, timeout: float = 300) -> dict:
     """Queue the graph from the page (the frontend builds the prompt); the /history entry when done."""
     before = set(server.get_json("/history"))
@@ -260,18 +280,7 @@ def crowd() -> PoseFrame:
 def test_ten_people_with_hands_and_faces_drag_frame_time_and_untouched_points_survive(comfy_server, browser, screens):
     page = open_page(browser, comfy_server)
     frame = crowd()
-    page.evaluate(
-        """(pose) => {
-            window.app.graph.clear();
-            const node = window.LiteGraph.createNode('PoseLabPoseEditor');
-            node.pos = [100, 100];
-            window.app.graph.add(node);
-            node.onExecuted({openpose_json: [pose], poselab_background: []});
-        }""",
-        json.dumps(to_pose_keypoint([frame])),
-    )
-    page.wait_for_function(f"() => window.app.graph._nodes.find(n => n.type === '{EDITOR}').poselabEditor.tables")
-    show_editor(page, None, size=(900, 820))
+    new_editor(page, [frame])
     assert editor_eval(page, "return ed.displayed().length;") == 10
     target = 3
     wrist = frame.people[target].body[RW]
@@ -320,14 +329,7 @@ def test_the_editor_loads_when_the_pack_folder_is_renamed(browser, tmp_path_fact
     with server:
         page = open_page(browser, server)
         assert server.get_json("/object_info/" + EDITOR)[EDITOR]["python_module"] == "custom_nodes.ComfyUI-PoseLab-main"
-        page.evaluate(
-            """() => {
-                window.app.graph.clear();
-                const node = window.LiteGraph.createNode('PoseLabPoseEditor');
-                window.app.graph.add(node);
-            }""")
-        page.wait_for_function(f"() => window.app.graph._nodes.find(n => n.type === '{EDITOR}').poselabEditor.tables", timeout=30_000)
-        show_editor(page, None)
+        new_editor(page, None, size=(720, 800))
         editor_eval(page, "ed.addPerson('t-pose');")
         assert editor_eval(page, "return ed.displayed().length;") == 1
         # The stylesheet next to the script loaded (it lays the widget out as a column).
@@ -338,11 +340,6 @@ def test_the_editor_loads_when_the_pack_folder_is_renamed(browser, tmp_path_fact
         page.screenshot(path=str(screens / "07_renamed_pack_folder.png"))
         page.context.close()
     shutil.rmtree(base, ignore_errors=True)
-
-
-def people_of(frame: PoseFrame) -> list[dict]:
-    return [{part: (None if getattr(p, part) is None else getattr(p, part)[:, :2].round(3).tolist())
-             for part in ("body", "left_hand", "right_hand", "face")} for p in frame.people]
 
 
 def shown_people(page, frame: int) -> list[dict]:
@@ -386,18 +383,7 @@ def test_every_editing_operation_shows_what_the_node_outputs(comfy_server, brows
     the canvas shows. Then the input changes upstream: offsets shown, re-base keeps the picture."""
     page = open_page(browser, comfy_server)
     frames = two_frames()
-    page.evaluate(
-        """(pose) => {
-            window.app.graph.clear();
-            const node = window.LiteGraph.createNode('PoseLabPoseEditor');
-            node.pos = [100, 100];
-            window.app.graph.add(node);
-            node.onExecuted({openpose_json: [pose], poselab_background: []});
-        }""",
-        json.dumps(to_pose_keypoint(frames)),
-    )
-    page.wait_for_function(f"() => window.app.graph._nodes.find(n => n.type === '{EDITOR}').poselabEditor.tables")
-    show_editor(page, None, size=(900, 820))
+    new_editor(page, frames)
     to_client = lambda p: editor_eval(page, "return ed.poseToClient(arg[0], arg[1]);", [float(p[0]), float(p[1])])  # noqa: E731
     button = lambda name: page.locator(".poselab-pe-bar button", has_text=name).click()  # noqa: E731
     p0 = frames[0].people[0]
@@ -614,20 +600,7 @@ def test_the_editor_works_in_the_vue_node_layout(comfy_server, browser, screens)
     try:
         page = open_page(browser, comfy_server)
         frame = two_frames()[0]
-        page.evaluate(
-            """(pose) => {
-                window.app.graph.clear();
-                const node = window.LiteGraph.createNode('PoseLabPoseEditor');
-                node.pos = [300, 100];
-                window.app.graph.add(node);
-                window.app.canvas.ds.scale = 1;
-                window.app.canvas.ds.offset = [0, 0];
-                window.app.canvas.setDirty(true, true);
-                node.onExecuted({openpose_json: [pose], poselab_background: []});
-            }""",
-            json.dumps(to_pose_keypoint([frame])),
-        )
-        page.wait_for_function(f"() => window.app.graph._nodes.find(n => n.type === '{EDITOR}').poselabEditor.tables")
+        new_editor(page, [frame], arrange=False)
         page.wait_for_timeout(500)
         editor_eval(page, "ed.draw();")
         height = editor_eval(page, "return ed.canvas.getBoundingClientRect().height;")
