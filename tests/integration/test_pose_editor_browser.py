@@ -201,6 +201,9 @@ def test_drag_a_detected_wrist_queue_save_reload_and_undo(comfy_server, browser,
     # Queue: the output pose's wrist moved by the matching canvas amount; nothing else moved.
     out = saved_pose(comfy_server, queue(page, comfy_server))
     moved = out.people[0].body
+    print(f"\nwrist drag {DRAG} screen px at {scale:.4f} screen px per pose px: output moved "
+          f"{np.round(moved[RW, :2] - wrist[:2], 3).tolist()} pose px, expected {np.round(expected - wrist[:2], 3).tolist()}, "
+          f"error {np.abs(moved[RW, :2] - expected).max():.3f} px")
     assert np.abs(moved[RW, :2] - expected).max() <= 1.0, (moved[RW, :2], expected, scale)
     others = [i for i in range(18) if i != RW]
     np.testing.assert_allclose(moved[others], detected.people[0].body[others], atol=2e-3)
@@ -403,6 +406,21 @@ def test_every_editing_operation_shows_what_the_node_outputs(comfy_server, brows
                                np.linalg.norm(p0.right_hand[:, :2] - p0.body[RW, :2], axis=1), atol=1e-2)
     assert_shown_is_output(page, frames)
 
+    # Zoom in with the wheel over the canvas: a drag still moves the joint by the screen distance
+    # divided by the new scale.
+    x, y = to_client(p0.body[J["left_knee"]])
+    page.mouse.move(x, y)
+    for _ in range(2):
+        page.mouse.wheel(0, -200)
+    zoomed = editor_eval(page, "return ed.clientScale();")
+    assert zoomed > 1.5 * editor_eval(page, "return ed.clientScale() / ed.view.zoom;")
+    knee = np.asarray(shown_people(page, 0)[0]["body"][J["left_knee"]])
+    drag(page, to_client(knee), (12, 9))
+    np.testing.assert_allclose(shown_people(page, 0)[0]["body"][J["left_knee"]], knee + np.asarray((12, 9)) / zoomed, atol=1e-3)
+    page.keyboard.press("f")
+    assert editor_eval(page, "return ed.view.zoom;") == 1
+    assert_shown_is_output(page, frames)
+
     # M mirrors the selected (dragged) person: the turned right arm becomes the left arm.
     assert editor_eval(page, "return ed.selected;") == {"kind": "work", "index": 0}
     body = np.asarray([p if p else (np.nan, np.nan) for p in shown["body"]])
@@ -430,6 +448,11 @@ def test_every_editing_operation_shows_what_the_node_outputs(comfy_server, brows
     page.locator(".poselab-pe-bar select").select_option("arms raised")
     added = shown_people(page, 0)[2]["body"]
     assert added[RW][1] < added[J["nose"]][1], "arms raised: the wrist is above the nose"
+    # X removes the selected joint (click it first).
+    ear = shown_people(page, 0)[1]["body"][J["left_ear"]]
+    page.mouse.click(*to_client(ear))
+    page.keyboard.press("x")
+    assert shown_people(page, 0)[1]["body"][J["left_ear"]] is None
     page.screenshot(path=str(screens / "08_operations.png"))
     reports = assert_shown_is_output(page, frames)
     assert reports[0].added == 1 and not reports[0].input_changed
@@ -477,6 +500,11 @@ def test_every_editing_operation_shows_what_the_node_outputs(comfy_server, brows
             pb = np.asarray([p if p else (np.nan, np.nan) for p in b[part] or []], float)
             np.testing.assert_allclose(pa, pb, atol=2e-3, err_msg=part)  # NaN (missing) must match too
     assert "input changed" not in editor_eval(page, "return ed.status.textContent;")
+    # Reset drops the frame's edits: the new input as it comes.
+    button("Reset")
+    assert editor_eval(page, "return ed.value;") == ""
+    reports = assert_shown_is_output(page, moved)
+    assert reports == []
     assert not our_errors(page), page.poselab_errors
     page.context.close()
 
