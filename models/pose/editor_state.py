@@ -48,6 +48,10 @@ SAME_POINT_PX = 0.01
 # A stored person is found again in a new input when their points moved on average by less than
 # this fraction of the person's size (their points' bounding-box diagonal).
 MATCH_FRACTION = 0.5
+# Bounds of a document (a widget value, or anything sent to POST /prompt): people added to one
+# frame, and how far off the canvas a point may be placed, in canvas sizes.
+MAX_ADDED_PEOPLE = 1000
+MAX_OFF_CANVAS = 16
 
 
 class EditStateError(PoseFormatError):
@@ -117,7 +121,14 @@ def _index(key: Any, limit: int, where: str) -> int:
     return i
 
 
-def _point(value: Any, where: str) -> Point:
+def _check_on_canvas(x: float, y: float, width: int, height: int, where: str) -> None:
+    if not (-MAX_OFF_CANVAS * width <= x <= (MAX_OFF_CANVAS + 1) * width
+            and -MAX_OFF_CANVAS * height <= y <= (MAX_OFF_CANVAS + 1) * height):
+        raise _fail(where, f"the point ({x:g}, {y:g}) is more than {MAX_OFF_CANVAS} canvas sizes off the "
+                           f"{width}x{height} canvas")
+
+
+def _point(value: Any, where: str, width: int, height: int) -> Point:
     if value is None:
         return None
     if not isinstance(value, (list, tuple)) or len(value) != 2:
@@ -128,6 +139,7 @@ def _point(value: Any, where: str) -> Point:
         raise _fail(where, f"a point must hold two numbers, got {value!r}") from None
     if not (math.isfinite(x) and math.isfinite(y)):
         raise _fail(where, f"a point must be finite, got {value!r}")
+    _check_on_canvas(x, y, width, height, where)
     return x, y
 
 
@@ -143,6 +155,8 @@ def _read_frame_edit(raw: Any, where: str) -> FrameEdit:
     people_raw = raw.get("people", [])
     if not isinstance(people_raw, list):
         raise _fail(f"{where}.people", "expected a list")
+    if sum(isinstance(e, dict) and "added" in e for e in people_raw) > MAX_ADDED_PEOPLE:
+        raise _fail(f"{where}.people", f"more than {MAX_ADDED_PEOPLE} added people")
     people = []
     for k, entry in enumerate(people_raw):
         p_where = f"{where}.people[{k}]"
@@ -154,7 +168,13 @@ def _read_frame_edit(raw: Any, where: str) -> FrameEdit:
                                                       "canvas_height": base.height}])
             except PoseFormatError as exc:
                 raise _fail(f"{p_where}.added", str(exc)) from None
-            people.append(PersonEdit(added=added_frame.people[0]))
+            added = added_frame.people[0]
+            for part in PART_SIZES:
+                arr = getattr(added, part)
+                for x, y, c in (arr if arr is not None else ()):
+                    if c > 0:
+                        _check_on_canvas(float(x), float(y), base.width, base.height, f"{p_where}.added.{part}")
+            people.append(PersonEdit(added=added))
             continue
         if "input_person" not in entry:
             raise _fail(p_where, "needs 'input_person' (an index into 'input') or 'added'")
@@ -169,7 +189,8 @@ def _read_frame_edit(raw: Any, where: str) -> FrameEdit:
             if not isinstance(moved, dict):
                 raise _fail(f"{p_where}.points.{part}", "expected an object of point index -> [x, y]")
             edit.points[part] = {
-                _index(i, PART_SIZES[part], f"{p_where}.points.{part}"): _point(v, f"{p_where}.points.{part}.{i}")
+                _index(i, PART_SIZES[part], f"{p_where}.points.{part}"):
+                    _point(v, f"{p_where}.points.{part}.{i}", base.width, base.height)
                 for i, v in moved.items()
             }
         people.append(edit)
@@ -185,6 +206,8 @@ def parse_edit_state(value: Any) -> EditState:
             value = json.loads(value)
         except json.JSONDecodeError as exc:
             raise _fail("document", f"not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
+        except (RecursionError, ValueError) as exc:  # absurd nesting; bytes that are not UTF-8
+            raise _fail("document", f"not readable JSON ({type(exc).__name__})") from None
     if not isinstance(value, dict):
         raise _fail("document", f"expected a JSON object, got {type(value).__name__}")
     if value.get("format") != FORMAT:

@@ -187,3 +187,23 @@ def test_bad_point_edits_are_refused():
     entry["input_person"] = 7
     with pytest.raises(es.EditStateError, match="out of range"):
         es.parse_edit_state(json.dumps(doc))
+
+
+def test_documents_beyond_the_bounds_are_refused():
+    base = wire(frame())
+    doc = json.loads(state_text(base, [move_wrist(base.people[0], 1.0, 0.0), base.people[1]]))
+    doc["frames"]["0"]["people"][0]["points"] = {"body": {"4": [1e30, 5.0]}}
+    with pytest.raises(es.EditStateError, match="canvas sizes off"):
+        es.parse_edit_state(json.dumps(doc))
+    far = person(0, 9)
+    far.body[3, :2] = (-1e7, 10.0)
+    with pytest.raises(es.EditStateError, match="canvas sizes off"):
+        es.parse_edit_state(state_text(base, list(base.people), added=[far]))
+    crowd = json.loads(state_text(base, list(base.people), added=[person(0, 1)]))
+    crowd["frames"]["0"]["people"] *= es.MAX_ADDED_PEOPLE + 1
+    with pytest.raises(es.EditStateError, match="added people"):
+        es.parse_edit_state(json.dumps(crowd))
+    with pytest.raises(es.EditStateError, match="not readable JSON"):
+        es.parse_edit_state("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(es.EditStateError):
+        es.parse_edit_state(b"\xff\xfe\x00{")
