@@ -27,7 +27,8 @@ function summarise(message) {
 app.registerExtension({
     name: "poselab.report",
     async beforeRegisterNodeDef(nodeType, nodeData) {
-        if (!nodeData?.name?.startsWith("PoseLab")) {
+        // The Pose Editor shows its input on its own canvas (pose_editor.js).
+        if (!nodeData?.name?.startsWith("PoseLab") || nodeData.name === "PoseLabPoseEditor") {
             return;
         }
         const onExecuted = nodeType.prototype.onExecuted;

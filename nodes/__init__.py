@@ -19,6 +19,7 @@ log = logging.getLogger("poselab")
 STAGE_MODULES = (
     "pose",
     "pose_tools",
+    "pose_editor",
     "segmentation",
     "repose",
     "posegan",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import os
 from pathlib import Path
 
@@ -16,6 +18,30 @@ from ..models.common.files import is_inside
 
 # The interchange type of comfyui_controlnet_aux; the string must match exactly to connect.
 PoseKeypoint = io.Custom("POSE_KEYPOINT")
+
+
+if any(f.name == "search_aliases" for f in dataclasses.fields(io.Schema)):
+    Schema = io.Schema
+else:
+    @functools.lru_cache(maxsize=None)
+    def _info_with_aliases(info_cls: type) -> type:
+        return dataclasses.make_dataclass(info_cls.__name__, [("search_aliases", list, dataclasses.field(default=None))],
+                                          bases=(info_cls,))
+
+    @dataclasses.dataclass
+    class Schema(io.Schema):
+        """``io.Schema`` with the ``search_aliases`` field of newer ComfyUI versions (other words the node
+        search finds it by). On a ComfyUI whose Schema lacks the field (0.3.75) the aliases are still
+        listed in /object_info, where frontend packages that know them read them."""
+
+        search_aliases: list[str] | None = None
+
+        def get_v1_info(self, cls):
+            info = super().get_v1_info(cls)
+            if not self.search_aliases:
+                return info
+            values = {f.name: getattr(info, f.name) for f in dataclasses.fields(info)}
+            return _info_with_aliases(type(info))(**values, search_aliases=list(self.search_aliases))
 
 
 class Progress:

@@ -16,7 +16,7 @@ from comfy_api.latest import io
 from ..models.common.images import image_batch_to_numpy, numpy_to_image_batch, numpy_to_mask_batch
 from ..models.pose import detect_openpose, person_finder, render
 from ..models.pose.keypoints import to_pose_keypoint
-from .common import PoseKeypoint, Progress
+from .common import PoseKeypoint, Progress, Schema
 from .model_folders import list_model_files, reading_model, resolve_model_file
 
 log = logging.getLogger("poselab")
@@ -38,10 +38,11 @@ def _weight_options(default: str) -> list[str]:
 class ExtractPose(io.ComfyNode):
     @classmethod
     def define_schema(cls):
-        return io.Schema(
+        return Schema(
             node_id="PoseLabExtractPose",
             display_name="Extract Pose (PoseLab)",
             category="PoseLab/pose",
+            search_aliases=["openpose", "dwpose", "pose detection", "pose estimation", "keypoints", "skeleton", "mediapipe"],
             description="Find every person's pose in each image (OpenPose-18 body; hands and face with the openpose "
                         "backend). mediapipe runs offline with the model inside the mediapipe package; openpose needs "
                         "the lllyasviel/Annotators weight files in models/openpose.",

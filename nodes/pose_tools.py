@@ -24,7 +24,7 @@ from ..models.common.images import (
 )
 from ..models.pose import edit, heatmaps, library, parts, render, retarget
 from ..models.pose.keypoints import Person, PoseFormatError, PoseFrame, parse_pose_keypoint, read_frames, to_pose_keypoint
-from .common import PoseKeypoint, check_interrupted
+from .common import PoseKeypoint, Schema, check_interrupted
 
 log = logging.getLogger("poselab")
 
@@ -36,10 +36,11 @@ STYLES = list(render.RENDER_STYLES)
 class RenderPose(io.ComfyNode):
     @classmethod
     def define_schema(cls):
-        return io.Schema(
+        return Schema(
             node_id="PoseLabRenderPose",
             display_name="Render Pose (PoseLab)",
             category=CATEGORY,
+            search_aliases=["draw pose", "skeleton image", "openpose render", "pose to image", "skeleton"],
             description="Draw POSE_KEYPOINT as a skeleton image, every frame of the batch: the OpenPose/ControlNet "
                         "style, or the COCO-17 style Stable-Pose was trained on; optionally over a photo.",
             inputs=[
@@ -100,10 +101,11 @@ def _person_bodies(frame: PoseFrame, person: int) -> list[np.ndarray]:
 class PoseHeatmaps(io.ComfyNode):
     @classmethod
     def define_schema(cls):
-        return io.Schema(
+        return Schema(
             node_id="PoseLabPoseHeatmaps",
             display_name="Pose Heatmaps (PoseLab)",
             category=CATEGORY,
+            search_aliases=["keypoint heatmaps", "joint heatmaps", "gaussian heatmaps"],
             description="Gaussian joint heatmaps (the Deformable GAN's 18-channel pose input) as a colour preview and a "
                         "mask of their maximum.",
             inputs=[
@@ -149,10 +151,11 @@ def _same_size(arrays: list[np.ndarray]) -> list[np.ndarray]:
 class PartMasks(io.ComfyNode):
     @classmethod
     def define_schema(cls):
-        return io.Schema(
+        return Schema(
             node_id="PoseLabPartMasks",
             display_name="Body Part Masks (PoseLab)",
             category=CATEGORY,
+            search_aliases=["limb masks", "body part masks", "part segmentation"],
             description="The 10 body-part masks of Siarohin et al. (torso, head, upper/lower arms and legs) for one "
                         "person, in the pose's frame. Output order per frame: " + ", ".join(parts.PART_NAMES) + ".",
             inputs=[
@@ -185,10 +188,11 @@ class PartMasks(io.ComfyNode):
 class EditPose(io.ComfyNode):
     @classmethod
     def define_schema(cls):
-        return io.Schema(
+        return Schema(
             node_id="PoseLabEditPose",
             display_name="Edit Pose (PoseLab)",
             category=CATEGORY,
+            search_aliases=["pose edit", "rotate limb", "bend arm", "mirror pose", "scale pose", "skeleton"],
             description="Scale, move, mirror and bend poses: rotating a limb moves everything below it (the upper arm "
                         "takes the forearm and hand along). Order: rotate, mirror, scale, move. Hands and face follow.",
             inputs=[
@@ -237,10 +241,11 @@ class EditPose(io.ComfyNode):
 class RetargetPose(io.ComfyNode):
     @classmethod
     def define_schema(cls):
-        return io.Schema(
+        return Schema(
             node_id="PoseLabRetargetPose",
             display_name="Retarget Pose (PoseLab)",
             category=CATEGORY,
+            search_aliases=["pose transfer", "bone lengths", "retarget skeleton", "skeleton"],
             description="Give the source person the target pose with the source's own bone lengths (arm, leg, head "
                         "size), placed where the source person stands.",
             inputs=[
@@ -268,10 +273,11 @@ FIT_MODES = ("none", "source position and size", "source bone lengths")
 class PoseFromLibrary(io.ComfyNode):
     @classmethod
     def define_schema(cls):
-        return io.Schema(
+        return Schema(
             node_id="PoseLabPoseFromLibrary",
             display_name="Pose From Library (PoseLab)",
             category=CATEGORY,
+            search_aliases=["pose preset", "named pose", "text to pose", "t-pose", "skeleton"],
             description="A named target pose chosen by text (fuzzy: 'raise both arms' finds 'arms raised'). Poses: "
                         + ", ".join(library.pose_names()) + ".",
             inputs=[
@@ -334,10 +340,11 @@ def input_json_files() -> list[str]:
 class LoadPoseJSON(io.ComfyNode):
     @classmethod
     def define_schema(cls):
-        return io.Schema(
+        return Schema(
             node_id="PoseLabLoadPoseJSON",
             display_name="Load Pose JSON (PoseLab)",
             category=CATEGORY,
+            search_aliases=["openpose json", "load keypoints", "import pose"],
             description="POSE_KEYPOINT from pasted JSON or a .json file in ComfyUI's input folder (OpenPose / "
                         "controlnet_aux format, pixel or normalised coordinates).",
             inputs=[
@@ -377,10 +384,11 @@ class LoadPoseJSON(io.ComfyNode):
 class SavePoseJSON(io.ComfyNode):
     @classmethod
     def define_schema(cls):
-        return io.Schema(
+        return Schema(
             node_id="PoseLabSavePoseJSON",
             display_name="Save Pose JSON (PoseLab)",
             category=CATEGORY,
+            search_aliases=["openpose json", "save keypoints", "export pose"],
             description="Write POSE_KEYPOINT to ComfyUI's output folder as controlnet_aux-compatible JSON. Never "
                         "overwrites: an existing name gets a _0001, _0002... suffix.",
             is_output_node=True,

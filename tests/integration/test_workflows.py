@@ -97,7 +97,7 @@ def test_ui_workflow_links_match_sockets(path, object_info):
 # Workflows that run with the embedded defaults alone (the others need model files, and are
 # queued by their stage's tests with tiny models generated at test time).
 # (repose_to_named_pose, the main job, has its own test below.)
-EMBEDDED_DEFAULT_WORKFLOWS = ["extract_and_edit_pose"]
+EMBEDDED_DEFAULT_WORKFLOWS = ["extract_and_edit_pose", "edit_pose_by_hand"]
 
 
 @pytest.mark.parametrize("name", EMBEDDED_DEFAULT_WORKFLOWS)
