@@ -197,7 +197,7 @@ def test_documents_beyond_the_bounds_are_refused():
         es.parse_edit_state(json.dumps(doc))
     far = person(0, 9)
     far.body[3, :2] = (-1e7, 10.0)
-    with pytest.raises(es.EditStateError, match="canvas sizes off"):
+    with pytest.raises(es.EditStateError, match="canvas sizes (off|outside)"):
         es.parse_edit_state(state_text(base, list(base.people), added=[far]))
     crowd = json.loads(state_text(base, list(base.people), added=[person(0, 1)]))
     crowd["frames"]["0"]["people"] *= es.MAX_ADDED_PEOPLE + 1
