@@ -148,6 +148,7 @@ class TrainPoseGAN(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="PoseLabTrainPoseGAN",
+            is_experimental=True,  # as core marks its own trainer: long-running, settings may change
             display_name="Train Deformable GAN (PoseLab)",
             category=CATEGORY,
             description=(

@@ -219,6 +219,7 @@ class TrainStablePose(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="PoseLabTrainStablePose",
+            is_experimental=True,  # as core marks its own trainer: long-running, settings may change
             display_name="Train Stable-Pose (PoseLab)",
             category=CATEGORY,
             description="Trains a Stable-Pose adapter for an SD1.5-family checkpoint (frozen) with the pose-mask-guided "

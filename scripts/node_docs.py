@@ -8,7 +8,9 @@ every output), plus, where it exists, the hand-written part in ``docs/node_help/
 The Pose Editor's page also lists the keyboard shortcuts, read from js/pose_editor/editor.js
 (``SHORTCUTS``), so the help and the widget cannot disagree.
 
-    python scripts/node_docs.py        # regenerate js/docs/ against a fresh server
+The same pages, gathered by stage, make the user-facing reference ``docs/NODES.md``.
+
+    python scripts/node_docs.py        # regenerate js/docs/ and docs/NODES.md against a fresh server
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 DOCS_DIR = REPO / "js" / "docs"
 EXTRA_DIR = REPO / "docs" / "node_help"
+INDEX = REPO / "docs" / "NODES.md"
 EDITOR_JS = REPO / "js" / "pose_editor" / "editor.js"
 MODEL_FILE = re.compile(r"\.(pth|pt|ckpt|safetensors|bin|onnx|pkl|json)$", re.IGNORECASE)
 
@@ -109,6 +112,28 @@ def generate_all(object_info: dict) -> dict[str, str]:
     return pages
 
 
+def render_index(object_info: dict, pages: dict[str, str]) -> str:
+    """docs/NODES.md: every node's page, grouped by its menu category, with a contents list."""
+    nodes = pack_nodes(object_info)
+    by_stage: dict[str, list[str]] = {}
+    for node_id, info in nodes.items():
+        by_stage.setdefault(info["category"], []).append(node_id)
+    lines = ["# PoseLab nodes", "",
+             "Generated from the node schemas by `scripts/node_docs.py` (the same pages the node help panel "
+             "shows); do not edit by hand.", ""]
+    for stage in sorted(by_stage):
+        lines.append(f"- **{stage}**: " + ", ".join(
+            f"[{nodes[n]['display_name']}](#{n.lower()})" for n in sorted(by_stage[stage], key=lambda n: nodes[n]["display_name"])))
+    for stage in sorted(by_stage):
+        lines += ["", f"## {stage}"]
+        for node_id in sorted(by_stage[stage], key=lambda n: nodes[n]["display_name"]):
+            page = pages[node_id].splitlines()
+            # the page's "# Title" becomes a level-3 heading with the node id as its anchor
+            lines += ["", f'<a id="{node_id.lower()}"></a>', "", f"##{page[0]}", f"`{node_id}`", ""]
+            lines += [("##" + ln) if ln.startswith("#") else ln for ln in page[1:]]
+    return "\n".join(lines).rstrip() + "\n"
+
+
 def main() -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import comfy_host
@@ -123,7 +148,8 @@ def main() -> None:
         if stale.stem not in pages:
             stale.unlink()
             print(f"removed {stale.relative_to(REPO)} (no such node)")
-    print(f"wrote {len(pages)} pages to {DOCS_DIR.relative_to(REPO)}/")
+    INDEX.write_text(render_index(info, pages), encoding="utf-8")
+    print(f"wrote {len(pages)} pages to {DOCS_DIR.relative_to(REPO)}/ and {INDEX.relative_to(REPO)}")
 
 
 if __name__ == "__main__":

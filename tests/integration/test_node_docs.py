@@ -39,3 +39,13 @@ def test_the_editor_help_lists_every_shortcut_of_the_widget():
     for keys, action in shortcuts:
         assert f"| {keys} | {action} |" in text, f"shortcut {keys!r} missing: run scripts/node_docs.py"
     assert "## When the incoming pose changes" in text
+
+
+def test_pages_and_the_nodes_reference_are_current(comfy_server):
+    """js/docs/*.md and docs/NODES.md are exactly what the schemas of the running pack give."""
+    info = comfy_server.object_info()
+    pages = node_docs.generate_all(info)
+    stale = [n for n, text in pages.items() if (node_docs.DOCS_DIR / f"{n}.md").read_text(encoding="utf-8") != text]
+    assert not stale, f"stale help pages (run scripts/node_docs.py): {stale}"
+    assert node_docs.INDEX.read_text(encoding="utf-8") == node_docs.render_index(info, pages), (
+        "docs/NODES.md is stale: run scripts/node_docs.py")
