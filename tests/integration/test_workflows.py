@@ -149,3 +149,22 @@ def test_template_browser_lists_and_serves_the_ui_workflows(comfy_server):
     name = UI_FILES[0].stem
     served = comfy_server.get_json(f"/api/workflow_templates/{comfy_host.PACK_NAME}/{name}.json")
     assert served == json.loads(UI_FILES[0].read_text())
+
+
+def test_every_template_has_a_thumbnail_the_browser_can_load(comfy_server):
+    """The template browser shows /api/workflow_templates/<pack>/<name>.jpg (scripts/workflow_thumbnails.py)."""
+    import io
+    import urllib.request
+
+    import comfy_host
+    from PIL import Image
+
+    import workflow_thumbnails
+
+    for ui in UI_FILES:
+        thumb = ui.with_suffix(".jpg")
+        assert thumb.is_file(), f"no thumbnail for {ui.name}: run scripts/workflow_thumbnails.py"
+        url = f"{comfy_server.url}/api/workflow_templates/{comfy_host.PACK_NAME}/{thumb.name}"
+        with urllib.request.urlopen(url, timeout=30) as resp:
+            served = Image.open(io.BytesIO(resp.read()))
+            assert served.size == workflow_thumbnails.SIZE and served.format == "JPEG"
