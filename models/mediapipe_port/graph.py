@@ -72,6 +72,17 @@ class OpGraph(torch.nn.Module):
         return h, w
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return self.execute(x)
+
+    def shapes(self) -> dict[int, tuple[int, ...]]:
+        """Shape (runtime layout, batch 1) of every tensor the graph computes."""
+        record: dict[int, tuple[int, ...]] = {}
+        h, w = self.input_size
+        with torch.inference_mode():
+            self.execute(torch.zeros(1, 3, h, w, device=next(iter(self.params.values())).device), record)
+        return record
+
+    def execute(self, x: torch.Tensor, record: dict | None = None) -> tuple[torch.Tensor, ...]:
         p = self.params
         env: dict[int, torch.Tensor] = {self.input_info["id"]: x}
         for i, key in self.const_ids.items():
@@ -79,6 +90,8 @@ class OpGraph(torch.nn.Module):
         for op in self.ops:
             t = op["type"]
             a = env[op["in"][0]]
+            if record is not None:
+                record[op["in"][0]] = tuple(a.shape)
             if t == "conv":
                 pad = op["pad"]
                 if pad[0] == pad[1] and pad[2] == pad[3]:
@@ -136,6 +149,8 @@ class OpGraph(torch.nn.Module):
             else:
                 raise ValueError(f"{self.name}: unknown op {t!r}")
             env[op["out"][0]] = y
+            if record is not None:
+                record[op["out"][0]] = tuple(y.shape)
         return tuple(_to_nhwc(env[o["id"]]) for o in self.output_info)
 
 
