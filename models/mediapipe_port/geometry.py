@@ -118,6 +118,23 @@ def remove_letterbox(dets: np.ndarray, pad: tuple[float, float, float, float]) -
     return out
 
 
+def project_detections(boxes: np.ndarray, roi: np.ndarray) -> np.ndarray:
+    """DetectionProjectionCalculator: detections normalised to the crop of ``roi`` (pixels) -> image
+    pixels; keypoints are projected, the box becomes the axis-aligned hull of its projected corners."""
+    if len(boxes) == 0:
+        return boxes.astype(f32).copy()
+    n = len(boxes)
+    x0, y0, x1, y1 = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
+    corners = np.stack([np.stack([x0, y0], -1), np.stack([x1, y0], -1), np.stack([x1, y1], -1), np.stack([x0, y1], -1)], 1)
+    pts = np.concatenate([corners, boxes[:, 4:].reshape(n, -1, 2)], 1).astype(f32)
+    px = project_landmarks(pts, np.repeat(np.asarray(roi, f32).reshape(1, 5), n, 0))
+    out = np.empty_like(boxes, dtype=f32)
+    out[:, 0], out[:, 1] = px[:, :4, 0].min(1), px[:, :4, 1].min(1)
+    out[:, 2], out[:, 3] = px[:, :4, 0].max(1), px[:, :4, 1].max(1)
+    out[:, 4:] = px[:, 4:].reshape(n, -1)
+    return out
+
+
 # ----------------------------------------------------------------------------- ROIs
 
 def normalize_radians(angle):
@@ -213,51 +230,95 @@ def _box_corners(rois: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return p1.astype(np.float64), p2.astype(np.float64), p0.astype(np.float64)
 
 
-def crop(image: torch.Tensor, rois: np.ndarray, size: tuple[int, int], border: str,
+_LANE = np.uint64(21)
+_LANE_MASK = np.uint64((1 << 21) - 1)
+
+
+class Image:
+    """An RGB uint8 ``(H, W, 3)`` image prepared for cropping on ``device``. On the CPU the three
+    channels are spread into 21-bit lanes of one uint64 per pixel, so the bilinear sum of all
+    channels is 4 gathers and 4 multiply-adds (each lane stays below 255 * 1024 < 2^21)."""
+
+    def __init__(self, rgb: np.ndarray, device: torch.device | str = "cpu"):
+        rgb = np.asarray(rgb)
+        if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+            raise ValueError(f"expected an RGB uint8 image of shape (H, W, 3), got {rgb.dtype} {rgb.shape}")
+        self.shape = rgb.shape
+        self.device = torch.device(device)
+        if self.device.type == "cpu":
+            lanes = rgb.astype(np.uint64)
+            self.spread = (lanes[..., 0] | (lanes[..., 1] << _LANE) | (lanes[..., 2] << (_LANE + _LANE))).reshape(-1)
+            self.tensor = None
+        else:
+            self.spread = None
+            self.tensor = torch.from_numpy(np.ascontiguousarray(rgb)).to(self.device).reshape(-1, 3)
+
+
+def crop(image: Image, rois: np.ndarray, size: tuple[int, int], border: str,
          value_range: tuple[float, float]) -> torch.Tensor:
     """ImageToTensorCalculator's OpenCV path for several ROIs of one image, bit-exact.
 
-    ``image``: ``(H, W, 3)`` uint8 on any device. Returns ``(N, 3, th, tw)`` float32 scaled to
-    ``value_range``. Tensor pixel (u, v) samples the ROI at (u/tw, v/th) of its rotated box; the
-    source position is rounded to 1/32 pixel and the bilinear result to an integer, as OpenCV's
-    fixed-point warpPerspective does; outside the image is black (``"zero"``) or the nearest edge
-    pixel (``"replicate"``).
+    Returns ``(N, 3, th, tw)`` float32 on the image's device, scaled to ``value_range``. Tensor
+    pixel (u, v) samples the ROI at (u/tw, v/th) of its rotated box; the source position is
+    rounded to 1/32 pixel and the bilinear result to an integer, as OpenCV's fixed-point
+    warpPerspective (MediaPipe's) does; outside the image is black (``"zero"``) or the nearest
+    edge pixel (``"replicate"``). (OpenCV >= 4.11 changed its warp kernels, so cv2 is not used.)
     """
     tw, th = size
     n = len(rois)
     H, W = image.shape[:2]
-    device = image.device
     if n == 0:
-        return torch.zeros((0, 3, th, tw), dtype=torch.float32, device=device)
+        return torch.zeros((0, 3, th, tw), dtype=torch.float32, device=image.device)
     tl, tr, bl = _box_corners(rois)
     ex = (tr - tl) / tw
     ey = (bl - tl) / th
     u = np.arange(tw, dtype=np.float64)
     v = np.arange(th, dtype=np.float64)
-    X = tl[:, None, None, 0] + u[None, None, :] * ex[:, None, None, 0] + v[None, :, None] * ey[:, None, None, 0]
-    Y = tl[:, None, None, 1] + u[None, None, :] * ex[:, None, None, 1] + v[None, :, None] * ey[:, None, None, 1]
-    Xi = np.rint(np.clip(X, -1e8, 1e8) * 32).astype(np.int64)
-    Yi = np.rint(np.clip(Y, -1e8, 1e8) * 32).astype(np.int64)
-    x0, ax = Xi >> 5, (Xi & 31).astype(np.int32)
-    y0, ay = Yi >> 5, (Yi & 31).astype(np.int32)
-    idx, weights = [], []
-    for dy, wy in ((0, 32 - ay), (1, ay)):
-        for dx, wx in ((0, 32 - ax), (1, ax)):
-            xs, ys = x0 + dx, y0 + dy
-            weight = wy * wx
-            if border != "replicate":  # zero: a neighbour outside the image adds nothing
-                weight = weight * ((xs >= 0) & (xs < W) & (ys >= 0) & (ys < H))
-            idx.append((np.clip(ys, 0, H - 1) * W + np.clip(xs, 0, W - 1)).reshape(-1))
-            weights.append(weight.reshape(-1))
-    idx_t = torch.from_numpy(np.concatenate(idx)).to(device)
-    w_t = torch.from_numpy(np.stack(weights).astype(np.int32)).to(device)
-    pix = image.reshape(-1, 3).index_select(0, idx_t).view(4, -1, 3).to(torch.int32)
-    total = (pix * w_t[..., None]).sum(0, dtype=torch.int32).view(n, th, tw, 3)
-    values = ((total + 512) >> 10).to(torch.float32)
+    # as OpenCV: per row X0 = M1*v + M2, then X = X0 + M0*u; rounded to 1/32 pixel
+    X = (tl[:, None, None, 0] + v[None, :, None] * ey[:, None, None, 0]) + u[None, None, :] * ex[:, None, None, 0]
+    Y = (tl[:, None, None, 1] + v[None, :, None] * ey[:, None, None, 1]) + u[None, None, :] * ex[:, None, None, 1]
+    for a in (X, Y):
+        a *= 32
+        np.maximum(a, -2e9, out=a)
+        np.minimum(a, 2e9, out=a)
+    Xi = np.rint(X).astype(np.int64).reshape(-1)
+    Yi = np.rint(Y).astype(np.int64).reshape(-1)
+    del X, Y
+    x0, y0 = Xi >> 5, Yi >> 5
+    ax, ay = (Xi & 31).astype(np.uint64), (Yi & 31).astype(np.uint64)
+    wx = [np.uint64(32) - ax, ax]
+    wy = [np.uint64(32) - ay, ay]
+    xs, ys = [x0, x0 + 1], [y0, y0 + 1]
+    if border != "replicate":  # zero: a neighbour outside the image adds nothing
+        for k in (0, 1):
+            wx[k] = wx[k] * ((xs[k] >= 0) & (xs[k] < W))
+            wy[k] = wy[k] * ((ys[k] >= 0) & (ys[k] < H))
+    for a in xs:
+        np.maximum(a, 0, out=a)
+        np.minimum(a, W - 1, out=a)
+    for a in ys:
+        np.maximum(a, 0, out=a)
+        np.minimum(a, H - 1, out=a)
+        a *= W
     lo, hi = value_range
-    scale = np.float32((hi - lo) / 255.0)
-    offset = np.float32(lo)
-    return (values * float(scale) + float(offset)).permute(0, 3, 1, 2).contiguous()
+    scale = float(np.float32((hi - lo) / 255.0))
+    if image.spread is not None:
+        total = image.spread.take(ys[0] + xs[0]) * (wy[0] * wx[0])
+        total += image.spread.take(ys[0] + xs[1]) * (wy[0] * wx[1])
+        total += image.spread.take(ys[1] + xs[0]) * (wy[1] * wx[0])
+        total += image.spread.take(ys[1] + xs[1]) * (wy[1] * wx[1])
+        total = total.reshape(n, th * tw)
+        out = np.empty((n, 3, th * tw), np.float32)
+        for c in range(3):
+            out[:, c] = (((total >> (_LANE * np.uint64(c))) & _LANE_MASK) + np.uint64(512)) >> np.uint64(10)
+        values = torch.from_numpy(out).view(n, 3, th, tw)
+    else:
+        idx = torch.from_numpy(np.concatenate([ys[dy] + xs[dx] for dy in (0, 1) for dx in (0, 1)])).to(image.device)
+        w = torch.from_numpy(np.stack([wy[dy] * wx[dx] for dy in (0, 1) for dx in (0, 1)]).astype(np.int32)).to(image.device)
+        pix = image.tensor.index_select(0, idx).view(4, -1, 3).to(torch.int32)
+        total = ((pix * w[..., None]).sum(0, dtype=torch.int32) + 512).bitwise_right_shift(10).to(torch.float32)
+        values = total.view(n, th, tw, 3).permute(0, 3, 1, 2)
+    return (values * scale + float(lo)).contiguous()
 
 
 # ----------------------------------------------------------------------------- landmarks

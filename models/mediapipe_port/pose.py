@@ -70,30 +70,27 @@ def detect(images: list[torch.Tensor], min_score: float = 0.5, iou: float = 0.3,
     in one batch. ``regions[i]`` optionally lists more ROIs of image i to run it on (e.g. zoomed
     tiles); result ``[i][j]`` is image i's j-th region (j = 0: the whole image), detections in
     the image's normalised coordinates."""
-    crops, where = [], []
+    all_rois, owner, where = [], [], []
     for i, img in enumerate(images):
         h, w = img.shape[:2]
         rois = [_whole_image_roi(w, h)] + [np.asarray(r, np.float32).reshape(1, 5) for r in (regions[i] if regions else [])]
         for j, roi in enumerate(rois):
             padded, pads = geo.pad_roi(roi, DETECTOR_SIZE, DETECTOR_SIZE)
-            crops.append(geo.crop(img, padded, (DETECTOR_SIZE, DETECTOR_SIZE), "zero", (-1.0, 1.0)))
+            all_rois.append(padded[0])
+            owner.append(i)
             where.append((i, j, padded[0], pads[0], w, h))
-    raw_boxes, raw_scores = run_model(DETECTOR, torch.cat(crops))
+    crops = crop_many(images, np.stack(all_rois), np.asarray(owner), (DETECTOR_SIZE, DETECTOR_SIZE), "zero", (-1.0, 1.0))
+    raw_boxes, raw_scores = run_model(DETECTOR, crops)
     out: list[list[Detections]] = [[] for _ in images]
     for k, (i, j, roi, pads, w, h) in enumerate(where):
         boxes, scores = geo.decode_detections(raw_boxes[k], raw_scores[k], _ANCHORS, DETECTOR_SIZE, 4, min_score)
         boxes, scores = geo.weighted_nms(boxes, scores, iou)
-        boxes = geo.remove_letterbox(boxes, tuple(pads))
-        if j > 0 and len(boxes):  # a region: from its crop's normalised frame to the image's
-            pts = boxes.reshape(len(boxes), -1, 2)
-            pts = geo.project_landmarks(pts, roi[None].repeat(len(boxes), 0))
-            pts[..., 0] /= w
-            pts[..., 1] /= h
-            boxes = pts.reshape(len(boxes), -1)
-            # a rotated box is no box any more: keep the axis-aligned hull of its corners
-            x0, y0, x1, y1 = boxes[:, 0].copy(), boxes[:, 1].copy(), boxes[:, 2].copy(), boxes[:, 3].copy()
-            boxes[:, 0], boxes[:, 2] = np.minimum(x0, x1), np.maximum(x0, x1)
-            boxes[:, 1], boxes[:, 3] = np.minimum(y0, y1), np.maximum(y0, y1)
+        if j == 0:  # the whole image, letterboxed: DetectionLetterboxRemoval as the pose graph does
+            boxes = geo.remove_letterbox(boxes, tuple(pads))
+        elif len(boxes):  # a region: DetectionProjection through its (padded) ROI, then normalised
+            boxes = geo.project_detections(boxes, roi)
+            boxes[:, 0::2] /= np.float32(w)
+            boxes[:, 1::2] /= np.float32(h)
         out[i].append(Detections(boxes.astype(np.float32), scores))
     return out
 
@@ -107,6 +104,30 @@ def detection_rois(det: Detections, width: int, height: int) -> np.ndarray:
     return geo.transform_rois(rois, scale=1.25, square_long=True)
 
 
+def crop_many(images: list, rois: np.ndarray, image_index: np.ndarray, size: tuple[int, int], border: str,
+              value_range: tuple[float, float], mirror: np.ndarray | None = None) -> torch.Tensor:
+    """Crops of ``rois[k]`` from ``images[image_index[k]]`` in order, one :func:`geometry.crop` call per
+    image; an identical ROI is cropped once, and ``mirror[k]`` flips crop k horizontally."""
+    n = len(rois)
+    image_index = np.asarray(image_index, np.int64).reshape(n)
+    key = np.concatenate([image_index[:, None].astype(np.float32), rois], 1)
+    uniq, first, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    batch = None
+    for i in np.unique(image_index):
+        sel = np.flatnonzero(image_index[first] == i)  # the distinct ROIs of image i
+        out = geo.crop(images[int(i)], rois[first[sel]], size, border, value_range)
+        if batch is None:
+            batch = torch.empty((len(uniq),) + tuple(out.shape[1:]), dtype=out.dtype, device=out.device)
+        batch[torch.from_numpy(sel).to(out.device)] = out
+    if len(uniq) != n or not np.array_equal(inverse, np.arange(n)):
+        batch = batch[torch.from_numpy(inverse).to(batch.device)]
+    if mirror is not None and np.any(mirror):
+        idx = torch.from_numpy(np.flatnonzero(mirror)).to(batch.device)
+        batch[idx] = batch[idx].flip(-1)
+    return batch
+
+
 def landmarks(images: list[torch.Tensor], rois: np.ndarray, image_index: np.ndarray, model: str = "full",
               with_mask: bool = True, heatmap_kernel: int = 9, mirror: np.ndarray | None = None) -> PoseLandmarks:
     """The landmark model on ``rois[k]`` of ``images[image_index[k]]``, all in one batch.
@@ -117,15 +138,8 @@ def landmarks(images: list[torch.Tensor], rois: np.ndarray, image_index: np.ndar
         return PoseLandmarks(np.zeros((0, NUM_LANDMARKS, 5), np.float32), np.zeros((0, 2, 2), np.float32),
                              np.zeros(0, np.float32), np.zeros((0, LANDMARK_SIZE, LANDMARK_SIZE), np.float32), rois)
     padded, pads = geo.pad_roi(rois, LANDMARK_SIZE, LANDMARK_SIZE)
-    crops = []
-    for k in range(n):
-        crops.append(geo.crop(images[int(image_index[k])], padded[k:k + 1], (LANDMARK_SIZE, LANDMARK_SIZE),
-                              "replicate", (0.0, 1.0)))
-    batch = torch.cat(crops)
     flipped = np.zeros(n, bool) if mirror is None else np.asarray(mirror, bool).reshape(n)
-    if flipped.any():
-        idx = torch.from_numpy(np.flatnonzero(flipped)).to(batch.device)
-        batch[idx] = batch[idx].flip(-1)
+    batch = crop_many(images, padded, image_index, (LANDMARK_SIZE, LANDMARK_SIZE), "replicate", (0.0, 1.0), flipped)
     raw, flag, seg, heat, _ = run_model(LANDMARK_MODELS[model], batch)
     mask_logits = seg[..., 0] if with_mask else None
     s = np.float32(LANDMARK_SIZE)

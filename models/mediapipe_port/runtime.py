@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from . import graph
+from .geometry import Image
 
 log = logging.getLogger("poselab")
 _LOCK = threading.Lock()
@@ -90,9 +91,6 @@ def run_model(name: str, batch: torch.Tensor, max_batch: int = 32) -> list[np.nd
     return [np.concatenate([c[k] for c in chunks]) for k in range(len(chunks[0]))]
 
 
-def image_tensor(image: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
-    """An RGB uint8 ``(H, W, 3)`` image on ``device`` (what the crops gather from)."""
-    image = np.asarray(image)
-    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"expected an RGB uint8 image of shape (H, W, 3), got {image.dtype} {image.shape}")
-    return torch.from_numpy(np.ascontiguousarray(image)).to(device)
+def image_tensor(image: np.ndarray, device: torch.device | str = "cpu") -> "Image":
+    """An RGB uint8 ``(H, W, 3)`` image prepared for cropping on ``device``."""
+    return Image(image, device)
