@@ -8,13 +8,19 @@ so one person; here, in one batched pass per batch of images:
    short side (zoomed-in views find people the 224-px whole-image pass sees too small), and
    **every** detection is kept; the tiles' detections are merged by MediaPipe's weighted NMS;
 2. each detection gives a landmark ROI (MediaPipe's rule), and the landmark model runs on all
-   ROIs of all images in one batch, each crop also mirrored;
+   ROIs of all images in one batch (optionally each crop mirrored too: ``mirror``);
 3. results whose pose flag is below ``min_presence`` are dropped; the rest are grouped by
-   keypoint similarity (NMS by keypoints), and each person's joints are the flag x visibility
-   weighted mean of its views;
+   keypoint similarity (NMS by keypoints), each person's joints are the flag x visibility
+   weighted mean of its views, people whose flag x mean visibility is below ``min_person`` are
+   dropped (phantoms score low on both), and of two skeletons sharing one head the better
+   seen is kept;
 4. optionally each person's hands (21 points) and face (70 points, from the 468-point mesh)
-   are found from its pose, as MediaPipe Holistic does (models/mediapipe_port/hands.py, face.py).
+   are found from its pose, as MediaPipe Holistic does (models/mediapipe_port/hands.py, face.py),
+   each stage batched over all people of all images.
 
+The earlier extractor's extra searches were measured again on top of this and dropped: body
+crops below faces found by the full-range face detector added no person (every such face was
+already a pose detection), and a second pass with the found people painted out added no PCK.
 Measured on the 18 annotated photos (31 people; scripts/eval_pose_accuracy.py): see the README.
 """
 
@@ -27,7 +33,9 @@ import numpy as np
 import torch
 
 from ..common.images import to_rgb_uint8
+from ..mediapipe_port import face as mp_face
 from ..mediapipe_port import geometry as geo
+from ..mediapipe_port import hands as mp_hands
 from ..mediapipe_port import pose as mp_pose
 from ..mediapipe_port.runtime import image_tensor
 from . import person_finder
@@ -66,6 +74,30 @@ def similarity(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean(np.exp(-((d / (0.1 * size)) ** 2) / 2)))
 
 
+HEAD = np.arange(11)  # nose, eyes, ears, mouth of the 33 landmarks
+
+
+def same_head(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two skeletons ``(33, >=4)`` put their head in the same place (within half the head's
+    size): two people's heads cannot coincide, so they are one person seen twice."""
+    both = (a[HEAD, 3] > 0.5) & (b[HEAD, 3] > 0.5)
+    if both.sum() < 3:
+        return False
+    pa, pb = a[HEAD][both, :2], b[HEAD][both, :2]
+    size = max(np.ptp(pa[:, 0]), np.ptp(pa[:, 1]), np.ptp(pb[:, 0]), np.ptp(pb[:, 1]), 1.0)
+    return float(np.median(np.linalg.norm(pa - pb, axis=1))) < 0.5 * size
+
+
+def drop_same_head(groups: list) -> list:
+    """Of people sharing one head, keep the one seen by the most views (then the surest)."""
+    order = sorted(groups, key=lambda g: (-len(g.views), -g.flag))
+    kept = []
+    for g in order:
+        if not any(same_head(g.points, k.points) for k in kept):
+            kept.append(g)
+    return kept
+
+
 def fuse(points: np.ndarray, flags: np.ndarray) -> np.ndarray:
     """One skeleton from several views ``(V, 33, 5)``: per joint, the flag x visibility weighted
     mean position of the views that see it (visibility > 0.5; else of all views); visibility and
@@ -89,14 +121,16 @@ class MediaPipePoseDetector:
     ``min_score`` drops joints whose visibility is at or below it. ``hands``/``face`` add 21-point
     hands and the 70-point OpenPose face. ``model`` picks the landmark model (``full`` ships with
     the pack; ``heavy``/``lite`` after scripts/convert_mediapipe.py --npm). ``min_detection`` is
-    the detector's threshold (MediaPipe's 0.5), ``min_presence`` the pose flag's. ``tiles`` and
-    ``mirror`` switch the zoomed detector tiles and the mirrored second view (both on: measured).
+    the detector's threshold (MediaPipe's 0.5), ``min_presence`` the pose flag's (and the hand and
+    face flags'), ``min_person`` the person score's. ``tiles`` switches the zoomed detector tiles,
+    ``mirror`` a mirrored second view of every crop (+0.3 PCK points, +11 % time: off).
     ``device``: where the models run (None: CPU).
     """
 
     def __init__(self, min_score: float = 0.1, hands: bool = False, face: bool = False, model: str = "full",
-                 min_detection: float = 0.5, min_presence: float = 0.5, tiles: bool = True, tile_size: float = 0.6,
-                 mirror: bool = True, same_person: float = 0.5, device: torch.device | str | None = None):
+                 min_detection: float = 0.5, min_presence: float = 0.5, min_person: float = 0.5, tiles: bool = True,
+                 tile_size: float = 0.6, mirror: bool = False, same_person: float = 0.5,
+                 device: torch.device | str | None = None):
         if model not in mp_pose.LANDMARK_MODELS:
             raise ValueError(f"unknown pose model {model!r}: use one of {', '.join(mp_pose.LANDMARK_MODELS)}")
         self.min_score = float(min_score)
@@ -105,6 +139,7 @@ class MediaPipePoseDetector:
         self.model = model
         self.min_detection = float(min_detection)
         self.min_presence = float(min_presence)
+        self.min_person = float(min_person)
         self.tiles = tiles
         self.tile_size = float(tile_size)
         self.mirror = mirror
@@ -148,7 +183,9 @@ class MediaPipePoseDetector:
             for g in groups:
                 g.points = fuse(res.points[g.views], res.flag[g.views])
                 g.flag = float(res.flag[g.views].max())
-            people.append(groups)
+            # a person's confidence: pose flag x mean visibility of the body (phantoms score low on both)
+            groups = [g for g in groups if g.flag * float(g.points[:25, 3].mean()) >= self.min_person]
+            people.append(drop_same_head(groups))
         return people, res, owner
 
     def _body(self, p: _Person, w: int, h: int) -> np.ndarray:
@@ -215,9 +252,61 @@ class MediaPipePoseDetector:
             out[i] = (frame, union.astype(np.float32))
         return out
 
-    def _extras(self, images: list[torch.Tensor], people: list[list[_Person]]) -> list[list[dict]]:
-        """Hands and face per person (empty dicts when switched off)."""
-        return [[{} for _ in per_image] for per_image in people]
+    def _extras(self, images: list, people: list[list[_Person]]) -> list[list[dict]]:
+        """Hands (Holistic's pose-seeded ROIs, refined by the recrop model) and faces (short-range
+        face detector inside the pose's head ROI, then the 468-point mesh) of every person of
+        every image, each stage in one batch. Returns per person ``{"left_hand": (21, 3), ...}``
+        with the hand / face presence as every point's score (points off the image: 0)."""
+        extras = [[{} for _ in per_image] for per_image in people]
+        who = [(j, n) for j, per_image in enumerate(people) for n in range(len(per_image))]
+        if not who:
+            return extras
+        if self.hands:
+            rois, owner, slot = [], [], []
+            for side, attr in (("left", "left_hand"), ("right", "right_hand")):
+                for j, n in who:
+                    img = images[j]
+                    h, w = img.shape[:2]
+                    r, visible = mp_hands.rois_from_pose(people[j][n].points[None], side, w, h)
+                    if visible[0] and geo.valid_rois(r, w, h)[0]:
+                        rois.append(r[0])
+                        owner.append(j)
+                        slot.append((j, n, attr))
+            if rois:
+                owner = np.asarray(owner)
+                refined = mp_hands.recrop(images, np.stack(rois), owner)
+                ok = np.array([geo.valid_rois(refined[k:k + 1], images[owner[k]].shape[1], images[owner[k]].shape[0])[0]
+                               for k in range(len(refined))])
+                res = mp_hands.landmarks(images, refined[ok], owner[ok])
+                for k, (j, n, attr) in enumerate(s for s, good in zip(slot, ok) if good):
+                    if res.flag[k] >= self.min_presence:
+                        extras[j][n][attr] = _scored(res.points[k, :, :2], res.flag[k], images[j])
+        if self.face:
+            rois, owner, slot = [], [], []
+            for j, n in who:
+                h, w = images[j].shape[:2]
+                r = mp_face.rois_from_pose(people[j][n].points[None], w, h)
+                if geo.valid_rois(r, w, h)[0]:
+                    rois.append(r[0])
+                    owner.append(j)
+                    slot.append((j, n))
+            if rois:
+                found = mp_face.detect(images, np.stack(rois), np.asarray(owner), model="short")
+                mesh_rois, mesh_owner, mesh_slot = [], [], []
+                for (boxes, scores), (j, n) in zip(found, slot):
+                    if len(scores):
+                        h, w = images[j].shape[:2]
+                        r = mp_face.detection_rois(boxes[:1], w, h)
+                        if geo.valid_rois(r, w, h)[0]:
+                            mesh_rois.append(r[0])
+                            mesh_owner.append(j)
+                            mesh_slot.append((j, n))
+                if mesh_rois:
+                    res = mp_face.mesh(images, np.stack(mesh_rois), np.asarray(mesh_owner))
+                    for k, (j, n) in enumerate(mesh_slot):
+                        if res.flag[k] >= self.min_presence:
+                            extras[j][n]["face"] = _scored(mp_face.openpose70(res.points[k]), res.flag[k], images[j])
+        return extras
 
     def detect(self, image_rgb: np.ndarray, max_people: int = 10) -> tuple[PoseFrame, np.ndarray]:
         """``(PoseFrame, union person mask (H, W) float32 in {0, 1})`` for one image."""
@@ -225,6 +314,15 @@ class MediaPipePoseDetector:
 
     def __call__(self, image_rgb: np.ndarray, max_people: int = 10) -> PoseFrame:
         return self.detect(image_rgb, max_people=max_people)[0]
+
+
+def _scored(points: np.ndarray, score: float, image) -> np.ndarray:
+    """``(K, 3)`` rows x, y, score; points off the image are missing (0)."""
+    h, w = image.shape[:2]
+    out = np.concatenate([points[:, :2], np.full((len(points), 1), max(float(score), 1e-3), np.float32)], 1)
+    off = (out[:, 0] < 0) | (out[:, 1] < 0) | (out[:, 0] >= w) | (out[:, 1] >= h) | ~np.isfinite(out).all(1)
+    out[off] = 0.0
+    return out.astype(np.float32)
 
 
 def single_call(image_rgb: np.ndarray, min_score: float = 0.1, device=None) -> PoseFrame:

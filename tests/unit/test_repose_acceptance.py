@@ -16,9 +16,7 @@ import pytest
 def results(pose_data):
     import eval_repose  # scripts/ is on sys.path (tests/conftest.py)
 
-    # people found by peeling only (no face-crop pass): the pairs show one main person each,
-    # and it takes a fifth of the time
-    return eval_repose.evaluate(pose_data, use_faces=False)
+    return eval_repose.evaluate(pose_data)
 
 
 def test_every_pair_moves_towards_the_target_pose(results):
