@@ -1,6 +1,7 @@
 """Convert MediaPipe's .tflite models into the safetensors + op-list files the pack runs with torch.
 
     python scripts/convert_mediapipe.py [--mediapipe DIR] [--npm DIR] [--out models/mediapipe_port/weights] [names...]
+    python scripts/convert_mediapipe.py --npm-fetch pose_landmark_heavy     # `npm pack`s @mediapipe/pose first
 
 Offline, at development time only: the pack itself never reads a .tflite file and never imports
 ``mediapipe`` or ``tflite`` at run time. Sources are the Apache-2.0 model files inside the
@@ -26,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import io
 import json
 import math
 import os
@@ -440,8 +440,24 @@ def main(argv=None) -> int:
     ap.add_argument("names", nargs="*", help=f"models to convert (default: the shipped set {', '.join(DEFAULT_SET)})")
     ap.add_argument("--mediapipe", type=Path, help="the mediapipe package folder (default: found by import)")
     ap.add_argument("--npm", type=Path, help="folder with `npm pack` tarballs of @mediapipe/pose, @mediapipe/hands")
+    ap.add_argument("--npm-fetch", action="store_true",
+                    help="download the npm packages the named models need with `npm pack` (into a temporary folder)")
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args(argv)
+    if args.npm_fetch:
+        import shutil
+        import subprocess
+        import tempfile
+
+        npm = shutil.which("npm")
+        if npm is None:
+            raise SystemExit("--npm-fetch needs npm (Node.js) on the PATH")
+        tmp = tempfile.TemporaryDirectory(prefix="poselab-npm-")
+        args.npm = Path(tmp.name)
+        for package in sorted({SOURCES[n][1] for n in args.names if n in SOURCES and SOURCES[n][1]}):
+            spec = f"@mediapipe/{package}@{NPM_VERSIONS[package]}"
+            print(f"npm pack {spec}")
+            subprocess.run([npm, "pack", spec, "--silent"], cwd=tmp.name, check=True, stdout=subprocess.DEVNULL)
     mp_dir = args.mediapipe
     if mp_dir is None:
         import importlib.util
@@ -457,9 +473,10 @@ def main(argv=None) -> int:
         data, source = read_source(name, mp_dir, args.npm)
         weights, meta = convert(data, name, source)
         path = args.out / f"{name}.safetensors"
-        tmp = path.with_suffix(".tmp")
-        save_file(weights, str(tmp), metadata=meta)
-        os.replace(tmp, path)
+        part = path.with_suffix(".tmp")
+        save_file(weights, str(part), metadata=meta)
+        os.chmod(part, 0o644)
+        os.replace(part, path)
         n = sum(v.size for v in weights.values())
         print(f"{name}: {len(json.loads(meta['ops']))} ops, {n / 1e6:.2f}M values, {path.stat().st_size / 1e6:.1f} MB "
               f"<- {source}")

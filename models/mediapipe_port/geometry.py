@@ -311,7 +311,10 @@ def crop(image: Image, rois: np.ndarray, size: tuple[int, int], border: str,
         out = np.empty((n, 3, th * tw), np.float32)
         for c in range(3):
             out[:, c] = (((total >> (_LANE * np.uint64(c))) & _LANE_MASK) + np.uint64(512)) >> np.uint64(10)
-        values = torch.from_numpy(out).view(n, 3, th, tw)
+        out *= np.float32(scale)
+        out += np.float32(lo)
+        # NumPy on the CPU: no torch kernel (and no OpenMP thread team) runs for the crops
+        return torch.from_numpy(out.reshape(n, 3, th, tw))
     else:
         idx = torch.from_numpy(np.concatenate([ys[dy] + xs[dx] for dy in (0, 1) for dx in (0, 1)])).to(image.device)
         w = torch.from_numpy(np.stack([wy[dy] * wx[dx] for dy in (0, 1) for dx in (0, 1)]).astype(np.int32)).to(image.device)

@@ -22,6 +22,8 @@ import torch.nn.functional as F
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 FORMAT = "poselab-tflite-ops/1"
+# Models that only npm's @mediapipe/pose carries: converted on request, not shipped.
+OPTIONAL = {"pose_landmark_heavy", "pose_landmark_lite"}
 
 
 class MissingModelFile(FileNotFoundError):
@@ -160,6 +162,11 @@ def load_graph(name: str, device: torch.device | str = "cpu", folder: Path | Non
 
     path = (folder or WEIGHTS_DIR) / f"{name}.safetensors"
     if not path.is_file():
+        if name in OPTIONAL:
+            raise MissingModelFile(
+                f"the MediaPipe model {path.name} is not in {path.parent}: it does not ship with PoseLab; convert "
+                f"it from npm's @mediapipe/pose with `python scripts/convert_mediapipe.py --npm-fetch {name}` "
+                "(needs npm), or use pose_model full")
         raise MissingModelFile(
             f"the converted MediaPipe model {path.name} is missing from {path.parent}: it ships with PoseLab; "
             "restore it from the pack's repository (or run scripts/convert_mediapipe.py)")

@@ -208,4 +208,6 @@ def session(graph, threads: int):
     options.intra_op_num_threads = max(1, int(threads))
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
+    # no busy-waiting between the many small runs: it only burns the cores other work needs
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(build_model(graph), options, providers=["CPUExecutionProvider"])

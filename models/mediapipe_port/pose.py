@@ -113,17 +113,22 @@ def crop_many(images: list, rois: np.ndarray, image_index: np.ndarray, size: tup
     key = np.concatenate([image_index[:, None].astype(np.float32), rois], 1)
     uniq, first, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
     inverse = inverse.reshape(-1)
-    batch = None
+    parts = {}
     for i in np.unique(image_index):
         sel = np.flatnonzero(image_index[first] == i)  # the distinct ROIs of image i
         out = geo.crop(images[int(i)], rois[first[sel]], size, border, value_range)
-        if batch is None:
-            batch = torch.empty((len(uniq),) + tuple(out.shape[1:]), dtype=out.dtype, device=out.device)
-        batch[torch.from_numpy(sel).to(out.device)] = out
-    if len(uniq) != n or not np.array_equal(inverse, np.arange(n)):
-        batch = batch[torch.from_numpy(inverse).to(batch.device)]
-    if mirror is not None and np.any(mirror):
-        idx = torch.from_numpy(np.flatnonzero(mirror)).to(batch.device)
+        for j, s in enumerate(sel):
+            parts[int(s)] = out[j]
+    order = [parts[int(inverse[k])] for k in range(n)]
+    flip = np.zeros(n, bool) if mirror is None else np.asarray(mirror, bool).reshape(n)
+    if order[0].device.type == "cpu":  # assemble in NumPy (see geometry.crop)
+        batch = np.empty((n,) + tuple(order[0].shape), np.float32)
+        for k, t in enumerate(order):
+            batch[k] = t.numpy()[..., ::-1] if flip[k] else t.numpy()
+        return torch.from_numpy(batch)
+    batch = torch.stack(order)
+    if flip.any():
+        idx = torch.from_numpy(np.flatnonzero(flip)).to(batch.device)
         batch[idx] = batch[idx].flip(-1)
     return batch
 
@@ -172,7 +177,7 @@ def mask_in_image(result: PoseLandmarks, k: int, width: int, height: int) -> np.
     """Person k's segmentation (probability) warped onto the ``height`` x ``width`` image."""
     if result.mask_logits is None:
         raise ValueError("landmarks() ran without with_mask")
-    prob = torch.sigmoid(torch.from_numpy(np.ascontiguousarray(result.mask_logits[k], np.float32)))
+    prob = torch.from_numpy(geo.sigmoid(result.mask_logits[k]))
     values, (x0, y0, x1, y1) = geo.warp_mask_to_image(prob, result.rois[k], width, height)
     out = np.zeros((height, width), np.float32)
     if x1 > x0:

@@ -53,10 +53,21 @@ class _OrtModel:
         self.name = g.name
         self.input_size = g.input_size
         self.output_info = g.output_info
-        self.session = onnx_graph.session(g, torch.get_num_threads())
+        self.session = onnx_graph.session(g, threads())
 
     def __call__(self, batch: torch.Tensor) -> list[np.ndarray]:
         return self.session.run(None, {"input": batch.detach().cpu().numpy().astype(np.float32, copy=False)})
+
+
+def threads() -> int:
+    """onnxruntime threads per model: ``POSELAB_MEDIAPIPE_THREADS``, default 1. These networks are
+    small (crops of 128-256 px): on the 2-core test machine one thread was as fast as two for
+    batched crops and twice as fast under load (bench/bench_pose_extraction.py)."""
+    value = os.environ.get("POSELAB_MEDIAPIPE_THREADS", "1").strip() or "1"
+    try:
+        return max(1, int(value))
+    except ValueError:
+        raise ValueError(f"POSELAB_MEDIAPIPE_THREADS={value!r}: expected a whole number of threads") from None
 
 
 def get_model(name: str, device: torch.device | str = "cpu"):

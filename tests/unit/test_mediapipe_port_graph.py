@@ -144,3 +144,41 @@ def test_converter_reproduces_the_shipped_files():
             for key, value in weights.items():
                 shipped = f.get_tensor(key)
                 assert shipped.dtype == value.dtype and np.array_equal(shipped, value), (name, key)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_onnx_graph_computes_what_the_torch_executor_does(name):
+    """The ONNX model built in memory (models/mediapipe_port/onnx_graph.py) for onnxruntime."""
+    pytest.importorskip("onnxruntime", reason="the CPU accelerator is optional")
+    from poselab.models.mediapipe_port import onnx_graph
+
+    g = graph.load_graph(name)
+    h, w = g.input_size
+    x = torch.rand(2, 3, h, w, generator=torch.Generator().manual_seed(0))
+    ref = graph.run(g, x)
+    out = onnx_graph.session(g, 1).run(None, {"input": x.numpy()})
+    for info, a, b in zip(g.output_info, out, ref):
+        scale = max(1.0, float(b.abs().max()))
+        assert a.shape == tuple(b.shape)
+        # (the pose segmentation logits reach ~1600, where fp32 summation order shows at 1e-3)
+        assert np.abs(a - b.numpy()).max() <= 2e-3 * scale, (name, info["name"])
+
+
+@pytest.mark.parametrize("border", ["zero", "replicate"])
+def test_cpu_crop_equals_the_device_gather(border):
+    """geometry.crop has a NumPy path (CPU) and a torch gather path (GPUs): same bits."""
+    from poselab.models.mediapipe_port import geometry as geo
+
+    rng = np.random.default_rng(1)
+    rgb = rng.integers(0, 256, (97, 131, 3), dtype=np.uint8)
+    rois = np.array([[60, 40, 80, 80, 0.4], [0, 0, 50, 30, -2.0], [130, 96, 300, 300, 3.0], [65, 48, 20, 20, 0]], np.float32)
+    cpu = geo.Image(rgb)
+    gathered = geo.Image(rgb)
+    gathered.spread = None  # take the device path, on the CPU
+    gathered.tensor = torch.from_numpy(rgb).reshape(-1, 3)
+    a = geo.crop(cpu, rois, (64, 48), border, (-1.0, 1.0))
+    b = geo.crop(gathered, rois, (64, 48), border, (-1.0, 1.0))
+    assert a.shape == (4, 3, 48, 64) and torch.equal(a, b)
+    # an axis-aligned ROI on whole pixels samples the pixels themselves (u/W, no half-pixel shift)
+    one = geo.crop(cpu, np.array([[10 + 4, 20 + 3, 8, 6, 0]], np.float32), (8, 6), border, (0.0, 255.0))
+    np.testing.assert_array_equal(one[0].permute(1, 2, 0).numpy(), rgb[20:26, 10:18].astype(np.float32))
