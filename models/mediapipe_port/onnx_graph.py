@@ -1,5 +1,5 @@
-"""The same op list as an ONNX model, for onnxruntime on the CPU (measured ~2.5x faster than torch
-eager there for these small depthwise networks; bench/bench_pose_extraction.py).
+"""The same op list as an ONNX model, for onnxruntime on the CPU (faster than torch eager there for
+these small depthwise networks, and far steadier when the cores are shared; bench/bench_pose_extraction.py).
 
 The model is built in memory at load time from the loaded :class:`~.graph.OpGraph` (its weights
 and op list), so the pack ships one set of files and needs neither the ``onnx`` package nor a

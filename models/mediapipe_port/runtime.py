@@ -1,8 +1,8 @@
 """Loaded models per device, the executor choice, and images as device tensors.
 
 Every model runs through :func:`run_model`. On the CPU it uses onnxruntime when it is installed
-(the same op list built as an ONNX graph in memory, measured ~2.5x faster than torch eager on
-this 2-core CPU, bench/bench_pose_extraction.py); on a GPU, or without onnxruntime, the torch
+(the same op list built as an ONNX graph in memory: on this 2-core CPU 1.3-1.8x faster than torch
+eager when idle and ~10x when other jobs share the cores, bench/bench_pose_extraction.py); on a GPU, or without onnxruntime, the torch
 executor. ``POSELAB_MEDIAPIPE_BACKEND=torch`` (or ``onnxruntime``) forces one.
 
 Models are read once per (model, device, executor) and shared; nothing else is kept between
