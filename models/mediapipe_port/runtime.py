@@ -1,7 +1,7 @@
 """Loaded models per device, the executor choice, and images as device tensors.
 
 Every model runs through :func:`run_model`. On the CPU it uses onnxruntime when it is installed
-(the same op list built as an ONNX graph in memory: on this 2-core CPU 1.3-1.8x faster than torch
+(the same op list built as an ONNX graph in memory: on this 2-core CPU ~2x faster than torch
 eager when idle and ~10x when other jobs share the cores, bench/bench_pose_extraction.py); on a GPU, or without onnxruntime, the torch
 executor. ``POSELAB_MEDIAPIPE_BACKEND=torch`` (or ``onnxruntime``) forces one.
 
@@ -60,10 +60,13 @@ class _OrtModel:
 
 
 def threads() -> int:
-    """onnxruntime threads per model: ``POSELAB_MEDIAPIPE_THREADS``, default 1. These networks are
-    small (crops of 128-256 px): on the 2-core test machine one thread was as fast as two for
-    batched crops and twice as fast under load (bench/bench_pose_extraction.py)."""
-    value = os.environ.get("POSELAB_MEDIAPIPE_THREADS", "1").strip() or "1"
+    """onnxruntime threads per model: ``POSELAB_MEDIAPIPE_THREADS``, else torch's thread count (what
+    ComfyUI set) up to 4 (these networks are small). Measured on the 2-core machine: 2 threads make
+    the multi-person pass 1.5x faster when the cores are free; with other jobs on them, 1 thread is
+    as fast or faster (bench/bench_pose_extraction.py), so shared machines may set it to 1."""
+    value = os.environ.get("POSELAB_MEDIAPIPE_THREADS", "").strip()
+    if not value:
+        return max(1, min(torch.get_num_threads(), 4))
     try:
         return max(1, int(value))
     except ValueError:
