@@ -1,6 +1,7 @@
 """Pose extraction node: photos -> POSE_KEYPOINT, skeleton image, person mask.
 
-Thin glue over models/pose/detect_mediapipe.py (embedded default, multi-person) and
+Thin glue over models/pose/detect_mediapipe.py (embedded default: MediaPipe's models converted
+into the pack, multi-person, hands and face, no mediapipe package) and
 models/pose/detect_openpose.py (controlnet-aux OpenPose with the user's weight files).
 """
 
@@ -23,6 +24,8 @@ log = logging.getLogger("poselab")
 
 BACKENDS = ["mediapipe", "openpose"]
 OPENPOSE_FOLDER = "openpose"
+POSE_MODELS = ["full", "heavy", "lite"]
+_BATCH = 4  # images per batched pass of the mediapipe backend (bounds crop memory)
 
 
 def _weight_options(default: str) -> list[str]:
@@ -43,23 +46,25 @@ class ExtractPose(io.ComfyNode):
             display_name="Extract Pose (PoseLab)",
             category="PoseLab/pose",
             search_aliases=["openpose", "dwpose", "pose detection", "pose estimation", "keypoints", "skeleton", "mediapipe"],
-            description="Find every person's pose in each image (OpenPose-18 body; hands and face with the openpose "
-                        "backend). mediapipe runs offline with the model inside the mediapipe package; openpose needs "
-                        "the lllyasviel/Annotators weight files in models/openpose.",
+            description="Find every person's pose in each image: OpenPose-18 body, 21-point hands, 70-point face. "
+                        "mediapipe runs offline with MediaPipe's models, which ship converted inside PoseLab (no "
+                        "mediapipe package needed); openpose needs the lllyasviel/Annotators weight files in "
+                        "models/openpose.",
             inputs=[
                 io.Image.Input("image", tooltip="Photo(s); every image of the batch gets its own pose frame."),
                 io.Combo.Input("backend", options=BACKENDS, default="mediapipe",
-                               tooltip="mediapipe: multi-person MediaPipe Pose, no downloads, body only. openpose: "
-                                       "controlnet-aux OpenPose with body/hand/face weights from models/openpose."),
+                               tooltip="mediapipe: MediaPipe's pose, hand and face models made multi-person, shipped "
+                                       "with the pack, nothing to download. openpose: controlnet-aux OpenPose with "
+                                       "body/hand/face weights from models/openpose."),
                 io.Int.Input("max_people", optional=True, default=10, min=1, max=64,
                              tooltip="Keep at most this many people per image, largest (mediapipe) or most confident (openpose) first."),
                 io.Float.Input("min_score", optional=True, default=0.1, min=0.0, max=1.0, step=0.05,
                                tooltip="Joints whose detector confidence is at or below this are left out (missing). "
                                        "Lower keeps guessed, occluded joints; higher keeps only clearly seen ones."),
-                io.Boolean.Input("openpose_hands", optional=True, default=True,
-                                 tooltip="openpose backend: also find the 21 hand keypoints of each person."),
-                io.Boolean.Input("openpose_face", optional=True, default=False,
-                                 tooltip="openpose backend: also find the 70 face keypoints of each person."),
+                io.Boolean.Input("openpose_hands", display_name="hands", optional=True, default=True,
+                                 tooltip="Also find the 21 hand keypoints of each person (both backends)."),
+                io.Boolean.Input("openpose_face", display_name="face", optional=True, default=False,
+                                 tooltip="Also find the 70 face keypoints of each person (both backends)."),
                 io.Combo.Input("body_model", optional=True, options=_weight_options(detect_openpose.BODY_FILE),
                                tooltip="openpose backend: body weights in models/openpose (body_pose_model.pth)."),
                 io.Combo.Input("hand_model", optional=True, options=_weight_options(detect_openpose.HAND_FILE),
@@ -69,6 +74,10 @@ class ExtractPose(io.ComfyNode):
                 io.Int.Input("detect_resolution", optional=True, default=512, min=128, max=2048, step=64,
                              tooltip="openpose backend: the image's short side is resized to this for detection "
                                      "(coordinates come back in the original pixels)."),
+                io.Combo.Input("pose_model", optional=True, options=POSE_MODELS, default="full",
+                               tooltip="mediapipe backend: BlazePose landmark model. full ships with the pack; heavy "
+                                       "(slower, a little more accurate) and lite are converted from npm's "
+                                       "@mediapipe/pose by scripts/convert_mediapipe.py (see the README)."),
             ],
             outputs=[
                 PoseKeypoint.Output(display_name="pose", tooltip="One frame per image, pixel coordinates (controlnet_aux format)."),
@@ -80,7 +89,7 @@ class ExtractPose(io.ComfyNode):
     @classmethod
     def execute(cls, image, backend, max_people=10, min_score=0.1, openpose_hands=True, openpose_face=False,
                 body_model=detect_openpose.BODY_FILE, hand_model=detect_openpose.HAND_FILE,
-                face_model=detect_openpose.FACE_FILE, detect_resolution=512) -> io.NodeOutput:
+                face_model=detect_openpose.FACE_FILE, detect_resolution=512, pose_model="full") -> io.NodeOutput:
         images = image_batch_to_numpy(image)
         if backend == "openpose":
             paths = (
@@ -97,26 +106,45 @@ class ExtractPose(io.ComfyNode):
                 frame = op(rgb, max_people=max_people, hands=openpose_hands, face=openpose_face)
                 return frame, person_finder.skeleton_hull_mask(frame)
         elif backend == "mediapipe":
-            from ..models.pose.detect_mediapipe import MediaPipePoseDetector
-
-            mp = MediaPipePoseDetector(min_score=min_score)
-
-            def detect(rgb):
-                return mp.detect(rgb, max_people=max_people)
+            return cls._mediapipe(images, max_people, min_score, openpose_hands, openpose_face, pose_model)
         else:
             raise ValueError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
 
-        frames, skeletons, masks = [], [], []
+        results = []
         progress = Progress(len(images))
-        for i, rgb in enumerate(images):
-            frame, mask = detect(rgb)
+        for rgb in images:
+            results.append(detect(rgb))
+            progress.step()
+        return cls._output(images, results, backend)
+
+    @classmethod
+    def _mediapipe(cls, images, max_people, min_score, hands, face, pose_model) -> io.NodeOutput:
+        import comfy.model_management
+
+        from ..models.pose.detect_mediapipe import MediaPipePoseDetector
+
+        if pose_model not in POSE_MODELS:
+            raise ValueError(f"unknown pose_model {pose_model!r}: choose one of {', '.join(POSE_MODELS)}")
+        detector = MediaPipePoseDetector(min_score=min_score, hands=hands, face=face, model=pose_model,
+                                         device=comfy.model_management.get_torch_device())
+        results = []
+        progress = Progress(len(images))
+        for start in range(0, len(images), _BATCH):  # every chunk is one batched pass (and a cancel point)
+            chunk = images[start:start + _BATCH]
+            results += detector.detect_batch(chunk, max_people=max_people)
+            progress.step(len(chunk))
+        return cls._output(images, results, "mediapipe")
+
+    @classmethod
+    def _output(cls, images, results, backend) -> io.NodeOutput:
+        frames, skeletons, masks = [], [], []
+        for i, (rgb, (frame, mask)) in enumerate(zip(images, results)):
             if not frame.people:
                 log.warning("PoseLab Extract Pose: no person found in image %d of %d (%dx%d, %s)",
                             i + 1, len(images), rgb.shape[1], rgb.shape[0], backend)
             frames.append(frame)
             skeletons.append(render.render_openpose(frame))
             masks.append(mask.astype(np.float32))
-            progress.step()
         pose = to_pose_keypoint(frames)
         return io.NodeOutput(pose, numpy_to_image_batch(skeletons), numpy_to_mask_batch(masks),
                              ui={"openpose_json": [json.dumps(pose)]})

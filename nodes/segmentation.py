@@ -51,9 +51,9 @@ class PersonMask(io.ComfyNode):
             node_id="PoseLabPersonMask",
             display_name="Person Mask (PoseLab)",
             category="PoseLab/segmentation",
-            description="Mask of a person in each image. mediapipe runs offline with the models inside the mediapipe "
-                        "package; sam needs a Segment Anything checkpoint in models/sams and is prompted with the "
-                        "person's keypoints.",
+            description="Mask of a person in each image. mediapipe runs offline with MediaPipe's segmentation models, "
+                        "which ship converted inside PoseLab (no mediapipe package needed); sam needs a Segment "
+                        "Anything checkpoint in models/sams and is prompted with the person's keypoints.",
             inputs=[
                 io.Image.Input("image", tooltip="Photo(s) to segment."),
                 io.Combo.Input("backend", options=BACKENDS, default="mediapipe",
@@ -93,6 +93,9 @@ class PersonMask(io.ComfyNode):
             with reading_model(SAM_FOLDER, sam_model):
                 sam_net = sam.load_sam(path)
         n = paired_batch_size({"image": len(images), "pose": len(frames) if frames is not None else None})
+        import comfy.model_management
+
+        device = comfy.model_management.get_torch_device()
         out = []
         missing = []
         progress = Progress(n)
@@ -112,15 +115,15 @@ class PersonMask(io.ComfyNode):
 
                 mask = sam.sam_person_mask(sam_net, rgb, bodies, person)
             elif bodies is None:
-                mask = masks.person_mask_mediapipe(rgb, model=mediapipe_model)
+                mask = masks.person_mask_mediapipe(rgb, model=mediapipe_model, device=device)
             elif person < 0:
                 mask = np.zeros((h, w), np.float32)
                 for j in range(len(bodies)):
                     if not _on_image(bodies, j, w, h):
                         continue
-                    np.maximum(mask, masks.person_mask_mediapipe(rgb, bodies, j, model=mediapipe_model), out=mask)
+                    np.maximum(mask, masks.person_mask_mediapipe(rgb, bodies, j, model=mediapipe_model, device=device), out=mask)
             else:
-                mask = masks.person_mask_mediapipe(rgb, bodies, person, model=mediapipe_model)
+                mask = masks.person_mask_mediapipe(rgb, bodies, person, model=mediapipe_model, device=device)
             out.append(mask)
             progress.step()
         if missing:

@@ -77,11 +77,10 @@ def keypoint_errors(src: np.ndarray, out: np.ndarray | None, tgt: np.ndarray) ->
     }
 
 
-def evaluate(data: Path = DEFAULT_DATA, out_dir: Path | None = None, mask_model: str = "pose", retarget: bool = False,
-             use_faces: bool = True) -> list[dict]:
-    """One row of numbers per pair (see the module docstring). ``use_faces=False`` makes the
-    detector look for people only by peeling (no face-crop pass): about twice as fast."""
-    detector = MediaPipePoseDetector(use_faces=use_faces)
+def evaluate(data: Path = DEFAULT_DATA, out_dir: Path | None = None, mask_model: str = "pose",
+             retarget: bool = False) -> list[dict]:
+    """One row of numbers per pair (see the module docstring)."""
+    detector = MediaPipePoseDetector()
     pairs = json.loads((data / "pairs.json").read_text())
     results = []
     for i, pair in enumerate(pairs):

@@ -19,21 +19,26 @@ sys.path.insert(0, str(REPO / "scripts"))
 import pack  # noqa: E402,F401  (the repo root as the package poselab, as ComfyUI imports it)
 
 
-def require_shared(path: Path) -> Path:
-    """The evaluation data (real annotated photos, licences that forbid redistribution) is not in
-    the repository: a clone alone skips the tests that need it; CI, which has it, must not."""
+def need_shared(path: Path) -> Path:
+    """Evaluation data lives beside the repository (../shared), never in it: a test that needs it
+    skips with one line when it is absent, and fails when CI (which has it) is set."""
     if not path.exists():
-        reason = f"needs the evaluation data {path} (not in the repository; set POSELAB_SHARED to its shared/ folder)"
+        message = f"needs the shared evaluation data: {path} is missing (set POSELAB_SHARED)"
         if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+            pytest.fail(message)
+        pytest.skip(message)
     return path
 
 
 @pytest.fixture(scope="session")
 def pose_data() -> Path:
-    require_shared(POSE_DATA / "keypoints.json")
-    return POSE_DATA
+    return need_shared(POSE_DATA / "keypoints.json").parent
+
+
+@pytest.fixture(scope="session")
+def photo_data() -> Path:
+    """The second annotated set: ``photos/`` + ``keypoints.json`` at the top of shared/data."""
+    return need_shared(SHARED / "data" / "keypoints.json").parent
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""Ground-truth pose annotations (MPII-16, AI Challenger-14, CrowdPose-14) mapped to OpenPose-18.
+"""Ground-truth pose annotations (MPII-16, AI Challenger-14, CrowdPose-14, COCO-17, OpenPose-18) mapped to OpenPose-18.
 
 Only joints that mean the same thing in both skeletons are kept, matched by name:
 
@@ -6,8 +6,11 @@ Only joints that mean the same thing in both skeletons are kept, matched by name
   counterpart, and MPII's ``thorax`` (top of the sternum) is not exactly OpenPose's neck
   (the shoulder midpoint), so it is left out rather than scored against a different point.
 * ``aic14`` and ``crowdpose14`` share the 12 limb joints plus ``neck``; ``head_top`` is dropped.
+* ``coco17`` shares all 17 of its joints (OpenPose-18 is COCO-17 plus the neck).
+* ``openpose18`` (motion-capture joints written in OpenPose order) is taken as it is; its
+  ``extra_keypoints`` (head top, pelvis, ...) only widen the person's extent.
 
-Nose, eyes and ears are annotated by none of them, so they are never scored.
+Only COCO annotates nose, eyes and ears, so only there are they scored.
 """
 
 from __future__ import annotations
@@ -18,9 +21,10 @@ import numpy as np
 
 from .keypoints import NUM_BODY, OPENPOSE18_NAMES
 
-SUPPORTED_FORMATS = ("mpii16", "aic14", "crowdpose14")
+SUPPORTED_FORMATS = ("mpii16", "aic14", "crowdpose14", "coco17", "openpose18")
 # Dataset joint names that are not the OpenPose joint of the same meaning (see module docstring).
-_NOT_SHARED = {"mpii16": {"thorax", "upper_neck", "head_top", "pelvis"}, "aic14": {"head_top"}, "crowdpose14": {"head_top"}}
+_NOT_SHARED = {"mpii16": {"thorax", "upper_neck", "head_top", "pelvis"}, "aic14": {"head_top"}, "crowdpose14": {"head_top"},
+               "coco17": set(), "openpose18": set()}
 
 
 @dataclass
@@ -50,7 +54,8 @@ def person_size(fmt: str, person: dict, keypoints: np.ndarray) -> tuple[float, f
     """``(size, area)`` of an annotated person.
 
     ``size`` is the longer side of the annotated box (AIC/CrowdPose ``bbox``); MPII has no box,
-    so the longer side of the extent of all its annotated joints (head_top included) stands in.
+    (nor has the motion-capture ``openpose18`` set), so the longer side of the extent of all its
+    annotated joints (head_top included, and the ``extra_keypoints`` such as the head top) stands in.
     That is tighter than MPII's ``scale * 200`` and therefore the stricter choice for PCK.
     ``area`` (for OKS) is the box area, or the extent's area for MPII.
     """
@@ -58,6 +63,9 @@ def person_size(fmt: str, person: dict, keypoints: np.ndarray) -> tuple[float, f
         _, _, w, h = (float(v) for v in person["bbox"])
     else:
         pts = keypoints[keypoints[:, 2] > 0, :2]
+        extra = [v for v in (person.get("extra_keypoints") or {}).values() if isinstance(v, (list, tuple)) and len(v) >= 3]
+        extra_pts = np.asarray([v[:2] for v in extra if v[2] > 0], np.float32).reshape(-1, 2)
+        pts = np.concatenate([pts, extra_pts])
         if len(pts) == 0:
             return 0.0, 0.0
         w, h = (pts.max(axis=0) - pts.min(axis=0)).tolist()

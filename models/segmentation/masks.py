@@ -1,5 +1,5 @@
-"""Person masks with MediaPipe (embedded: both models ship inside the mediapipe wheel, nothing is
-downloaded), optionally restricted to one person of a pose frame.
+"""Person masks with MediaPipe's models (shipped converted inside the pack, models/mediapipe_port;
+no ``mediapipe`` package, nothing downloaded), optionally restricted to one person of a pose frame.
 
 * the selfie-segmentation model segments *all* people (and sometimes person-like clutter)
   into one soft mask; it is made for head-and-shoulders shots and misses legs and hands;
@@ -7,24 +7,23 @@ downloaded), optionally restricted to one person of a pose frame.
   chosen person (the default for reposing: measured on the shared photos it follows legs
   and arms the selfie model leaves out or smears into the background).
 
+Every call is independent (no graph is kept between calls), so an empty or off-canvas crop
+just gives no mask and the next call works (issue 10).
+
 :func:`restrict_to_person` keeps the part of a mask that belongs to one person's skeleton.
 """
 
 from __future__ import annotations
 
-
 import cv2
 import numpy as np
 
-from ..common import legacy_mediapipe
+from ..mediapipe_port import pose as mp_pose
+from ..mediapipe_port import segmentation as mp_segmentation
+from ..mediapipe_port.runtime import image_tensor
 from ..pose.keypoints import OPENPOSE18_LIMBS, J
 
-# model_selection=0 is the "general" 256x256 selfie model (the landscape one is for video calls);
-# model_complexity=1 is the only pose model shipped in the wheel (0 and 2 download).
-_SELFIE = legacy_mediapipe.Graph(
-    lambda mp_solutions: mp_solutions.selfie_segmentation.SelfieSegmentation(model_selection=0))
-_POSE = legacy_mediapipe.Graph(
-    lambda mp_solutions: mp_solutions.pose.Pose(static_image_mode=True, model_complexity=1, enable_segmentation=True))
+MIN_CROP = 16  # a smaller crop holds nothing the 256-px pose model can segment
 
 
 def _check_image(image: np.ndarray) -> np.ndarray:
@@ -36,46 +35,42 @@ def _check_image(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
-def selfie_mask(image: np.ndarray) -> np.ndarray:
+def selfie_mask(image: np.ndarray, device=None) -> np.ndarray:
     """Soft person mask, float32 ``(H, W)`` in [0, 1], of all people in an RGB uint8 image."""
     image = _check_image(image)
-    result = _SELFIE.process(image)
-    mask = result.segmentation_mask
-    if mask is None:
-        return np.zeros(image.shape[:2], np.float32)
-    return np.clip(np.nan_to_num(np.asarray(mask, np.float32)), 0.0, 1.0)
+    return mp_segmentation.selfie([image_tensor(image, device or "cpu")])[0]
 
 
-MIN_CROP = 8  # pixels; a smaller crop of a person holds nothing a 256-px model can segment
-
-
-def pose_model_mask(image: np.ndarray, body: np.ndarray | None = None) -> np.ndarray | None:
+def pose_model_mask(image: np.ndarray, body: np.ndarray | None = None, device=None) -> np.ndarray | None:
     """Soft mask of one person from MediaPipe Pose's own segmentation head, or None if it finds nobody.
 
     Trained on full bodies, it follows legs and outstretched arms better than the selfie model
     (which is made for head-and-shoulders video calls) and it segments one person only. With
     ``body``, it runs on a crop around that person's joints so that it segments them and not
-    a more prominent neighbour.
+    a more prominent neighbour; a crop that misses the image (a pose moved off the canvas)
+    gives None.
     """
     image = _check_image(image)
     H, W = image.shape[:2]
     x0, y0, x1, y1 = 0, 0, W, H
     if body is not None and (np.asarray(body)[:, 2] > 0).sum() >= 2:
         body = np.asarray(body, np.float32)
-        pts = body[body[:, 2] > 0, :2]
+        pts = body[(body[:, 2] > 0) & np.isfinite(body).all(1), :2]
+        if len(pts) < 2:
+            return None
         size = max(float(np.ptp(pts[:, 0])), float(np.ptp(pts[:, 1])), 2.0 * body_scale(body), 16.0)
         cx, cy = (pts.min(0) + pts.max(0)) / 2
         half = (0.5 + 0.6) * size  # half the body's extent plus 0.6 of it for hair, hands, feet and context
-        x0, y0 = int(max(cx - half, 0)), int(max(cy - half, 0))
-        x1, y1 = int(min(cx + half, W)), int(min(cy + half, H))
+        x0, y0 = int(np.clip(cx - half, 0, W)), int(np.clip(cy - half, 0, H))
+        x1, y1 = int(np.clip(cx + half, 0, W)), int(np.clip(cy + half, 0, H))
     if x1 - x0 < MIN_CROP or y1 - y0 < MIN_CROP:
-        return None  # the person is (almost) entirely off the image: nothing of them to segment
+        return None
     crop = np.ascontiguousarray(image[y0:y1, x0:x1])
-    result = _POSE.process(crop)
-    if result.pose_landmarks is None or result.segmentation_mask is None:
+    found = mp_pose.single_pose(image_tensor(crop, device or "cpu"), with_mask=True)
+    if found is None:
         return None
     mask = np.zeros((H, W), np.float32)
-    mask[y0:y1, x0:x1] = np.clip(np.nan_to_num(np.asarray(result.segmentation_mask, np.float32)), 0.0, 1.0)
+    mask[y0:y1, x0:x1] = np.clip(np.nan_to_num(found[1]), 0.0, 1.0)
     return mask
 
 
@@ -176,6 +171,7 @@ def person_mask_mediapipe(
     index: int | None = None,
     threshold: float = 0.5,
     model: str = "pose",
+    device=None,
 ) -> np.ndarray:
     """MediaPipe person mask of an RGB uint8 image; with ``bodies`` and ``index``, of that person only.
 
@@ -187,9 +183,9 @@ def person_mask_mediapipe(
     mask = None
     if model == "pose":
         body = bodies[index] if bodies is not None and index is not None and 0 <= index < len(bodies) else None
-        mask = pose_model_mask(image, body)
+        mask = pose_model_mask(image, body, device)
     if mask is None:
-        mask = selfie_mask(image)
+        mask = selfie_mask(image, device)
     if bodies is None or index is None:
         return mask
     return restrict_to_person(mask, bodies, index, threshold=threshold)

@@ -60,6 +60,8 @@ def test_the_environment_is_a_fresh_unpinned_one(manager_python):
     # The newest numpy is 2.x; the development lock pins 1.26. If this fails, the test no longer
     # shows what a user with a current ComfyUI gets.
     assert versions["numpy"] and int(versions["numpy"].split(".")[0]) >= 2, versions
+    # the pose models run without the mediapipe package (removed upstream, no Python 3.13 wheels)
+    assert versions["mediapipe"] is None, versions
 
 
 def test_extract_pose_finds_the_person(manager_server):

@@ -1,5 +1,7 @@
 """PoseLabExtractPose through a real ComfyUI server: the shipped extract_pose workflow on a
-shared group photo, grayscale and RGBA inputs, and the openpose backend without weight files."""
+shared group photo (hands by default, face on request), grayscale and RGBA inputs, a batch with
+an empty image, an off-canvas pose followed by normal runs (issue 10), and the openpose backend
+without weight files."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from poselab.models.pose.keypoints import parse_pose_keypoint
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOW = REPO / "workflows" / "api" / "extract_pose.json"
 GROUP = "ff945ae2e729f24eea992814639d59b3bdec8bd8.jpg"  # three footballers, 950x641
+SOLO = "052475643.jpg"  # 854x480, one man (shared evaluation data)
 SAMPLE = Path(__file__).resolve().parents[2] / "assets" / "samples" / "cameraman.png"  # bundled, CC0, 512x512
 
 
@@ -61,7 +64,10 @@ def test_extract_pose_workflow_on_a_group_photo(comfy_server, pose_data):
     frames = parse_pose_keypoint(ui_json)
     assert len(frames) == 1 and (frames[0].width, frames[0].height) == (950, 641)
     assert len(frames[0].people) >= 3
-    assert all(p.left_hand is None for p in frames[0].people)  # mediapipe gives no hands
+    # hands are on in the workflow, face is off: the 21-point hands of the players whose wrists show
+    hands = [h for p in frames[0].people for h in (p.left_hand, p.right_hand) if h is not None]
+    assert len(hands) >= 3 and all(h.shape == (21, 3) for h in hands)
+    assert all(p.face is None for p in frames[0].people)
     skeleton = saved(comfy_server, entry, "3")
     assert skeleton.shape == (641, 950, 3)
     assert (skeleton.sum(axis=2) > 0).mean() > 0.005  # limbs drawn on black
@@ -86,6 +92,51 @@ def test_grayscale_and_rgba_inputs(comfy_server, mode):
     assert (frames[0].width, frames[0].height) == (512, 512)
     assert 1 <= len(frames[0].people) <= 2
     assert saved(comfy_server, entry, "3").shape == (512, 512, 3)
+
+
+def test_face_and_hands_switches(comfy_server, pose_data):
+    comfy_server.upload_image(pose_data / SOLO, "solo.jpg")
+    both = parse_pose_keypoint(comfy_server.run_ok(extract_prompt("solo.jpg", openpose_face=True))["outputs"]["2"]["openpose_json"][0])
+    person = both[0].people[0]
+    assert person.face is not None and person.face.shape == (70, 3) and (person.face[:, 2] > 0).sum() >= 60
+    assert person.left_hand is not None or person.right_hand is not None
+    body_only = parse_pose_keypoint(comfy_server.run_ok(extract_prompt("solo.jpg", openpose_hands=False))["outputs"]["2"]["openpose_json"][0])
+    assert all(p.face is None and p.left_hand is None and p.right_hand is None for p in body_only[0].people)
+    np.testing.assert_allclose(body_only[0].people[0].body, person.body, atol=1e-3)  # the body does not change
+
+
+def test_a_batch_with_an_empty_image(comfy_server, pose_data):
+    comfy_server.upload_image(pose_data / SOLO, "solo.jpg")
+    Image.fromarray(np.full((480, 854, 3), 128, np.uint8)).save(comfy_server.base_dir / "input" / "blank.png")
+    prompt = extract_prompt("solo.jpg")
+    prompt["7"] = {"class_type": "LoadImage", "inputs": {"image": "blank.png"}}
+    prompt["8"] = {"class_type": "ImageBatch", "inputs": {"image1": ["1", 0], "image2": ["7", 0]}}
+    prompt["2"]["inputs"]["image"] = ["8", 0]
+    del prompt["3"], prompt["6"]  # keep the pose and the masks
+    entry = comfy_server.run_ok(prompt)
+    frames = parse_pose_keypoint(entry["outputs"]["2"]["openpose_json"][0])
+    assert len(frames) == 2 and len(frames[0].people) >= 1 and frames[1].people == []
+
+
+def test_an_off_canvas_pose_does_not_break_later_runs(comfy_server, pose_data):
+    """Issue 10, item 1: Edit Pose moves the person off the canvas, Person Mask (pose model) and
+    Part-Warp follow; then a normal Person Mask run and a normal extraction must work."""
+    comfy_server.upload_image(pose_data / SOLO, "solo.jpg")
+    prompt = extract_prompt("solo.jpg")
+    prompt["7"] = {"class_type": "PoseLabEditPose", "inputs": {
+        "pose": ["2", 0], "people": "all", "limb": "none", "angle": 0.0, "mirror": False, "mirror_axis": "person",
+        "scale": 1.0, "scale_center": "person", "move_x": 16384.0, "move_y": 0.0, "keep_only_selected": False}}
+    prompt["8"] = {"class_type": "PoseLabPersonMask", "inputs": {"image": ["1", 0], "backend": "mediapipe", "pose": ["7", 0],
+                                                                 "person": 0, "mediapipe_model": "pose"}}
+    prompt["9"] = {"class_type": "MaskToImage", "inputs": {"mask": ["8", 0]}}
+    prompt["10"] = {"class_type": "SaveImage", "inputs": {"images": ["9", 0], "filename_prefix": "poselab/offcanvas"}}
+    comfy_server.run(prompt, timeout=600)  # may fail with a clear message, must not poison the next runs
+    prompt["8"]["inputs"]["pose"] = ["2", 0]
+    entry = comfy_server.run_ok(prompt)
+    mask = saved(comfy_server, entry, "10")
+    assert 0.02 < (mask[..., 0] > 127).mean() < 0.4  # the man covers ~4 % of the photo
+    frames = parse_pose_keypoint(comfy_server.run_ok(extract_prompt("solo.jpg", max_people=3))["outputs"]["2"]["openpose_json"][0])
+    assert len(frames[0].people) >= 1
 
 
 def test_tiny_image_gives_an_empty_pose_not_an_error(comfy_server):
