@@ -8,8 +8,6 @@ visual-consistency module (IP-Adapter + InstantID face tokens) and LayerDiffuse 
 
 from __future__ import annotations
 
-import json
-import os
 
 import cv2
 import numpy as np
@@ -21,10 +19,10 @@ import folder_paths
 from comfy_api.latest import io, ui
 
 from ..models.common.images import image_batch_to_numpy, mask_batch_to_numpy
-from ..models.editing import lora_train
+from ..models.common import lora_training as lt
 from ..models.onepose import subject_lora
 from .common import Progress, encode_embedding, require_text_to_image_unet, vae_encode
-from .editing import load_lora_file, train_lora_on_data
+from .training import free_lora_path, load_lora_file, lora_stem, train_lora_on_data, training_report
 
 CATEGORY = "PoseLab/onepose"
 BLOCK_WEIGHTS = ("oneposetrans (0.2, layout block 1.0)", "uniform")
@@ -102,9 +100,7 @@ class TrainSubjectLoRA(io.ComfyNode):
             raise ValueError("the description is empty: describe the person, e.g. \"A man with face, a red jacket\"")
         if image.shape[0] != 1:
             raise ValueError(f"{image.shape[0]} images: the subject LoRA is trained on one photo; pick one (Image From Batch)")
-        stem = os.path.basename(lora_name.strip()).removesuffix(".safetensors")
-        if not stem:
-            raise ValueError("lora_name is empty: give a file name stem such as poselab_subject")
+        stem = lora_stem(lora_name, "poselab_subject")
         photo = image_batch_to_numpy(image)[0]
         person = None
         if mask is not None:
@@ -115,24 +111,20 @@ class TrainSubjectLoRA(io.ComfyNode):
         crops = subject_lora.random_square_crops(subject_lora.foreground_on(photo, person), size, views, seed)
         pixels = torch.from_numpy(crops.astype(np.float32) / 255.0)
         text = encode_embedding(clip, description)
-        data = lora_train.TrainData(
-            target_latents=model.model.latent_format.process_in(vae_encode(vae, pixels)), source_latents=None,
+        data = lt.TrainData(
+            target_latents=model.model.latent_format.process_in(vae_encode(vae, pixels)),
             text=text.expand(len(crops), -1, -1).contiguous(), null_text=encode_embedding(clip, ""))
-        cfg = lora_train.TrainConfig(steps=steps, batch_size=batch_size, grad_accum=1, lr=learning_rate,
+        cfg = lt.TrainConfig(steps=steps, batch_size=batch_size, grad_accum=1, lr=learning_rate,
                                      weight_decay=1e-2, text_dropout=0.0, image_dropout=0.0, seed=seed,
                                      eval_samples=max(1, 16 // len(crops)))
-        out_path = lora_train.free_lora_path(folder_paths.get_folder_paths("loras")[0], stem)
+        out_path = free_lora_path(stem)
         result, sd = train_lora_on_data(model, data, rank, float(rank), list(TARGETS), cfg, out_path,
                                         {"poselab": "OnePoseTrans subject LoRA", "description": description},
                                         Progress(steps))
         base = 0.2 * strength if block_weights == BLOCK_WEIGHTS[0] else strength
         patched = with_block_weights(model, sd, base, strength)
         refine_model = with_block_weights(model, sd, 0.0, strength)
-        report = json.dumps({
-            "lora_file": out_path.name, "views": len(crops), "steps": steps, "seconds": round(result.seconds, 2),
-            "eval_loss_before": result.eval_before, "eval_loss_after": result.eval_after,
-            "losses": [round(x, 6) for x in result.losses], "block_weights": block_weights,
-        })
+        report = training_report(result, lora_file=out_path.name, views=len(crops), block_weights=block_weights)
         return io.NodeOutput(patched, refine_model, out_path.name, report, ui=ui.PreviewText(report))
 
 

@@ -225,7 +225,7 @@ def test_train_lora_workflow_then_core_loraloader_changes_output(comfy_server, t
     assert report["eval_loss_after"] < report["eval_loss_before"]  # the fixed-set IP2P loss falls
     assert saved_images(comfy_server, entry, "6")[0].shape == (64, 64, 3)  # the workflow's edit with the new LoRA
     assert len(report["losses"]) == 4 and report["pairs"] == 4  # the synthetic dataset's train split
-    assert report["checkpoints"] == ["poselab_test_pose_step00002.safetensors", "poselab_test_pose.safetensors"]
+    assert report["checkpoints"] == ["poselab_test_pose_step000002.safetensors", "poselab_test_pose.safetensors"]
     lora_file = comfy_server.base_dir / "models" / "loras" / report["lora_file"]
     sd = load_file(lora_file)
     ups = [k for k in sd if k.endswith(".lora_up.weight")]
