@@ -21,7 +21,7 @@ from comfy_api.latest import io, ui
 from ..models.common.images import image_batch_to_numpy, mask_batch_to_numpy
 from ..models.common import lora_training as lt
 from ..models.onepose import subject_lora
-from .common import Progress, encode_embedding, require_text_to_image_unet, vae_encode
+from .common import Progress, require_text_to_image_unet, vae_encode
 from .training import free_lora_path, load_lora_file, lora_stem, train_lora_on_data, training_report
 
 CATEGORY = "PoseLab/onepose"
@@ -29,9 +29,46 @@ BLOCK_WEIGHTS = ("oneposetrans (0.2, layout block 1.0)", "uniform")
 TARGETS = ("to_q", "to_k", "to_v", "to_out.0")  # all self- and cross-attention projections, as the reference
 
 
+def model_family(model, what: str) -> str:
+    """"sdxl" or "sd15" for the text-to-image UNets OnePoseTrans runs on, else a clear error."""
+    base = model.model
+    if isinstance(base, comfy.model_base.SDXL) and getattr(base.diffusion_model, "in_channels", 4) == 4:
+        return "sdxl"
+    require_text_to_image_unet(model, what + " (or SDXL)")
+    return "sd15"
+
+
 def layout_block(model) -> str:
     """The model's OnePoseTrans layout attention block (module name prefix)."""
     return subject_lora.LAYOUT_BLOCK["sdxl" if isinstance(model.model, comfy.model_base.SDXL) else "sd15"]
+
+
+def encode_prompt(clip, text: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Cross-attention context and pooled output of ``text`` (SDXL: both encoders' penultimate
+    layers side by side, pooled from the second), float32 on the CPU."""
+    if clip is None:
+        raise ValueError("the CLIP input is None: the checkpoint has no text encoder; load one with a CLIP loader")
+    cond, pooled = clip.encode_from_tokens(clip.tokenize(text), return_pooled=True)
+    return cond.float().cpu(), None if pooled is None else pooled.float().cpu()
+
+
+def subject_data(model, clip, vae, crops: np.ndarray, description: str, photo_size: tuple[int, int]) -> lt.TrainData:
+    """Encoded training views: latents of the crops, the description's context (and for SDXL the
+    vector condition: pooled text + size ids, the photo's size as original and target size with
+    no crop, as the reference's add-time ids; ComfyUI's pooled output is the projected one that
+    sampling uses, so training and generation see the same vector)."""
+    n = len(crops)
+    latents = model.model.latent_format.process_in(vae_encode(vae, torch.from_numpy(crops.astype(np.float32) / 255.0)))
+    text, pooled = encode_prompt(clip, description)
+    null_text, null_pooled = encode_prompt(clip, "")
+    y = null_y = None
+    if isinstance(model.model, comfy.model_base.SDXL):
+        h, w = photo_size
+        size = dict(width=w, height=h, crop_w=0, crop_h=0, target_width=w, target_height=h)
+        y = model.model.encode_adm(pooled_output=pooled, device="cpu", **size).float().expand(n, -1).contiguous()
+        null_y = model.model.encode_adm(pooled_output=null_pooled, device="cpu", **size).float()
+    return lt.TrainData(target_latents=latents, text=text.expand(n, -1, -1).contiguous(), null_text=null_text,
+                        y=y, null_y=null_y)
 
 
 def with_block_weights(model, lora_sd: dict, base: float, layout: float):
@@ -53,7 +90,8 @@ class TrainSubjectLoRA(io.ComfyNode):
                         "the model with it applied at OnePoseTrans's block weights.",
             is_output_node=True,
             inputs=[
-                io.Model.Input("model", tooltip="An SD1.5-family checkpoint (kept frozen; only the LoRA trains)."),
+                io.Model.Input("model", tooltip="An SD1.5-family or SDXL checkpoint (kept frozen; only the LoRA trains). "
+                                                "OnePoseTrans uses RealVisXL V4.0 (SDXL)."),
                 io.Clip.Input("clip", tooltip="Its text encoder."),
                 io.Vae.Input("vae", tooltip="Its VAE."),
                 io.Image.Input("image", tooltip="One photo of the person."),
@@ -81,6 +119,9 @@ class TrainSubjectLoRA(io.ComfyNode):
                 io.Mask.Input("mask", optional=True,
                               tooltip="The person (1 = person), e.g. from Person Mask; the rest becomes flat grey, as "
                                       "OnePoseTrans trains on the segmented foreground. Without it the whole photo is used."),
+                io.Boolean.Input("gradient_checkpointing", default=False, optional=True,
+                                 tooltip="Recompute the UNet's activations in the backward pass: much less memory "
+                                         "(SDXL at 512 px on small GPUs), about a third more time."),
             ],
             outputs=[
                 io.Model.Output(display_name="model", tooltip="The model with the subject LoRA applied (block_weights)."),
@@ -94,8 +135,8 @@ class TrainSubjectLoRA(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, clip, vae, image, description, steps, rank, learning_rate, batch_size, resolution, views,
-                block_weights, strength, seed, lora_name, mask=None) -> io.NodeOutput:
-        require_text_to_image_unet(model, "the subject LoRA trainer")
+                block_weights, strength, seed, lora_name, mask=None, gradient_checkpointing=False) -> io.NodeOutput:
+        model_family(model, "the subject LoRA trainer")
         if not description.strip():
             raise ValueError("the description is empty: describe the person, e.g. \"A man with face, a red jacket\"")
         if image.shape[0] != 1:
@@ -109,18 +150,13 @@ class TrainSubjectLoRA(io.ComfyNode):
                 person = cv2.resize(person, (photo.shape[1], photo.shape[0]), interpolation=cv2.INTER_LINEAR)
         size = resolution // 8 * 8
         crops = subject_lora.random_square_crops(subject_lora.foreground_on(photo, person), size, views, seed)
-        pixels = torch.from_numpy(crops.astype(np.float32) / 255.0)
-        text = encode_embedding(clip, description)
-        data = lt.TrainData(
-            target_latents=model.model.latent_format.process_in(vae_encode(vae, pixels)),
-            text=text.expand(len(crops), -1, -1).contiguous(), null_text=encode_embedding(clip, ""))
-        cfg = lt.TrainConfig(steps=steps, batch_size=batch_size, grad_accum=1, lr=learning_rate,
-                                     weight_decay=1e-2, text_dropout=0.0, image_dropout=0.0, seed=seed,
-                                     eval_samples=max(1, 16 // len(crops)))
+        data = subject_data(model, clip, vae, crops, description, photo.shape[:2])
+        cfg = lt.TrainConfig(steps=steps, batch_size=batch_size, grad_accum=1, lr=learning_rate, weight_decay=1e-2,
+                             text_dropout=0.0, image_dropout=0.0, seed=seed, eval_samples=max(1, 16 // len(crops)))
         out_path = free_lora_path(stem)
         result, sd = train_lora_on_data(model, data, rank, float(rank), list(TARGETS), cfg, out_path,
                                         {"poselab": "OnePoseTrans subject LoRA", "description": description},
-                                        Progress(steps))
+                                        Progress(steps), gradient_checkpointing=gradient_checkpointing)
         base = 0.2 * strength if block_weights == BLOCK_WEIGHTS[0] else strength
         patched = with_block_weights(model, sd, base, strength)
         refine_model = with_block_weights(model, sd, 0.0, strength)

@@ -164,11 +164,14 @@ def build(out: Path, kind: str, seed: int = 0, channel_mult=(1,), res_blocks: in
         sd[f"first_stage_model.{k}"] = v.to(torch.float16).clone()
     torch.manual_seed(seed + 2)
     clip = CLIPTextModel(CLIPTextConfig(hidden_size=768, intermediate_size=3072, num_attention_heads=12, num_hidden_layers=12))  # CLIP-L text tower
-    prefix = "conditioner.embedders.0.transformer." if sdxl else "cond_stage_model.transformer."
     for k, v in clip.state_dict().items():
         if k.endswith("position_ids"):
             continue
-        sd[prefix + k] = v.to(torch.float16)
+        if sdxl:  # SDXL checkpoints' key format (transformers >= 5 drops the text_model. level)
+            k = "conditioner.embedders.0.transformer." + ("" if k.startswith("text_model.") else "text_model.") + k
+        else:
+            k = "cond_stage_model.transformer." + k
+        sd[k] = v.to(torch.float16)
     del clip
     if sdxl:  # OpenCLIP bigG, as SDXL checkpoints store it
         for k, v in _init_weights(_openclip_bigg_shapes(), seed + 4, torch.float16).items():
