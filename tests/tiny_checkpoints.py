@@ -35,13 +35,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-KINDS = {"sd15": 4, "ip2p": 8, "controlnet": 4, "sd15_layout": 4, "sdxl": 4}
+KINDS = {"sd15": 4, "ip2p": 8, "controlnet": 4, "sd15_layout": 4, "sdxl": 4, "controlnet_sdxl": 4}
 FILENAMES = {"sd15": "poselab_tiny_sd15.safetensors", "ip2p": "poselab_tiny_ip2p.safetensors",
              "controlnet": "poselab_tiny_controlnet.safetensors",
-             "sd15_layout": "poselab_tiny_sd15_layout.safetensors", "sdxl": "poselab_tiny_sdxl.safetensors"}
+             "sd15_layout": "poselab_tiny_sd15_layout.safetensors", "sdxl": "poselab_tiny_sdxl.safetensors",
+             "controlnet_sdxl": "poselab_tiny_controlnet_sdxl.safetensors"}
 # the architecture of each kind unless the command line says otherwise
 SHAPES = {"sd15_layout": ("--channel-mult", "1,1", "--res-blocks", "2", "--depth", "1,0"),
-          "sdxl": ("--channel-mult", "1,1,1", "--res-blocks", "2", "--depth", "0,1,2")}
+          "sdxl": ("--channel-mult", "1,1,1", "--res-blocks", "2", "--depth", "0,1,2"),
+          "controlnet_sdxl": ("--channel-mult", "1,1,1", "--res-blocks", "2", "--depth", "0,1,2")}
 
 
 def comfy_root() -> Path:
@@ -135,16 +137,18 @@ def build(out: Path, kind: str, seed: int = 0, channel_mult=(1,), res_blocks: in
         raise ValueError(f"depth needs one entry per level ({levels}), got {depths}")
     mid_depth = max(depths)
     per_input = [d for d in depths for _ in range(res_blocks)]  # ComfyUI: one depth per input res block
-    sdxl = kind == "sdxl"
-    if kind == "controlnet":  # an SD1.5 ControlNet (original "control_model." format) for the same UNet
+    sdxl = kind in ("sdxl", "controlnet_sdxl")
+    if kind.startswith("controlnet"):  # a ControlNet (original "control_model." format) for the same UNet
         from comfy.cldm.cldm import ControlNet
 
         net = ControlNet(
             image_size=32, in_channels=4, model_channels=320, hint_channels=3,
             num_res_blocks=[res_blocks] * levels, channel_mult=list(channel_mult),
             transformer_depth=per_input, transformer_depth_middle=mid_depth if middle else -1,
-            use_spatial_transformer=True, context_dim=768, num_heads=8, num_head_channels=-1,
-            use_linear_in_transformer=False, legacy=False, operations=comfy.ops.disable_weight_init,
+            use_spatial_transformer=True, context_dim=2048 if sdxl else 768, num_heads=-1 if sdxl else 8,
+            num_head_channels=64 if sdxl else -1, use_linear_in_transformer=sdxl, legacy=False,
+            adm_in_channels=2816 if sdxl else None, num_classes="sequential" if sdxl else None,
+            operations=comfy.ops.disable_weight_init,
         )
         sd = {f"control_model.{k}": v.to(torch.float16).contiguous()
               for k, v in _init_weights(net.state_dict(), seed + 3).items()}

@@ -203,8 +203,8 @@ def adapter_weights(sd: dict, face: bool = False) -> AdapterWeights:
     if not numbers or numbers != list(range(1, 2 * len(numbers), 2)):
         raise VCMFileError("its ip_adapter layers are not numbered 1, 3, 5, ... (one per cross-attention)")
     try:
-        to_k = [layer_sd[f"{n}.to_k_ip.weight"].float() for n in numbers]
-        to_v = [layer_sd[f"{n}.to_v_ip.weight"].float() for n in numbers]
+        to_k = [layer_sd[f"{n}.to_k_ip.weight"] for n in numbers]  # kept in the file's dtype (SDXL: 340M weights)
+        to_v = [layer_sd[f"{n}.to_v_ip.weight"] for n in numbers]
     except KeyError as exc:
         raise VCMFileError(f"ip_adapter weight {exc} is missing") from None
     return AdapterWeights(proj, kind, to_k, to_v)
