@@ -16,7 +16,6 @@ line printed is a JSON report with the held-out loss before and after, and with 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -50,6 +49,7 @@ def main() -> None:
     from poselab.models.common.files import unique_path
     from poselab.models.stable_pose import train as sp_train
     from poselab.nodes import stable_pose
+    from poselab.nodes.training import strict_json
 
     model, clip, vae, _ = comfy.sd.load_checkpoint_guess_config(a.ckpt, output_vae=True, output_clip=True)
     initial = comfy.utils.load_torch_file(a.init, safe_load=True) if a.init else None
@@ -62,7 +62,7 @@ def main() -> None:
     with torch.inference_mode():  # as inside ComfyUI: the trainer must cope with it
         result, _, n_train, n_eval = stable_pose.train_on_model(model, clip, vae, samples, initial, cfg, a.holdout,
                                                                 out, StepPrinter(a.steps))
-    print(json.dumps({"adapter": str(out), "train_samples": n_train, "heldout_samples": n_eval,
+    print(strict_json({"adapter": str(out), "train_samples": n_train, "heldout_samples": n_eval,
                       "seconds": round(result.seconds, 2), "eval_loss_before": result.eval_before,
                       "eval_loss_after": result.eval_after, "eval_loss_wrong_pose": result.eval_wrong_pose,
                       "checkpoints": result.checkpoints}), flush=True)
