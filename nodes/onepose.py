@@ -252,6 +252,8 @@ def face_pack_choices() -> list[str]:
 
 def face_pack_path(name: str) -> str:
     """``models/insightface/models/<name>`` (the InstantID pack's layout) or ``models/insightface/<name>``."""
+    if not name or name in (".", "..") or os.path.basename(name.replace("\\", "/")) != name:
+        raise ValueError(f"face_analysis must be the name of a pack folder such as {FACE_PACK}, not a path")
     for root in folder_locations(INSIGHTFACE_FOLDER):
         for path in (os.path.join(root, "models", name), os.path.join(root, name)):
             if identity.is_insightface_pack(path):
@@ -325,6 +327,11 @@ class VCMPatch:
         def image(q_, k_, v_):
             return optimized_attention(q_, k_, v_, heads, attn_precision=precision)
         return vcm.vcm_cross_attention(q, k, v, self.layer, self.tokens, text, image, extra.get("cond_or_uncond"))
+
+    def __deepcopy__(self, memo):
+        # ModelPatcher.clone() deep-copies model_options; the weights and tokens here are never
+        # written (only moved), so clones share them instead of copying hundreds of MB each time
+        return self
 
     def to(self, device_or_dtype):
         """ComfyUI moves patches to the sampling device before sampling (dtypes are cast per call)."""

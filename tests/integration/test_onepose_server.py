@@ -243,6 +243,7 @@ class Evil:
     ("pickle with code", {"ipadapter_file": "evil.bin"}, "cannot read evil.bin in"),
     ("corrupt file", {"ipadapter_file": "corrupt.bin"}, "cannot read corrupt.bin in"),
     ("subject word", {"subject_word": "hat"}, "the subject word 'hat' is not in the prompt"),
+    ("path as face pack", {"face_analysis": "../../checkpoints"}, "must be the name of a pack folder"),
 ])
 def test_vcm_errors_name_the_file_and_folder(comfy_server, files, case, inputs, message):
     models = comfy_server.base_dir / "models"
