@@ -14,6 +14,7 @@ InstantID's ip-adapter.bin at its real size, and a tiny insightface pack. SDXL i
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import resource
 import sys
@@ -29,13 +30,31 @@ def peak_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
 
 
+def guard_memory(min_available_gb: float) -> None:
+    """Stop this process before the machine runs out of memory (it is shared)."""
+    import os
+    import threading
+
+    def watch():
+        while True:
+            with open("/proc/meminfo") as f:
+                info = {line.split(":")[0]: int(line.split()[1]) for line in f}
+            if info["MemAvailable"] / 2 ** 20 < min_available_gb:
+                print(f"STOPPED: less than {min_available_gb} GB available (peak RSS {peak_gb():.2f} GB)", flush=True)
+                os._exit(3)
+            time.sleep(0.5)
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", default="/tmp/poselab-fullsize")
     ap.add_argument("--kinds", default="sd15,sdxl")
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--steps", type=int, default=2)
+    ap.add_argument("--min-available-gb", type=float, default=3.0, help="stop if the machine gets this close to full")
     a = ap.parse_args()
+    guard_memory(a.min_available_gb)
     kinds = a.kinds.split(",")
     models = Path(a.models)
 
@@ -84,11 +103,13 @@ def main() -> None:
     results = []
     for kind in kinds:
         comfy.cli_args.args.bf16_unet = kind == "sdxl"
+        gc.collect()
         row = {"model": kind}
         t0 = time.perf_counter()
         with torch.inference_mode():
             model, clip, vae, _ = comfy.sd.load_checkpoint_guess_config(str(files[kind]["ckpt"]))
             unet = model.model.diffusion_model
+            print(f"{kind} loaded, RSS peak {peak_gb():.2f} GB", flush=True)
             row.update(model_class=type(model.model).__name__, config=type(model.model.model_config).__name__,
                        unet_params_m=round(sum(p.numel() for p in unet.parameters()) / 1e6, 2),
                        unet_dtype=str(model.model_dtype()), load_s=round(time.perf_counter() - t0, 1))

@@ -311,10 +311,17 @@ def cross_attentions(unet) -> list[tuple[tuple[str, int, int], int]]:
 
 class VCMPatch:
     """ComfyUI attn2 replace patch around :func:`vcm.vcm_cross_attention`. A patch that was
-    already at this block (e.g. IPAdapter_plus's) computes the text attention, so both apply."""
+    already at this block computes the text attention inside ours, so both apply; a pack that adds
+    to the patch at its block afterwards (IPAdapter_plus calls ``add(callback, **kwargs)`` and expects
+    ``callback(out, q, k, v, extra_options, **kwargs)`` to return a term added to the output inside
+    its ``sigma_start``..``sigma_end`` window) is served the same way."""
 
     def __init__(self, layer: vcm.LayerVCM, tokens: vcm.VCMTokens, previous=None):
         self.layer, self.tokens, self.previous = layer, tokens, previous
+        self.added: list[tuple] = []
+
+    def add(self, callback, **kwargs):
+        self.added.append((callback, kwargs))
 
     def __call__(self, q, k, v, extra):
         heads, precision = extra["n_heads"], extra.get("attn_precision")
@@ -326,7 +333,13 @@ class VCMPatch:
 
         def image(q_, k_, v_):
             return optimized_attention(q_, k_, v_, heads, attn_precision=precision)
-        return vcm.vcm_cross_attention(q, k, v, self.layer, self.tokens, text, image, extra.get("cond_or_uncond"))
+        out = vcm.vcm_cross_attention(q, k, v, self.layer, self.tokens, text, image, extra.get("cond_or_uncond"))
+        if self.added:
+            sigma = float(extra["sigmas"][0]) if "sigmas" in extra else float("inf")
+            for callback, kwargs in self.added:
+                if kwargs.get("sigma_end", 0.0) <= sigma <= kwargs.get("sigma_start", float("inf")):
+                    out = out + callback(out, q, k, v, extra, **kwargs)
+        return out.to(q.dtype)
 
     def __deepcopy__(self, memo):
         # ModelPatcher.clone() deep-copies model_options; the weights and tokens here are never
@@ -475,13 +488,17 @@ class VisualConsistency(io.ComfyNode):
         patched = model.clone()
         replace = patched.model_options.get("transformer_options", {}).get("patches_replace", {}).get("attn2", {})
         count = 0
+        # keyed as IPAdapter_plus keys its patches (SDXL: block, index, transformer; SD1.5, one
+        # transformer per block: block, index), so either pack finds the other's patch to stack on
+        short_keys = family == "sd15" and all(k[2] == 0 for k, _ in layers)
         for i, (key, _) in enumerate(layers):
             scale = scales.get(key[:2], ip_scale_other) if img_tokens is not None else 0.0
             layer = vcm.LayerVCM(ip_scale=scale, to_k_ip=ip.to_k[i] if scale else None,
                                  to_v_ip=ip.to_v[i] if scale else None, face_strength=face_strength,
                                  to_v_face=face.to_v[i] if face is not None else None)
             if layer.active(tokens):
-                patched.set_model_attn2_replace(VCMPatch(layer, tokens, replace.get(key)), *key)
+                previous = replace.get(key, replace.get(key[:2]))
+                patched.set_model_attn2_replace(VCMPatch(layer, tokens, previous), *(key[:2] if short_keys else key))
                 count += 1
         info.update(patched_layers=count, cross_attentions=len(layers),
                     ip_scales={f"output_blocks.{b[1]}": s for b, s in scales.items()} | {"other": ip_scale_other},

@@ -160,8 +160,20 @@ def as_normal_tensors(module: torch.nn.Module) -> None:
 
 def _checkpointed(forward):
     def run(*args, **kwargs):
+        # the UNet edits transformer_options as it goes (block, transformer index): the recompute in
+        # the backward pass must see them as they were at this call
+        args = tuple(dict(a) if isinstance(a, dict) else a for a in args)
+        kwargs = {k: dict(v) if isinstance(v, dict) else v for k, v in kwargs.items()}
         return torch.utils.checkpoint.checkpoint(forward, *args, use_reentrant=False, **kwargs)
     return run
+
+
+def checkpoint_layers(unet) -> list[torch.nn.Module]:
+    """The UNet's res blocks, transformers and resamplers: ComfyUI calls them one by one
+    (``forward_timestep_embed``), not through their ``TimestepEmbedSequential``'s forward."""
+    blocks = list(unet.input_blocks) + ([unet.middle_block] if unet.middle_block is not None else []) \
+        + list(unet.output_blocks)
+    return [layer for block in blocks for layer in block]
 
 
 class FrozenDenoiser:
@@ -193,11 +205,9 @@ class FrozenDenoiser:
         for adapter in self.adapters.values():
             adapter.to(self.device)
         if self.checkpointing:
-            blocks = list(unet.input_blocks) + ([unet.middle_block] if unet.middle_block is not None else []) \
-                + list(unet.output_blocks)
-            for block in blocks:
-                block.forward = _checkpointed(block.forward)
-                self._wrapped.append(block)
+            for layer in checkpoint_layers(unet):
+                layer.forward = _checkpointed(layer.forward)
+                self._wrapped.append(layer)
         sigmas = patcher.get_model_object("model_sampling").sigmas.float().cpu()
         self.sigmas = sigmas
         self.alphas_cumprod = 1.0 / (1.0 + sigmas ** 2)
@@ -205,8 +215,8 @@ class FrozenDenoiser:
         return self
 
     def __exit__(self, *exc) -> None:
-        for block in self._wrapped:
-            del block.forward  # back to the class's forward
+        for layer in self._wrapped:
+            del layer.forward  # back to the class's forward
         self._wrapped.clear()
         ours = {id(a) for a in self.adapters.values()}
         for m in self.base.diffusion_model.modules():  # the UNet is shared with the input MODEL

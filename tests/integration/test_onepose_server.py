@@ -145,6 +145,25 @@ def test_subject_lora_refuses_a_batch_and_an_empty_description(comfy_server, fil
     assert err is not None and "description is empty" in err, err
 
 
+def test_subject_lora_is_reproducible_for_a_seed(comfy_server, files):
+    from safetensors.torch import load_file
+
+    def train(name: str, seed: int) -> dict:
+        g = {"1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": files["sd15"]}},
+             "2": {"class_type": "LoadImage", "inputs": {"image": "cameraman.png"}},
+             "3": {"class_type": "PoseLabTrainSubjectLoRA", "inputs": {
+                 "model": ["1", 0], "clip": ["1", 1], "vae": ["1", 2], "image": ["2", 0],
+                 "description": "A man with face, a dark coat", "steps": 3, "rank": 4, "learning_rate": 0.001,
+                 "batch_size": 2, "resolution": SIZE, "views": 2, "block_weights": "uniform", "strength": 1.0,
+                 "seed": seed, "lora_name": name}}}
+        report = json.loads(comfy_server.run_ok(g, timeout=600)["outputs"]["3"]["text"][0])
+        return load_file(str(comfy_server.base_dir / "models" / "loras" / report["lora_file"]))
+
+    a, b, c = train("test_seed_a", 7), train("test_seed_b", 7), train("test_seed_c", 8)
+    assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
+    assert any(not (a[k] == c[k]).all() for k in a if k.endswith("lora_up.weight"))
+
+
 def test_sdxl_workflow_runs_end_to_end_with_face_tokens(comfy_server, files):
     prompt = workflow("onepose_repose_sdxl", files, sdxl=True)
     prompt["9"]["inputs"]["lora_name"] = "test_subject_sdxl"
