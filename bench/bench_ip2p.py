@@ -44,7 +44,7 @@ ARCHS = {
     "cpu": ("SD1.5-width UNet, 2 levels, attention at 1/16 res", ("--channel-mult", "1,1", "--depth", "0,1")),
     "one-level": ("SD1.5-width UNet, 1 level with attention at 1/8 res", ()),
     "full": ("full SD1.5 UNet architecture (~860M parameters)",
-             ("--channel-mult", "1,2,4,4", "--res-blocks", "2", "--middle")),
+             ("--channel-mult", "1,2,4,4", "--res-blocks", "2", "--depth", "1,1,1,0", "--middle")),
 }
 
 

@@ -12,7 +12,6 @@ pure tensor code lives in models/editing/.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 
@@ -34,36 +33,18 @@ from comfy_extras.nodes_custom_sampler import Guider_DualCFG
 
 from ..models.common.images import numpy_to_image_batch, paired_batch_size
 from ..models.editing import inversion as inv
-from ..models.editing import ip2p, lora_train, p2p
+from ..models.common import lora_training as lt
+from ..models.editing import ip2p, p2p
+from ..models.editing.pairs import load_rgb, read_pairs_folder
 from ..models.pose.keypoints import parse_pose_keypoint
 from ..models.pose.render import render_openpose
 from .common import PoseKeypoint, Progress, apply_control, encode_embedding, encode_embeddings, user_folder, vae_encode
-from .model_folders import reading_model
+from .training import (DEFAULT_TARGETS, NO_LORA, TrainingRun, apply_lora, free_lora_path, lora_choices, lora_stem,
+                       train_lora_on_data, training_report)
 
 log = logging.getLogger("poselab")
 
-NO_LORA = "none"
 CATEGORY = "PoseLab/editing"
-
-
-def lora_choices() -> list[str]:
-    return [NO_LORA] + folder_paths.get_filename_list("loras")
-
-
-def apply_lora(model, clip, lora_name: str, strength: float):
-    """Patch ``model`` (and ``clip``) with a LoRA file from models/loras, the way core LoraLoader does."""
-    if not lora_name or lora_name == NO_LORA or strength == 0:
-        return model, clip
-    return comfy.sd.load_lora_for_models(model, clip, load_lora_file(lora_name), strength, strength)
-
-
-def load_lora_file(lora_name: str) -> dict:
-    """The tensors of a LoRA in models/loras, or an error naming where to put it."""
-    path = folder_paths.get_full_path("loras", lora_name)
-    if path is None:
-        raise ValueError(f"LoRA '{lora_name}' not found: put it in {' or '.join(folder_paths.get_folder_paths('loras'))}")
-    with reading_model("loras", lora_name):
-        return comfy.utils.load_torch_file(path, safe_load=True)
 
 
 def encode_text(clip, text: str):
@@ -194,69 +175,34 @@ def require_ip2p(model) -> None:
             "checkpoint (e.g. instruct-pix2pix-00-22000.safetensors) with Load Checkpoint")
 
 
-def encode_pairs(model, clip, vae, pairs, chunk: int = 8) -> lora_train.TrainData:
+def encode_pairs(model, clip, vae, pairs, chunk: int = 8) -> lt.TrainData:
     """VAE/CLIP-encode ``(source, target, instruction)`` uint8 pairs once, before training."""
     src = torch.from_numpy(np.stack([p[0] for p in pairs]).astype(np.float32) / 255.0)
     tgt = torch.from_numpy(np.stack([p[1] for p in pairs]).astype(np.float32) / 255.0)
-    text = encode_embeddings(clip, [p[2] for p in pairs])
-    return lora_train.TrainData(
+    return lt.TrainData(
         target_latents=model.model.latent_format.process_in(vae_encode(vae, tgt, chunk)),  # the sampler's scale
         source_latents=vae_encode(vae, src, chunk),  # IP2P concatenates the raw latent (process_ip2p_image_in is identity for SD1.5)
-        text=text,
+        text=encode_embeddings(clip, [p[2] for p in pairs]),
         null_text=encode_embedding(clip, ""),
     )
 
 
-def train_lora_on_model(model, clip, vae, pairs, rank: int, alpha: float, targets, cfg: lora_train.TrainConfig,
-                        out_path, progress=None) -> tuple[lora_train.TrainResult, dict]:
-    """Train a LoRA on a ComfyUI IP2P MODEL; write it (atomically) to ``out_path``."""
+def train_lora_on_model(model, clip, vae, pairs, rank: int, alpha: float, targets, cfg: lt.TrainConfig,
+                        out_path, progress=None, keep_checkpoints: int = 2, gradient_checkpointing: bool = False,
+                        run_settings: dict | None = None, resume: bool = False) -> tuple[lt.TrainResult, dict]:
+    """Train a LoRA on a ComfyUI IP2P MODEL; write it (atomically) to ``out_path``. With
+    ``run_settings`` the run is resumable (its state is saved when it is cancelled)."""
     require_ip2p(model)
     data = encode_pairs(model, clip, vae, pairs)
+    run = None
+    if run_settings is not None:
+        # the data is part of what a resumed run must find again: a checksum of its latents
+        run_settings = dict(run_settings, data_checksum=f"{float(data.target_latents.double().sum()):.6e}")
+        run = TrainingRun(run_settings["lora_name"], run_settings)
     meta = {"poselab": "ip2p pose-edit LoRA", "pairs": len(pairs)}
-    return train_lora_on_data(model, data, rank, alpha, targets, cfg, out_path, meta, progress)
-
-
-def train_lora_on_data(model, data: lora_train.TrainData, rank: int, alpha: float, targets,
-                       cfg: lora_train.TrainConfig, out_path, meta: dict, progress=None) -> tuple[lora_train.TrainResult, dict]:
-    """Train a LoRA for ``model``'s UNet on encoded data; write it (atomically) to ``out_path``
-    in ComfyUI's LoRA format. Returns the result and the final LoRA state dict."""
-    comfy.model_management.load_models_gpu([model], force_full_load=True)
-    device = model.load_device
-    unet = model.model.diffusion_model
-    ac = 1.0 / (1.0 + model.get_model_object("model_sampling").sigmas.float().cpu() ** 2)
-    model_dtype = model.model_dtype()
-    autocast_dtype = model_dtype if device.type == "cuda" and model_dtype in (torch.float16, torch.bfloat16) else None
-    out_path = str(out_path)
-    meta = dict(meta, rank=rank, alpha=alpha, targets=",".join(targets), steps=cfg.steps)
-    # ComfyUI runs nodes under inference_mode; autograd needs normal tensors, so the frozen UNet
-    # weights are used through fp32 clones (functional_call) and the model itself is untouched.
-    with torch.inference_mode(False), torch.enable_grad():
-        frozen = {k: v.detach().to(device, torch.float32).clone()
-                  for k, v in list(unet.named_parameters()) + list(unet.named_buffers())}
-        unet_fn = lambda x, t, ctx: torch.func.functional_call(  # noqa: E731
-            unet, frozen, (x.to(device),), {"timesteps": t, "context": ctx.to(device)})
-        lora = lora_train.LoRASet(lora_train.find_target_linears(unet, targets), rank, alpha, seed=cfg.seed)
-        saved: dict = {}
-
-        def save(step: int) -> str:
-            path = out_path if step == cfg.steps else out_path.replace(".safetensors", f"_step{step:05d}.safetensors")
-            saved["sd"] = lora.comfy_state_dict()
-            lora_train.save_lora(saved["sd"], path, dict(meta, step=step))
-            return path
-
-        def on_step(step: int, loss: float) -> None:
-            if progress is not None:
-                progress.step()
-            comfy.model_management.throw_exception_if_processing_interrupted()
-
-        handle = lora.attach()
-        try:
-            result = lora_train.train_lora(unet_fn, lora, data, ac, cfg, device=device,
-                                           autocast_dtype=autocast_dtype, on_step=on_step, save_checkpoint=save)
-        finally:
-            handle.remove()
-            frozen.clear()  # free the fp32 copies now, not when the node returns
-    return result, saved["sd"]
+    return train_lora_on_data(model, data, rank, alpha, targets, cfg, out_path, meta, progress,
+                              keep_checkpoints=keep_checkpoints, gradient_checkpointing=gradient_checkpointing,
+                              run=run, resume=resume)
 
 
 def make_synthetic_pairs(count: int, size: int, seed: int):
@@ -266,9 +212,8 @@ def make_synthetic_pairs(count: int, size: int, seed: int):
 
 
 def folder_pairs(folder: str, size: int):
-    records = lora_train.read_pairs_folder(user_folder(folder, "data_folder", roots=("input", "output")))
-    return [(lora_train.load_rgb(r.source, (size, size)), lora_train.load_rgb(r.target, (size, size)), r.instruction)
-            for r in records]
+    records = read_pairs_folder(user_folder(folder, "data_folder", roots=("input", "output")))
+    return [(load_rgb(r.source, (size, size)), load_rgb(r.target, (size, size)), r.instruction) for r in records]
 
 
 class TrainIP2PLoRA(io.ComfyNode):
@@ -295,7 +240,7 @@ class TrainIP2PLoRA(io.ComfyNode):
                 io.Int.Input("rank", default=8, min=1, max=256, tooltip="LoRA rank."),
                 io.Float.Input("alpha", default=8.0, min=0.01, max=1024.0, step=0.5,
                                tooltip="LoRA alpha (the update is scaled by alpha / rank)."),
-                io.String.Input("target_modules", default=",".join(lora_train.DEFAULT_TARGETS),
+                io.String.Input("target_modules", default=",".join(DEFAULT_TARGETS),
                                 tooltip="Comma-separated Linear layer names to adapt (suffix match)."),
                 io.Int.Input("steps", default=200, min=1, max=1000000, tooltip="Optimiser steps."),
                 io.Int.Input("batch_size", default=4, min=1, max=256, tooltip="Pairs per micro-batch."),
@@ -312,6 +257,15 @@ class TrainIP2PLoRA(io.ComfyNode):
                 io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFF, tooltip="Seed for data order, noise and init."),
                 io.String.Input("lora_name", default="poselab_ip2p_pose",
                                 tooltip="File name stem in models/loras; a counter is added if it exists."),
+                io.Int.Input("keep_checkpoints", default=2, min=0, max=1000, optional=True,
+                             tooltip="How many of the newest step checkpoints (<name>_stepNNNNNN) to keep; older ones "
+                                     "are deleted. The final LoRA is always kept."),
+                io.Boolean.Input("gradient_checkpointing", default=False, optional=True,
+                                 tooltip="Recompute the UNet's activations in the backward pass: much less memory, "
+                                         "about a third more time."),
+                io.Boolean.Input("resume", default=True, optional=True,
+                                 tooltip="If a run of this lora_name was cancelled, continue it from where it stopped "
+                                         "(same settings; steps is the total). Off: start over."),
             ],
             outputs=[
                 io.Model.Output(display_name="model", tooltip="The input model with the trained LoRA applied."),
@@ -323,26 +277,38 @@ class TrainIP2PLoRA(io.ComfyNode):
     @classmethod
     def execute(cls, model, clip, vae, data_folder, synthetic_pairs, resolution, rank, alpha, target_modules, steps,
                 batch_size, grad_accum, learning_rate, text_dropout, image_dropout, save_every, seed,
-                lora_name) -> io.NodeOutput:
+                lora_name, keep_checkpoints=2, gradient_checkpointing=False, resume=True) -> io.NodeOutput:
         require_ip2p(model)
-        stem = os.path.basename(lora_name.strip()).removesuffix(".safetensors")
-        if not stem:
-            raise ValueError("lora_name is empty: give a file name stem such as poselab_ip2p_pose")
+        stem = lora_stem(lora_name, "poselab_ip2p_pose")
         size = (resolution // 8) * 8
         pairs = folder_pairs(data_folder, size) if data_folder.strip() else make_synthetic_pairs(synthetic_pairs, size, seed)
-        cfg = lora_train.TrainConfig(steps=steps, batch_size=batch_size, grad_accum=grad_accum, lr=learning_rate,
-                                     text_dropout=text_dropout, image_dropout=image_dropout, seed=seed,
-                                     save_every=save_every, eval_samples=max(1, 16 // len(pairs)))
-        out_path = lora_train.free_lora_path(folder_paths.get_folder_paths("loras")[0], stem)
-        targets = [t for t in target_modules.split(",") if t.strip()]
-        result, sd = train_lora_on_model(model, clip, vae, pairs, rank, alpha, targets, cfg, out_path, Progress(steps))
-        report = json.dumps({
-            "lora_file": out_path.name, "pairs": len(pairs), "steps": steps, "seconds": round(result.seconds, 2),
-            "eval_loss_before": result.eval_before, "eval_loss_after": result.eval_after,
-            "losses": [round(x, 6) for x in result.losses], "checkpoints": [os.path.basename(c) for c in result.checkpoints],
-        })
+        cfg = lt.TrainConfig(steps=steps, batch_size=batch_size, grad_accum=grad_accum, lr=learning_rate,
+                             text_dropout=text_dropout, image_dropout=image_dropout, seed=seed,
+                             save_every=save_every, eval_samples=max(1, 16 // len(pairs)))
+        targets = [t.strip() for t in target_modules.split(",") if t.strip()]
+        settings = {"lora_name": stem, "data_folder": data_folder.strip(), "pairs": len(pairs), "resolution": size,
+                    "rank": rank, "alpha": alpha, "targets": targets, "batch_size": batch_size, "grad_accum": grad_accum,
+                    "learning_rate": learning_rate, "text_dropout": text_dropout, "image_dropout": image_dropout,
+                    "seed": seed}
+        out_path = resumable_lora_path(stem, settings, resume)
+        result, sd = train_lora_on_model(model, clip, vae, pairs, rank, alpha, targets, cfg, out_path, Progress(steps),
+                                         keep_checkpoints, gradient_checkpointing, settings, resume)
+        report = training_report(result, lora_file=out_path.name, pairs=len(pairs))
         patched, _ = comfy.sd.load_lora_for_models(model, None, sd, 1.0, 0.0)
         return io.NodeOutput(patched, out_path.name, report, ui=ui.PreviewText(report))
+
+
+def resumable_lora_path(stem: str, settings: dict, resume: bool):
+    """Where the LoRA of this run goes: the unfinished run's own file when resuming it, else a free name."""
+    run = TrainingRun(stem, settings)
+    if run.exists():
+        name = run.lora_file() if resume else None
+        if name and not os.path.exists(os.path.join(folder_paths.get_folder_paths("loras")[0], name)):
+            return free_lora_path(os.path.splitext(name)[0])
+        if not resume:
+            log.info("PoseLab: resume is off; discarding the unfinished run in %s", run.dir)
+            run.clear()
+    return free_lora_path(stem)
 
 
 # ---------------------------------------------------------------------------- inversion

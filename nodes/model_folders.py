@@ -23,7 +23,11 @@ MODEL_FOLDERS = {
     "vgg": "torchvision VGG19 ImageNet weights (vgg19-dcbb9e9d.pth or a .safetensors of its state dict) for the Deformable GAN's nearest-neighbour loss",
     "lpips": "LPIPS backbone weights (alexnet/vgg16 torchvision state dicts) and linear layers",
     "inception": "Inception-v3 weights for FID/KID (pt_inception-2015-12-05 .pth)",
-    "insightface": "insightface model packs (e.g. buffalo_l/ with det_10g.onnx and w600k_r50.onnx)",
+    "insightface": "insightface model packs (e.g. buffalo_l/ with det_10g.onnx and w600k_r50.onnx; antelopev2/ in "
+                   "insightface/models/ as the InstantID pack expects)",
+    "ipadapter": "IP-Adapter weights, the IPAdapter_plus folder (ip-adapter_sd15.safetensors, ip-adapter-plus_sd15.safetensors, "
+                 "ip-adapter_sdxl_vit-h.safetensors; .bin files load safely too)",
+    "instantid": "InstantID's ip-adapter.bin (face resampler + SDXL attention weights), the ComfyUI_InstantID folder",
 }
 
 

@@ -21,7 +21,6 @@ import comfy.model_management
 import comfy.utils
 from comfy_api.latest import io, ui
 
-from ..models.common.json_values import strict_json
 from ..models.common.files import unique_path
 from ..models.common.images import image_batch_to_numpy, numpy_to_image_batch, paired_batch_size
 from ..models.pose.keypoints import PoseFrame, Person, parse_pose_keypoint
@@ -31,6 +30,7 @@ from ..models.stable_pose import train as sp_train
 from .common import (PoseKeypoint, Progress, apply_control, check_interrupted, encode_embedding, encode_embeddings,
                      require_text_to_image_unet, vae_encode)
 from .model_folders import folder_locations, list_model_files, reading_model, resolve_model_file
+from .training import CheckpointKeeper, FrozenDenoiser, step_checkpoint_path, training_report
 
 log = logging.getLogger("poselab")
 
@@ -247,9 +247,6 @@ class TrainStablePose(io.ComfyNode):
                 io.Float.Input("holdout", default=0.25, min=0.0, max=0.9, step=0.05,
                                tooltip="Fraction of samples held out to score the adapter before/after training."),
                 io.Int.Input("save_every", default=0, min=0, max=10000000, tooltip="Extra checkpoints every N steps (0: none)."),
-                io.Int.Input("keep_last", default=2, min=0, max=1000, optional=True,
-                             tooltip="How many of those extra checkpoints to keep (the newest); each is a full "
-                                     "adapter (~1.4 GB for SD1.5). The final adapter is always kept."),
                 io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFF),
                 io.String.Input("adapter_name", default="poselab_stable_pose",
                                 tooltip="File name stem in models/stable_pose/; a counter is added if it exists."),
@@ -257,6 +254,12 @@ class TrainStablePose(io.ComfyNode):
                 PoseKeypoint.Input("poses", optional=True, tooltip="Their poses (one frame per image; first person)."),
                 io.String.Input("captions", multiline=True, default="", optional=True,
                                 tooltip="One caption for all images, or one line per image."),
+                io.Int.Input("keep_checkpoints", default=2, min=0, max=1000, optional=True,
+                             tooltip="How many of the newest step checkpoints (<name>_stepNNNNNN) to keep; older ones "
+                                     "are deleted. The final adapter is always kept."),
+                io.Boolean.Input("gradient_checkpointing", default=False, optional=True,
+                                 tooltip="Recompute the UNet's activations in the backward pass: much less memory, "
+                                         "about a third more time."),
             ],
             outputs=[
                 io.ControlNet.Output(display_name="control_net", tooltip="The trained adapter, ready to apply."),
@@ -268,7 +271,7 @@ class TrainStablePose(io.ComfyNode):
     @classmethod
     def execute(cls, model, clip, vae, start_from, synthetic_samples, resolution, steps, batch_size, learning_rate,
                 alpha, text_dropout, holdout, save_every, seed, adapter_name, images=None, poses=None,
-                captions="", keep_last=2) -> io.NodeOutput:
+                captions="", keep_checkpoints=2, gradient_checkpointing=False) -> io.NodeOutput:
         require_text_to_image_unet(model, "Stable-Pose training")  # before the slow data preparation
         stem = os.path.basename(adapter_name.strip()).removesuffix(".safetensors")
         if not stem:
@@ -279,7 +282,7 @@ class TrainStablePose(io.ComfyNode):
         samples = (user_samples(images, poses, captions or "", size) if images is not None
                    else procedural_samples(synthetic_samples, size, seed))
         return _train(model, clip, vae, samples, start_from, steps, batch_size, learning_rate, alpha, text_dropout,
-                      holdout, save_every, seed, stem, keep_last)
+                      holdout, save_every, seed, stem, keep_checkpoints, gradient_checkpointing)
 
 
 def split_holdout(data: sp_train.PoseData, holdout: float):
@@ -291,35 +294,30 @@ def split_holdout(data: sp_train.PoseData, holdout: float):
 
 
 def train_on_model(model, clip, vae, samples, initial_sd: dict | None, cfg: sp_train.TrainConfig, holdout: float,
-                   out_path, progress=None, keep_last: int = 2):
+                   out_path, progress=None, keep_checkpoints: int = 2, gradient_checkpointing: bool = False):
     """Train an adapter for ``model`` (frozen) on ``(image, body, caption)`` samples; checkpoints go
-    to ``out_path`` (atomically). ``initial_sd``: weights to continue from, else a new adapter from
-    the model's encoder; ``keep_last`` intermediate checkpoints are kept. Returns (result, trained
-    adapter, train count, held-out count)."""
+    to ``out_path`` (atomically; only the newest ``keep_checkpoints`` step checkpoints are kept).
+    ``initial_sd``: weights to continue from, else a new adapter from the model's encoder. Returns
+    (result, trained adapter, train count, held-out count)."""
     require_text_to_image_unet(model, "Stable-Pose training")
     train_data, eval_data = split_holdout(encode_samples(model, clip, vae, samples), holdout)
     n_train, n_eval = train_data.latents.shape[0], 0 if eval_data is None else eval_data.latents.shape[0]
-    comfy.model_management.load_models_gpu([model], force_full_load=True)
-    device = model.load_device
-    unet = model.model.diffusion_model
-    ac = 1.0 / (1.0 + model.get_model_object("model_sampling").sigmas.float().cpu() ** 2)
     meta = {"steps": cfg.steps, "samples": n_train, "base_model": type(model.model).__name__}
-    # ComfyUI runs nodes under inference_mode; autograd needs normal tensors, so the frozen UNet is
-    # used through fp32 clones of its weights (functional_call) and the loaded model is untouched.
-    with torch.inference_mode(False), torch.enable_grad():
-        frozen = {k: v.detach().to(device, torch.float32).clone()
-                  for k, v in list(unet.named_parameters()) + list(unet.named_buffers())}
+    keeper = CheckpointKeeper(out_path, keep_checkpoints)
+    # The frozen UNet is the loaded model itself, in its own dtype (no copy): see nodes/training.py.
+    with FrozenDenoiser(model, gradient_checkpointing=gradient_checkpointing) as denoiser:
+        unet_sd = denoiser.base.diffusion_model.state_dict()
         if initial_sd is None:
-            adapter = sp.adapter_for_unet(frozen, prefix="", seed=cfg.seed)
+            adapter = sp.adapter_for_unet(unet_sd, prefix="", seed=cfg.seed)
         else:
             adapter = sp.adapter_from_state_dict({k: v.clone() for k, v in initial_sd.items()})
-            if sp.infer_config(frozen).channel_mult != adapter.config.channel_mult:
+            if sp.infer_config(unet_sd).channel_mult != adapter.config.channel_mult:
                 raise ValueError("the adapter to continue from was made for another UNet layout than this model's")
+        del unet_sd
         adapter.mask_threshold = sp.INFER_THRESHOLD
 
         def unet_fn(x, t, ctx, control):
-            return torch.func.functional_call(unet, frozen, (x,), {"timesteps": t.float(), "context": ctx,
-                                                                 "control": control})
+            return denoiser(x, t, ctx, control=control)
 
         def on_step(step: int, loss: float) -> None:
             if progress is not None:
@@ -327,25 +325,21 @@ def train_on_model(model, clip, vae, samples, initial_sd: dict | None, cfg: sp_t
             check_interrupted()
 
         def save(step: int) -> str:
-            path = str(out_path) if step == cfg.steps else str(out_path).replace(".safetensors", f"_step{step:06d}.safetensors")
+            final = step == cfg.steps
+            path = out_path if final else step_checkpoint_path(out_path, step)
             sp_train.save_adapter(adapter, path, dict(meta, step=step))
-            saved.append(path)
-            # keep only the newest keep_last intermediate checkpoints (each is a full encoder copy)
-            while step < cfg.steps and len(saved) > max(keep_last, 0):
-                os.remove(saved.pop(0))
-            return path
+            if not final:
+                keeper.add(path)
+            return str(path)
 
-        saved: list[str] = []
-        result = sp_train.train_adapter(unet_fn, adapter, train_data, ac, cfg, eval_data=eval_data, device=device,
-                                        on_step=on_step, save_checkpoint=save)
-        result.checkpoints = [c for c in result.checkpoints if os.path.exists(c)]
-        frozen.clear()  # free the fp32 copies now, not when the node returns
+        result = sp_train.train_adapter(unet_fn, adapter, train_data, denoiser.alphas_cumprod, cfg, eval_data=eval_data,
+                                        device=denoiser.device, on_step=on_step, save_checkpoint=save)
         trained = sp.adapter_from_state_dict({k: v.detach().clone() for k, v in adapter.state_dict().items()})
     return result, trained, n_train, n_eval
 
 
 def _train(model, clip, vae, samples, start_from, steps, batch_size, learning_rate, alpha, text_dropout, holdout,
-           save_every, seed, stem, keep_last=2) -> io.NodeOutput:
+           save_every, seed, stem, keep_checkpoints=2, gradient_checkpointing=False) -> io.NodeOutput:
     initial = None
     if start_from != NEW_ADAPTER:
         with reading_model(FOLDER, start_from):
@@ -354,14 +348,8 @@ def _train(model, clip, vae, samples, start_from, steps, batch_size, learning_ra
     cfg = sp_train.TrainConfig(steps=steps, batch_size=batch_size, lr=learning_rate, alpha=alpha,
                                text_dropout=text_dropout, seed=seed, save_every=save_every)
     result, trained, n_train, n_eval = train_on_model(model, clip, vae, samples, initial, cfg, holdout, out_path,
-                                                      Progress(steps), keep_last=keep_last)
-    report = strict_json({
-        "adapter_file": out_path.name, "train_samples": n_train, "heldout_samples": n_eval, "steps": steps,
-        "seconds": round(result.seconds, 2), "eval_loss_before": result.eval_before,
-        "eval_loss_after": result.eval_after, "eval_loss_wrong_pose": result.eval_wrong_pose,
-        "losses": [round(x, 6) for x in result.losses],
-        "checkpoints": [os.path.basename(c) for c in result.checkpoints],
-    })
+                                                      Progress(steps), keep_checkpoints, gradient_checkpointing)
+    report = training_report(result, adapter_file=out_path.name, train_samples=n_train, heldout_samples=n_eval)
     return io.NodeOutput(as_control_net(trained), out_path.name, report, ui=ui.PreviewText(report))
 
 

@@ -41,6 +41,8 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--text-dropout", type=float, default=0.05)
     ap.add_argument("--image-dropout", type=float, default=0.05)
+    ap.add_argument("--keep-checkpoints", type=int, default=2, help="newest step checkpoints to keep")
+    ap.add_argument("--gradient-checkpointing", action="store_true", help="less memory, about a third more time")
     add_common_args(ap)
     a = ap.parse_args()
 
@@ -48,26 +50,28 @@ def main() -> None:
     import torch
 
     import comfy.sd
-    from poselab.models.editing import lora_train
+    from poselab.models.common import lora_training as lt
+    from poselab.models.editing.pairs import load_rgb, read_pairs_folder
+    from poselab.models.common.files import unique_path
     from poselab.nodes import editing
 
     model, clip, vae, _ = comfy.sd.load_checkpoint_guess_config(a.ckpt, output_vae=True, output_clip=True)
     size = (a.resolution // 8) * 8
     if a.data:
-        recs = lora_train.read_pairs_folder(a.data)
-        pairs = [(lora_train.load_rgb(r.source, (size, size)), lora_train.load_rgb(r.target, (size, size)), r.instruction)
-                 for r in recs]
+        pairs = [(load_rgb(r.source, (size, size)), load_rgb(r.target, (size, size)), r.instruction)
+                 for r in read_pairs_folder(a.data)]
     else:
         pairs = editing.make_synthetic_pairs(a.synthetic, size, a.seed)
     out = Path(a.out)
-    out = lora_train.free_lora_path(out.parent, out.name.removesuffix(".safetensors"))
-    cfg = lora_train.TrainConfig(steps=a.steps, batch_size=a.batch_size, grad_accum=a.grad_accum, lr=a.lr,
+    out = unique_path(out.with_name(out.name.removesuffix(".safetensors") + ".safetensors"), digits=4)
+    cfg = lt.TrainConfig(steps=a.steps, batch_size=a.batch_size, grad_accum=a.grad_accum, lr=a.lr,
                                  text_dropout=a.text_dropout, image_dropout=a.image_dropout, seed=a.seed,
                                  save_every=a.save_every)
 
     with torch.inference_mode():  # as inside ComfyUI: the trainer must cope with it
         result, _ = editing.train_lora_on_model(model, clip, vae, pairs, a.rank, a.alpha, a.targets.split(","), cfg,
-                                                out, StepPrinter(a.steps))
+                                                out, StepPrinter(a.steps), keep_checkpoints=a.keep_checkpoints,
+                                                gradient_checkpointing=a.gradient_checkpointing)
     print(json.dumps({"lora": str(out), "pairs": len(pairs), "seconds": round(result.seconds, 2),
                       "eval_loss_before": result.eval_before, "eval_loss_after": result.eval_after,
                       "checkpoints": result.checkpoints}), flush=True)

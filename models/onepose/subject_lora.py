@@ -1,6 +1,6 @@
 """OnePoseTrans's one-shot subject LoRA (seeds.md §E.2), the parts that are not the LoRA loop itself.
 
-The loop is models/editing/lora_train.py's (plain epsilon-MSE when there is no source latent).
+The loop is models/common/lora_training.py's (plain epsilon-MSE when there is no source latent).
 Here: the training views of the single source photo and the per-block LoRA strengths used at
 inference (§E.3/E.5).
 

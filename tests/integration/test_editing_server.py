@@ -225,7 +225,7 @@ def test_train_lora_workflow_then_core_loraloader_changes_output(comfy_server, t
     assert report["eval_loss_after"] < report["eval_loss_before"]  # the fixed-set IP2P loss falls
     assert saved_images(comfy_server, entry, "6")[0].shape == (64, 64, 3)  # the workflow's edit with the new LoRA
     assert len(report["losses"]) == 4 and report["pairs"] == 4  # the synthetic dataset's train split
-    assert report["checkpoints"] == ["poselab_test_pose_step00002.safetensors", "poselab_test_pose.safetensors"]
+    assert report["checkpoints"] == ["poselab_test_pose_step000002.safetensors", "poselab_test_pose.safetensors"]
     lora_file = comfy_server.base_dir / "models" / "loras" / report["lora_file"]
     sd = load_file(lora_file)
     ups = [k for k in sd if k.endswith(".lora_up.weight")]
@@ -241,6 +241,78 @@ def test_train_lora_workflow_then_core_loraloader_changes_output(comfy_server, t
     on = saved_images(comfy_server, comfy_server.run_ok(with_lora), "4")[0].astype(int)
     assert "lora key not loaded" not in comfy_server.log_tail(200000)  # every key was understood by core
     assert np.abs(on - off).mean() > 0.5
+
+
+def train_prompt(ckpt: str, name: str, steps: int, resume: bool, **overrides) -> dict:
+    train = {"model": ["1", 0], "clip": ["1", 1], "vae": ["1", 2], "data_folder": "", "synthetic_pairs": 2,
+             "resolution": 64, "rank": 2, "alpha": 2.0, "target_modules": "to_k,to_v", "steps": steps, "batch_size": 1,
+             "grad_accum": 1, "learning_rate": 1e-3, "text_dropout": 0.1, "image_dropout": 0.1, "save_every": 1,
+             "seed": 5, "lora_name": name, "keep_checkpoints": 2, "gradient_checkpointing": False, "resume": resume}
+    train.update(overrides)
+    return {"1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": ckpt}},
+            "2": {"class_type": "PoseLabTrainIP2PLoRA", "inputs": train}}
+
+
+def strict_report(entry: dict) -> dict:
+    def refuse(token):
+        raise ValueError(f"non-standard JSON constant {token}")
+    return json.loads(entry["outputs"]["2"]["text"][0], parse_constant=refuse)
+
+
+def test_train_lora_cancelled_saves_and_resumes_to_the_uninterrupted_result(comfy_server, tiny_ckpts):
+    """Cancel mid-run: a step checkpoint and the run state are saved; resume continues to the
+    same LoRA, bit for bit, as a run that was never stopped; only the newest checkpoints are kept."""
+    import time
+
+    from safetensors.torch import load_file
+
+    loras = comfy_server.base_dir / "models" / "loras"
+    state = comfy_server.base_dir / "output" / "poselab_lora_runs" / "poselab_test_resume" / "state.safetensors"
+    prompt_id = comfy_server.queue(train_prompt(tiny_ckpts["ip2p"], "poselab_test_resume", 2000, resume=False,
+                                                gradient_checkpointing=True))
+    deadline = time.time() + 600
+    while not (loras / "poselab_test_resume_step000003.safetensors").exists():
+        assert time.time() < deadline, "training did not reach step 3"
+        time.sleep(0.2)
+    comfy_server.post_json("/interrupt", {})
+    entry = comfy_server.wait(prompt_id, timeout=600)
+    assert entry["status"]["status_str"] == "error"  # interrupted
+    assert state.is_file()
+    stopped = int(load_file(str(state))["step"])
+    assert stopped >= 3
+    kept = sorted(p.name for p in loras.glob("poselab_test_resume_step*"))
+    assert kept == [f"poselab_test_resume_step{s:06d}.safetensors" for s in (stopped - 1, stopped)], kept
+    assert not list(loras.glob("poselab_test_resume.safetensors"))  # no final file from a cancelled run
+
+    total = stopped + 2
+    resumed = comfy_server.run_ok(train_prompt(tiny_ckpts["ip2p"], "poselab_test_resume", total, resume=True,
+                                               gradient_checkpointing=True))
+    report = strict_report(resumed)
+    assert report["resumed_from_step"] == stopped and len(report["losses"]) == total
+    assert report["lora_file"] == "poselab_test_resume.safetensors" and not state.exists()
+    straight = strict_report(comfy_server.run_ok(train_prompt(tiny_ckpts["ip2p"], "poselab_test_straight", total,
+                                                              resume=False)))
+    assert straight["losses"] == report["losses"]
+    a, b = load_file(str(loras / report["lora_file"])), load_file(str(loras / straight["lora_file"]))
+    assert a.keys() == b.keys() and all(torch_equal(a[k], b[k]) for k in a)
+    assert sorted(p.name for p in loras.glob("poselab_test_straight_step*")) == [
+        f"poselab_test_straight_step{s:06d}.safetensors" for s in (total - 2, total - 1)]
+
+    # resuming with other settings is refused with the reason
+    comfy_server.queue(train_prompt(tiny_ckpts["ip2p"], "poselab_test_other", 2000, resume=False))
+    while not (loras / "poselab_test_other_step000001.safetensors").exists():
+        time.sleep(0.2)
+    comfy_server.post_json("/interrupt", {})
+    time.sleep(1)
+    err = comfy_host.execution_error(comfy_server.run(train_prompt(tiny_ckpts["ip2p"], "poselab_test_other", 50,
+                                                                   resume=True, rank=4)))
+    assert err is not None and "other settings (rank)" in err, err
+
+
+def torch_equal(a, b) -> bool:
+    import torch
+
+    return torch.equal(a, b)
 
 
 # ---------------------------------------------------------------------------- inversion + prompt-to-prompt

@@ -253,7 +253,7 @@ def test_seeded_training_repeats_exactly_and_keeps_the_last_checkpoints(comfy_se
             "2": {"class_type": "PoseLabTrainStablePose", "inputs": {
                 "model": ["1", 0], "clip": ["1", 1], "vae": ["1", 2], "start_from": "new (from the model's encoder)",
                 "synthetic_samples": 4, "resolution": 64, "steps": 4, "batch_size": 2, "learning_rate": 1e-3,
-                "alpha": 5.0, "text_dropout": 0.5, "holdout": 0.25, "save_every": 1, "keep_last": 1, "seed": seed,
+                "alpha": 5.0, "text_dropout": 0.5, "holdout": 0.25, "save_every": 1, "keep_checkpoints": 1, "seed": seed,
                 "adapter_name": name}},
         }
         entry = comfy_server.run_ok(prompt)
@@ -264,6 +264,6 @@ def test_seeded_training_repeats_exactly_and_keeps_the_last_checkpoints(comfy_se
     assert a["losses"] == b["losses"] and a["losses"] != c["losses"]
     wa, wb = load_file(str(folder / a["adapter_file"])), load_file(str(folder / b["adapter_file"]))
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
-    # steps 1-3 each wrote a checkpoint; keep_last=1 leaves the newest, plus the final adapter
+    # steps 1-3 each wrote a checkpoint; keep_checkpoints=1 leaves the newest, plus the final adapter
     assert a["checkpoints"] == ["seeded_a_step000003.safetensors", "seeded_a.safetensors"], a["checkpoints"]
     assert sorted(p.name for p in folder.glob("seeded_a*")) == sorted(a["checkpoints"])
