@@ -35,7 +35,8 @@ def main(argv=None) -> int:
     import pack  # noqa: F401  (the repo root as the package poselab, as ComfyUI imports it)
     import torch
 
-    from poselab.models.posegan import dataset, networks, synthetic, trainer
+    from poselab.models.pose import synthetic
+    from poselab.models.posegan import dataset, networks, trainer
     from poselab.models.posegan.losses import GeneratorLoss, discriminator_loss
 
     device = torch.device(args.device)

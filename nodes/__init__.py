@@ -25,7 +25,8 @@ STAGE_MODULES = (
     "posegan",
     "stable_pose",
     "onepose",
-    "editing",
+    "ip2p",
+    "inversion",
     "metrics",
 )
 

@@ -25,7 +25,7 @@ import folder_paths
 from comfy.ldm.modules.attention import optimized_attention
 from comfy_api.latest import io, ui
 
-from ..models.common.images import image_batch_to_numpy, mask_batch_to_numpy
+from ..models.common.images import image_batch_to_numpy, mask_batch_to_numpy, numpy_to_image_batch
 from ..models.common import lora_training as lt
 from ..models.metrics import identity
 from ..models.onepose import subject_lora, vcm
@@ -69,7 +69,7 @@ def subject_data(model, clip, vae, crops: np.ndarray, description: str, photo_si
     no crop, as the reference's add-time ids; ComfyUI's pooled output is the projected one that
     sampling uses, so training and generation see the same vector)."""
     n = len(crops)
-    latents = model.model.latent_format.process_in(vae_encode(vae, torch.from_numpy(crops.astype(np.float32) / 255.0)))
+    latents = model.model.latent_format.process_in(vae_encode(vae, numpy_to_image_batch(list(crops))))
     text, pooled = encode_prompt(clip, description)
     null_text, null_pooled = encode_prompt(clip, "")
     y = null_y = None
@@ -93,6 +93,7 @@ class TrainSubjectLoRA(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="PoseLabTrainSubjectLoRA",
+            is_experimental=True,  # as core marks its own trainer: long-running, settings may change
             display_name="Train Subject LoRA (PoseLab)",
             category=CATEGORY,
             description="OnePoseTrans's test-time LoRA: fine-tunes the checkpoint's attention on one photo of the "
@@ -458,7 +459,7 @@ class VisualConsistency(io.ComfyNode):
         if ip_scale_layout or ip_scale_style or ip_scale_other:
             ip = load_adapter(IPADAPTER_FOLDER, ipadapter_file, face=False)
             vcm.check_fits(ip, dims, context_dim, ipadapter_file)
-            pixels = torch.from_numpy(photo.astype(np.float32) / 255.0)[None]
+            pixels = numpy_to_image_batch([photo])
             img_tokens = image_tokens(clip_vision, ip, pixels, ipadapter_file)
             info.update(ipadapter=ipadapter_file, image_tokens=img_tokens[0].shape[1])
         else:

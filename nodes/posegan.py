@@ -29,7 +29,8 @@ from ..models.common.images import (
     paired_batch_size,
 )
 from ..models.pose.keypoints import PoseFrame, Person, parse_pose_keypoint, to_pose_keypoint
-from ..models.posegan import checkpoint, synthetic, trainer, transfer
+from ..models.pose import synthetic
+from ..models.posegan import checkpoint, trainer, transfer
 from ..models.posegan import dataset as pairdata
 from ..models.posegan.losses import load_vgg_block1
 from ..models.posegan.networks import OUTPUTS, SIZE_PRESETS, PoseGANConfig

@@ -13,7 +13,6 @@ import logging
 import os
 
 import cv2
-import numpy as np
 import torch
 
 import comfy.controlnet
@@ -22,7 +21,7 @@ import comfy.utils
 from comfy_api.latest import io, ui
 
 from ..models.common.files import unique_path
-from ..models.common.images import image_batch_to_numpy, numpy_to_image_batch, paired_batch_size
+from ..models.common.images import image_batch_to_numpy, numpy_to_image_batch, paired_batch_size, pick
 from ..models.pose.keypoints import PoseFrame, Person, parse_pose_keypoint
 from ..models.pose.render import render_coco17_stablepose
 from ..models.stable_pose import adapter as sp
@@ -165,7 +164,7 @@ class ApplyStablePose(io.ComfyNode):
 # ---------------------------------------------------------------------------------- training
 def procedural_samples(count: int, size: int, seed: int):
     """(image uint8, OpenPose-18 body, caption) samples of procedural people (both ends of each pair)."""
-    from ..models.posegan import synthetic
+    from ..models.pose import synthetic
 
     out = []
     for p in synthetic.make_pairs((count + 1) // 2, seed=seed, size=(size, size)):
@@ -189,8 +188,7 @@ def user_samples(images: torch.Tensor, pose, captions: str, resolution: int):
     out = []
     pictures = image_batch_to_numpy(images)
     for i in range(n):
-        img = pictures[i % len(pictures)]
-        frame = frames[i % len(frames)]
+        img, frame = pick(pictures, i), pick(frames, i)
         if not frame.people:
             raise ValueError(f"training image {i}: its pose has no person; remove it or fix the pose")
         h, w = img.shape[:2]
@@ -198,7 +196,7 @@ def user_samples(images: torch.Tensor, pose, captions: str, resolution: int):
         body = frame.people[0].body.copy()
         body[:, 0] *= tw / frame.width
         body[:, 1] *= th / frame.height
-        out.append((cv2.resize(img, (tw, th), interpolation=cv2.INTER_AREA), body, lines[i % len(lines)]))
+        out.append((cv2.resize(img, (tw, th), interpolation=cv2.INTER_AREA), body, pick(lines, i)))
     if len({s[0].shape for s in out}) > 1:
         raise ValueError("training images must share one size (after fitting to the resolution)")
     return out
@@ -207,9 +205,8 @@ def user_samples(images: torch.Tensor, pose, captions: str, resolution: int):
 def encode_samples(model, clip, vae, samples) -> sp_train.PoseData:
     h, w = samples[0][0].shape[:2]
     text = encode_embeddings(clip, [s[2] for s in samples])
-    imgs = torch.from_numpy(np.stack([s[0] for s in samples]).astype(np.float32) / 255.0)
-    hints = torch.from_numpy(np.stack([
-        render_coco17_stablepose(PoseFrame(w, h, [Person(body=s[1])]), w, h) for s in samples]).astype(np.float32) / 255.0)
+    imgs = numpy_to_image_batch([s[0] for s in samples])
+    hints = numpy_to_image_batch([render_coco17_stablepose(PoseFrame(w, h, [Person(body=s[1])]), w, h) for s in samples])
     return sp_train.PoseData(latents=model.model.latent_format.process_in(vae_encode(vae, imgs)),
                              hints=hints.movedim(-1, 1), text=text, null_text=encode_embedding(clip, ""))
 

@@ -228,6 +228,13 @@ class FrozenDenoiser:
             transformer_options=dict(self.transformer_options), **extra)
         return (x - denoised) / sigma.view(-1, 1, 1, 1)
 
+    def denoised(self, x, sigma, context) -> torch.Tensor:
+        """ComfyUI's ``x0`` prediction at noise level ``sigma`` for the noisy latent ``x`` (k-diffusion
+        form, as the samplers call it), differentiable in ``x`` and ``context``."""
+        s = torch.full((x.shape[0],), float(sigma), device=self.device)
+        return self.base.apply_model(x.to(self.device), s, c_crossattn=context.to(self.device),
+                                     transformer_options=dict(self.transformer_options)).float()
+
 
 # ---------------------------------------------------------------------------- LoRA weights
 def find_target_linears(unet: torch.nn.Module, targets) -> dict[str, torch.nn.Linear]:

@@ -41,6 +41,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "scripts"))
 import pack  # noqa: E402,F401  (the repo root as the package poselab, as ComfyUI imports it)
 
+from poselab.models.common.files import read_rgb  # noqa: E402
 from poselab.models.metrics import pose_accuracy as metrics  # noqa: E402
 from poselab.models.pose import datasets  # noqa: E402
 from poselab.models.pose.keypoints import OPENPOSE18_NAMES, PoseFrame  # noqa: E402
@@ -85,14 +86,6 @@ def load_sets(folders) -> list[tuple[dict, Path]]:
             out.append((entry, folder))
     return out
 
-
-def read_rgb(path: Path) -> np.ndarray:
-    import cv2
-
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise FileNotFoundError(f"cannot read {path}")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 def detect_all(detect, entries: list[tuple[dict, Path]]) -> tuple[list[PoseFrame], float]:

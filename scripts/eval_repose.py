@@ -32,6 +32,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "scripts"))
 import pack  # noqa: E402,F401  (the repo root as the package poselab, as ComfyUI imports it)
 
+from poselab.models.common.files import read_rgb  # noqa: E402
 from poselab.models.pose import parts  # noqa: E402
 from poselab.models.pose.detect_mediapipe import MediaPipePoseDetector  # noqa: E402
 from poselab.models.repose import part_warp  # noqa: E402
@@ -39,12 +40,6 @@ from poselab.models.segmentation import masks  # noqa: E402
 
 DEFAULT_DATA = Path(os.environ.get("POSELAB_SHARED", REPO.parent / "shared")) / "data" / "poses"
 
-
-def read_rgb(path: Path) -> np.ndarray:
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise FileNotFoundError(f"cannot read image {path}")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def nearest_person(bodies: list[np.ndarray], ref: np.ndarray) -> np.ndarray | None:

@@ -29,6 +29,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "scripts"))
 import pack  # noqa: E402,F401  (the repo root as the package poselab, as ComfyUI imports it)
 
+from poselab.models.common.files import read_rgb  # noqa: E402
 from poselab.models.metrics import evaluate as ev  # noqa: E402
 from poselab.models.pose.keypoints import J, PoseFrame, Person, empty_body, to_pose_keypoint  # noqa: E402
 
@@ -62,7 +63,7 @@ def prepare_pairs(out: Path, pairs_path: Path, methods: list[str]) -> None:
     detector = MediaPipePoseDetector()
     for i, pair in enumerate(pairs):
         name = f"pair{i:02d}_{pair['kind']}"
-        source, target = ev.read_rgb(data / pair["source"]), ev.read_rgb(data / pair["target"])
+        source, target = read_rgb(data / pair["source"]), read_rgb(data / pair["target"])
         h, w = source.shape[:2]
         src_frame, tgt_frame = detector(source, max_people=3), detector(target, max_people=3)
         if not src_frame.people or not tgt_frame.people:

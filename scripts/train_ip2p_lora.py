@@ -51,17 +51,18 @@ def main() -> None:
 
     import comfy.sd
     from poselab.models.common import lora_training as lt
-    from poselab.models.editing.pairs import load_rgb, read_pairs_folder
+    from poselab.models.common.files import read_rgb
+    from poselab.models.editing.pairs import read_pairs_folder
     from poselab.models.common.files import unique_path
-    from poselab.nodes import editing
+    from poselab.nodes import ip2p
 
     model, clip, vae, _ = comfy.sd.load_checkpoint_guess_config(a.ckpt, output_vae=True, output_clip=True)
     size = (a.resolution // 8) * 8
     if a.data:
-        pairs = [(load_rgb(r.source, (size, size)), load_rgb(r.target, (size, size)), r.instruction)
+        pairs = [(read_rgb(r.source, (size, size)), read_rgb(r.target, (size, size)), r.instruction)
                  for r in read_pairs_folder(a.data)]
     else:
-        pairs = editing.make_synthetic_pairs(a.synthetic, size, a.seed)
+        pairs = ip2p.make_synthetic_pairs(a.synthetic, size, a.seed)
     out = Path(a.out)
     out = unique_path(out.with_name(out.name.removesuffix(".safetensors") + ".safetensors"), digits=4)
     cfg = lt.TrainConfig(steps=a.steps, batch_size=a.batch_size, grad_accum=a.grad_accum, lr=a.lr,
@@ -69,7 +70,7 @@ def main() -> None:
                                  save_every=a.save_every)
 
     with torch.inference_mode():  # as inside ComfyUI: the trainer must cope with it
-        result, _ = editing.train_lora_on_model(model, clip, vae, pairs, a.rank, a.alpha, a.targets.split(","), cfg,
+        result, _ = ip2p.train_lora_on_model(model, clip, vae, pairs, a.rank, a.alpha, a.targets.split(","), cfg,
                                                 out, StepPrinter(a.steps), keep_checkpoints=a.keep_checkpoints,
                                                 gradient_checkpointing=a.gradient_checkpointing)
     print(json.dumps({"lora": str(out), "pairs": len(pairs), "seconds": round(result.seconds, 2),

@@ -72,7 +72,8 @@ def main(argv=None) -> int:
     import pack  # noqa: F401  (the repo root as the package poselab, as ComfyUI imports it)
     import torch
 
-    from poselab.models.posegan import dataset, evaluate, synthetic, trainer
+    from poselab.models.pose import synthetic
+    from poselab.models.posegan import dataset, evaluate, trainer
     from poselab.models.posegan.losses import load_vgg_block1
     from poselab.models.posegan.networks import SIZE_PRESETS, PoseGANConfig
 

@@ -101,3 +101,14 @@ def is_inside(base: os.PathLike, path: os.PathLike) -> bool:
     """Whether ``path`` resolves (symlinks followed) to ``base`` or somewhere below it."""
     base, path = os.path.realpath(base), os.path.realpath(path)
     return os.path.commonpath([base, path]) == base
+
+
+def read_rgb(path: os.PathLike, size: tuple[int, int] | None = None) -> np.ndarray:
+    """An image file as ``uint8 (h, w, 3)`` RGB, area-resized to ``size=(h, w)`` when given."""
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise ValueError(f"cannot read the image {path}: it is missing, not an image, or damaged")
+    img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    if size is not None and img.shape[:2] != tuple(size):
+        img = cv2.resize(img, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+    return img

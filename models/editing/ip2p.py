@@ -1,6 +1,6 @@
 """Pure tensor helpers of the InstructPix2Pix edit: batch pairing, crop, mask handling, compositing.
 
-The sampling itself runs in ComfyUI's sampler (nodes/editing.py); what is here has no ComfyUI
+The sampling itself runs in ComfyUI's sampler (nodes/ip2p.py); what is here has no ComfyUI
 dependency so it can be tested alone.
 """
 

@@ -73,15 +73,3 @@ def write_pairs_folder(pairs, folder: os.PathLike) -> Path:
     atomic_write_text(folder / METADATA, "\n".join(rows) + "\n")
     return folder
 
-
-def load_rgb(path: os.PathLike, size: tuple[int, int]) -> np.ndarray:
-    """``uint8 (h, w, 3)`` RGB resized to ``size=(h, w)``."""
-    import cv2
-
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise ValueError(f"cannot read the image {path}")
-    img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-    if img.shape[:2] != tuple(size):
-        img = cv2.resize(img, (size[1], size[0]), interpolation=cv2.INTER_AREA)
-    return img

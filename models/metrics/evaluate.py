@@ -34,7 +34,7 @@ import cv2
 import numpy as np
 import torch
 
-from ..common.files import atomic_write_image, atomic_write_text
+from ..common.files import atomic_write_image, atomic_write_text, read_rgb
 from ..pose.keypoints import PoseFrame, parse_pose_keypoint, scaled_bodies
 from . import image_quality, pose_accuracy
 from .report import fmt, json_safe, render_table
@@ -52,12 +52,6 @@ class LayoutError(ValueError):
 
 LayoutError.__module__ = "poselab"  # shown by ComfyUI as poselab.LayoutError, not a file path
 
-
-def read_rgb(path: Path) -> np.ndarray:
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise LayoutError(f"cannot read image {path}")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
 def write_rgb(path: Path, rgb: np.ndarray) -> None:

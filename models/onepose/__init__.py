@@ -1,1 +1,1 @@
-"""OnePoseTrans pieces (Fan et al., arXiv 2409.09593; ../shared/design/seeds.md §E)."""
+"""OnePoseTrans pieces (Fan et al., arXiv 2409.09593; docs/methods.md §E)."""

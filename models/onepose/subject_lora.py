@@ -1,4 +1,4 @@
-"""OnePoseTrans's one-shot subject LoRA (seeds.md §E.2), the parts that are not the LoRA loop itself.
+"""OnePoseTrans's one-shot subject LoRA (docs/methods.md §E.2), the parts that are not the LoRA loop itself.
 
 The loop is models/common/lora_training.py's (plain epsilon-MSE when there is no source latent).
 Here: the training views of the single source photo and the per-block LoRA strengths used at

@@ -4,7 +4,7 @@
   joint, ``exp(-d^2 / (2 sigma^2))`` (value 1 at the joint, sigma 6 px as in Siarohin et al.'s
   ``cords_to_map``); missing joints give all-zero channels.
 * :func:`limb_mask` / :func:`pose_mask`: Ma et al.'s mask (``pose_utils.produce_ma_mask``,
-  seeds.md section B.7): polygons of half-width 4 px along 23 joint pairs, discs of radius
+  docs/methods.md §B.7): polygons of half-width 4 px along 23 joint pairs, discs of radius
   4 px on the joints, then a 5x5 closing (dilation then erosion).
 """
 

@@ -148,7 +148,7 @@ def no_point_affine() -> np.ndarray:
 
 
 def part_affines(src_body, tgt_body) -> tuple[np.ndarray, np.ndarray]:
-    """Per-part affines mapping target pixels to source pixels, as in seeds.md section B.3.
+    """Per-part affines mapping target pixels to source pixels, as in docs/methods.md §B.3.
 
     Returns ``(affines float32 (10, 2, 3), valid bool (10,))`` in :data:`PART_NAMES` order.
     Torso: fit on those of {Rhip, Lhip, Lsho, Rsho} present in both (at least 3). Head: the

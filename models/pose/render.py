@@ -4,7 +4,7 @@
   ``draw_handpose`` / ``draw_facepose`` draw (same colours, ellipse limbs of stick width 4 at
   60 % colour, joint discs of radius 4, hand edges in HSV rainbow, white face dots), because
   OpenPose ControlNets were trained on that rendering.
-* :func:`render_coco17_stablepose` draws the HumanSD/Stable-Pose style (seeds.md section C.2):
+* :func:`render_coco17_stablepose` draws the HumanSD/Stable-Pose style (docs/methods.md §C.2):
   black canvas, COCO-17, 16 limbs each in its own colour of seaborn's ``hls`` palette, lines
   10 px wide at 512 px with discs of radius 5 at both ends, scaled with the canvas' short side.
 * :func:`overlay_pose` puts a rendered skeleton over a photo.

@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 import torch
 
-from ..common.files import atomic_write_image, is_inside
+from ..common.files import atomic_write_image, is_inside, read_rgb
 from ..pose import heatmaps, parts
 from ..pose.keypoints import NUM_BODY
 from .networks import PoseGANConfig
@@ -188,14 +188,8 @@ class FolderPairs:
 
     def __getitem__(self, i: int):
         r = self.records[i]
-        return _read_rgb(r.source_path), r.source_body, _read_rgb(r.target_path), r.target_body
+        return read_rgb(r.source_path), r.source_body, read_rgb(r.target_path), r.target_body
 
-
-def _read_rgb(path: Path) -> np.ndarray:
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise FileNotFoundError(f"cannot read image {path}")
-    return img[..., ::-1].copy()
 
 
 class MemoryPairs:

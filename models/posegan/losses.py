@@ -17,7 +17,7 @@ weight: :data:`DEFAULT_NN_WEIGHT` ``["vgg"] = 0.6``. In pixel space (3 channels 
 we match the L1 baseline's balance (weight 100 on a per-channel mean): ``100 / 3 ~ 33``.
 
 The TPAMI extension's offset-smoothness term is not implemented: the official code has no
-offsets and its exact formulation could not be verified (seeds.md B.6).
+offsets and its exact formulation could not be verified (docs/methods.md §B.6).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Deformable GAN generator and discriminator (Siarohin et al., CVPR 2018), plain PyTorch.
 
-Layer for layer after the official Keras code (``conditional_gan.py``, see seeds.md B.2/B.5):
+Layer for layer after the official Keras code (``conditional_gan.py``, see docs/methods.md §B.2/B.5):
 
 * encoder level 0: 3x3 conv, stride 1; every later level: LeakyReLU(0.2) -> 4x4 conv stride 2
   (no bias) -> InstanceNorm, no norm at the innermost level;

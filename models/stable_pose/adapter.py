@@ -1,4 +1,4 @@
-"""The Stable-Pose adapter (Wang et al., NeurIPS 2024; ../shared/design/seeds.md §C), plain PyTorch.
+"""The Stable-Pose adapter (Wang et al., NeurIPS 2024; docs/methods.md §C), plain PyTorch.
 
 A ControlNet-shaped trainable copy of the SD1.5 encoder. Differences from ControlNet: no hint at
 the input conv; a small conv stack turns the skeleton image into features at the latent grid, and

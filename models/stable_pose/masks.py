@@ -1,4 +1,4 @@
-"""Stable-Pose's pose masks (../shared/design/seeds.md §C.2), in plain PyTorch.
+"""Stable-Pose's pose masks (docs/methods.md §C.2), in plain PyTorch.
 
 The skeleton image (black background) is blurred with Gaussians of growing reach; every latent
 cell that contains a pixel the blur touched belongs to the pose. The wide (kernel 23) mask gates

@@ -3,7 +3,7 @@
 Key names and arithmetic follow the LDM/ComfyUI layout (``in_layers.0``, ``proj_in``,
 ``transformer_blocks.0.attn1.to_q``, ...), so an adapter initialised from a user's SD1.5 UNet or
 loaded from a released checkpoint needs no key mapping. Equivalence with ComfyUI's own blocks is
-checked in tests/unit/test_stable_pose_model.py.
+checked in tests/unit/test_stable_pose_adapter.py.
 """
 
 from __future__ import annotations

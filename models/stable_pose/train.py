@@ -1,4 +1,4 @@
-"""Training the Stable-Pose adapter against a frozen SD UNet, in plain PyTorch (seeds.md §C.3-C.4).
+"""Training the Stable-Pose adapter against a frozen SD UNet, in plain PyTorch (docs/methods.md §C.3-C.4).
 
 The UNet arrives as a callable ``unet(x_t, t, context, control) -> eps`` that adds the adapter's
 residuals to its skips (ComfyUI's ``control=`` path), so the same loop drives a user's checkpoint

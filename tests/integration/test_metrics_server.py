@@ -150,7 +150,7 @@ def _unit_helpers(name: str):
 
 def test_fid_kid_and_insightface_nodes_with_model_files(comfy_server, pair):
     """Model files dropped into models/inception and models/insightface are listed and used."""
-    fid_helpers = _unit_helpers("test_metrics_fid_clip")
+    fid_helpers = _unit_helpers("test_metrics_fid_kid_clip")
     id_helpers = _unit_helpers("test_metrics_identity")
     inc = comfy_server.base_dir / "models" / "inception"
     inc.mkdir(parents=True, exist_ok=True)

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+from poselab.models.common.files import read_rgb
 from poselab.models.editing import pairs as pairs_mod
 
 
@@ -15,7 +16,7 @@ def test_pairs_folder_roundtrip_and_errors(tmp_path):
     pairs_mod.write_pairs_folder(pairs, tmp_path / "d")
     recs = pairs_mod.read_pairs_folder(tmp_path / "d")
     assert [r.instruction for r in recs] == ["raise arm 0", "raise arm 1", "raise arm 2"]
-    assert np.array_equal(pairs_mod.load_rgb(recs[1].target, (16, 16)), pairs[1][1])
+    assert np.array_equal(read_rgb(recs[1].target, (16, 16)), pairs[1][1])
     meta = tmp_path / "d" / "metadata.jsonl"
     rows = [json.loads(line) for line in meta.read_text().splitlines()]
     rows[2]["split"] = "test"

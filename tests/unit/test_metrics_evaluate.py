@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from poselab.models.common.files import read_rgb
 from poselab.models.metrics import evaluate as ev
 from poselab.models.metrics import image_quality
 from poselab.models.pose.keypoints import Person, PoseFrame, to_pose_keypoint
@@ -55,8 +56,8 @@ def test_run_writes_csv_json_report_with_correct_numbers(folder, tmp_path):
     assert set(s) == {"identity", "noisy"}
     assert s["identity"]["ssim"] == pytest.approx(1.0) and math.isinf(s["identity"]["psnr"])
     # the noisy method's numbers are the metric functions' on the same files
-    gen = torch.from_numpy(ev.read_rgb(folder / "generated" / "noisy" / "p0.png")).float()[None] / 255
-    tgt = torch.from_numpy(ev.read_rgb(folder / "target" / "p0.png")).float()[None] / 255
+    gen = torch.from_numpy(read_rgb(folder / "generated" / "noisy" / "p0.png")).float()[None] / 255
+    tgt = torch.from_numpy(read_rgb(folder / "target" / "p0.png")).float()[None] / 255
     row = next(r for r in res["rows"] if r["method"] == "noisy" and r["pair"] == "p0")
     assert row["ssim"] == pytest.approx(image_quality.ssim(gen, tgt).item(), abs=1e-9)
     assert row["psnr"] == pytest.approx(image_quality.psnr(gen, tgt).item(), abs=1e-9)

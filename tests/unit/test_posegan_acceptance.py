@@ -17,7 +17,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from poselab.models.posegan import dataset, evaluate, networks, synthetic, trainer
+from poselab.models.pose import synthetic
+from poselab.models.posegan import dataset, evaluate, networks, trainer
 
 STEPS = 600
 TRAIN_PAIRS = 128

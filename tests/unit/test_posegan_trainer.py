@@ -11,7 +11,8 @@ import torch
 from safetensors import safe_open
 
 from poselab.models.pose.keypoints import J
-from poselab.models.posegan import checkpoint, dataset, networks, synthetic, trainer, transfer
+from poselab.models.pose import synthetic
+from poselab.models.posegan import checkpoint, dataset, networks, trainer, transfer
 
 
 def cfg64(**kw):

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
+from poselab.models.common.files import read_rgb
 from poselab.models.metrics import pose_accuracy as metrics
 from poselab.models.pose import datasets, detect_mediapipe, person_finder
 from poselab.models.pose.keypoints import J, Person, PoseFrame
@@ -17,11 +18,6 @@ from poselab.models.pose.keypoints import J, Person, PoseFrame
 SOLO = "004645041.jpg"  # MPII, one man in front of a truck
 GROUP = "ff945ae2e729f24eea992814639d59b3bdec8bd8.jpg"  # AI Challenger, three footballers
 
-
-def read_rgb(path) -> np.ndarray:
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    assert bgr is not None, f"cannot read {path}"
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 @pytest.fixture(scope="module")

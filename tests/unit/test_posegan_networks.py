@@ -12,7 +12,8 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 
 from poselab.models.pose import parts
-from poselab.models.posegan import checkpoint, dataset, losses, networks, synthetic
+from poselab.models.pose import synthetic
+from poselab.models.posegan import checkpoint, dataset, losses, networks
 
 
 def tiny(h=64, w=64, **kw) -> networks.PoseGANConfig:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from ..pose.keypoints import J, NUM_BODY
+from .keypoints import J, NUM_BODY
 
 SUPERSAMPLE = 2
 
