@@ -85,8 +85,15 @@ def main() -> None:
     import comfy.model_management as mm
     import comfy.sd
     import nodes as core
-    from comfy_extras.nodes_custom_sampler import DualCFGGuider, KSamplerSelect, BasicScheduler, RandomNoise, SamplerCustomAdvanced
+    from comfy_extras.nodes_custom_sampler import (
+        BasicScheduler,
+        DualCFGGuider,
+        KSamplerSelect,
+        RandomNoise,
+        SamplerCustomAdvanced,
+    )
     from comfy_extras.nodes_ip2p import InstructPixToPixConditioning
+
     from poselab.nodes.ip2p import IP2PEdit
 
     model, clip, vae, _ = comfy.sd.load_checkpoint_guess_config(ckpt, output_vae=True, output_clip=True)

@@ -20,7 +20,6 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "scripts"))
 import pack  # noqa: E402,F401  (the repo root as the package poselab, as ComfyUI imports it)
-
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity  # noqa: E402
 
 from poselab.models.metrics import image_quality, pose_accuracy  # noqa: E402

@@ -54,6 +54,7 @@ def main() -> None:
     import comfy.sd
     import comfy.utils
     from comfy_extras.nodes_train import TrainLoraNode
+
     from poselab.models.common import lora_training as lt
     from poselab.nodes import onepose, training
     from poselab.nodes.common import Progress

@@ -95,6 +95,7 @@ def main() -> None:
     import comfy.sd
     import folder_paths
     import nodes as core
+
     from poselab.nodes import onepose
 
     for f in ("ipadapter", "instantid", "insightface", "loras"):

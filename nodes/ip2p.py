@@ -25,16 +25,33 @@ import node_helpers
 from comfy_api.latest import io, ui
 from comfy_extras.nodes_custom_sampler import Guider_DualCFG
 
-from ..models.common.images import numpy_to_image_batch, paired_batch_size, pick
 from ..models.common import lora_training as lt
-from ..models.editing import ip2p
 from ..models.common.files import read_rgb
+from ..models.common.images import numpy_to_image_batch, paired_batch_size, pick
+from ..models.editing import ip2p
 from ..models.editing.pairs import read_pairs_folder
 from ..models.pose.keypoints import parse_pose_keypoint
 from ..models.pose.render import render_openpose
-from .common import PoseKeypoint, Progress, apply_control, encode_embedding, encode_embeddings, user_folder, vae_encode
-from .training import (DEFAULT_TARGETS, NO_LORA, TrainingRun, apply_lora, free_lora_path, lora_choices, lora_stem,
-                       train_lora_on_data, training_report)
+from .common import (
+    PoseKeypoint,
+    Progress,
+    apply_control,
+    encode_embedding,
+    encode_embeddings,
+    user_folder,
+    vae_encode,
+)
+from .training import (
+    DEFAULT_TARGETS,
+    NO_LORA,
+    TrainingRun,
+    apply_lora,
+    free_lora_path,
+    lora_choices,
+    lora_stem,
+    train_lora_on_data,
+    training_report,
+)
 
 log = logging.getLogger("poselab")
 

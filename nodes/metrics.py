@@ -27,11 +27,29 @@ from ..models.common.images import (
     paired_batch_size,
     pick,
 )
-from ..models.metrics import clip_scores, fid_kid, identity, image_quality, lpips_metric, pose_accuracy
+from ..models.metrics import (
+    clip_scores,
+    fid_kid,
+    identity,
+    image_quality,
+    lpips_metric,
+    pose_accuracy,
+)
 from ..models.metrics.report import fmt, json_safe, render_table
-from ..models.pose.keypoints import OPENPOSE18_NAMES, parse_pose_keypoint, scaled_bodies, to_pose_keypoint
+from ..models.pose.keypoints import (
+    OPENPOSE18_NAMES,
+    parse_pose_keypoint,
+    scaled_bodies,
+    to_pose_keypoint,
+)
 from .common import PoseKeypoint, Progress, check_interrupted
-from .model_folders import MissingModelError, folder_locations, list_model_files, reading_model, resolve_model_file
+from .model_folders import (
+    MissingModelError,
+    folder_locations,
+    list_model_files,
+    reading_model,
+    resolve_model_file,
+)
 
 log = logging.getLogger("poselab")
 

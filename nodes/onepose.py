@@ -25,8 +25,8 @@ import folder_paths
 from comfy.ldm.modules.attention import optimized_attention
 from comfy_api.latest import io, ui
 
-from ..models.common.images import image_batch_to_numpy, mask_batch_to_numpy, numpy_to_image_batch
 from ..models.common import lora_training as lt
+from ..models.common.images import image_batch_to_numpy, mask_batch_to_numpy, numpy_to_image_batch
 from ..models.metrics import identity
 from ..models.onepose import subject_lora, vcm
 from .common import Progress, require_text_to_image_unet, vae_encode

@@ -122,6 +122,7 @@ def _register_data_route() -> None:
     does not depend on the pack's folder name (a renamed install still works)."""
     try:
         from aiohttp import web
+
         from server import PromptServer
 
         routes = PromptServer.instance.routes

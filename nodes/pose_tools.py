@@ -23,7 +23,14 @@ from ..models.common.images import (
     pick,
 )
 from ..models.pose import edit, heatmaps, library, parts, render, retarget
-from ..models.pose.keypoints import Person, PoseFormatError, PoseFrame, parse_pose_keypoint, read_frames, to_pose_keypoint
+from ..models.pose.keypoints import (
+    Person,
+    PoseFormatError,
+    PoseFrame,
+    parse_pose_keypoint,
+    read_frames,
+    to_pose_keypoint,
+)
 from .common import PoseKeypoint, Schema, check_interrupted
 
 log = logging.getLogger("poselab")

@@ -28,8 +28,8 @@ from ..models.common.images import (
     numpy_to_mask_batch,
     paired_batch_size,
 )
-from ..models.pose.keypoints import PoseFrame, Person, parse_pose_keypoint, to_pose_keypoint
 from ..models.pose import synthetic
+from ..models.pose.keypoints import Person, PoseFrame, parse_pose_keypoint, to_pose_keypoint
 from ..models.posegan import checkpoint, trainer, transfer
 from ..models.posegan import dataset as pairdata
 from ..models.posegan.losses import load_vgg_block1

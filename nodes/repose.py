@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+
 from comfy_api.latest import io
 
 from ..models.common.images import (

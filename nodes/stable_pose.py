@@ -21,13 +21,26 @@ import comfy.utils
 from comfy_api.latest import io, ui
 
 from ..models.common.files import unique_path
-from ..models.common.images import image_batch_to_numpy, numpy_to_image_batch, paired_batch_size, pick
-from ..models.pose.keypoints import PoseFrame, Person, parse_pose_keypoint
+from ..models.common.images import (
+    image_batch_to_numpy,
+    numpy_to_image_batch,
+    paired_batch_size,
+    pick,
+)
+from ..models.pose.keypoints import Person, PoseFrame, parse_pose_keypoint
 from ..models.pose.render import render_coco17_stablepose
 from ..models.stable_pose import adapter as sp
 from ..models.stable_pose import train as sp_train
-from .common import (PoseKeypoint, Progress, apply_control, check_interrupted, encode_embedding, encode_embeddings,
-                     require_text_to_image_unet, vae_encode)
+from .common import (
+    PoseKeypoint,
+    Progress,
+    apply_control,
+    check_interrupted,
+    encode_embedding,
+    encode_embeddings,
+    require_text_to_image_unet,
+    vae_encode,
+)
 from .model_folders import folder_locations, list_model_files, reading_model, resolve_model_file
 from .training import CheckpointKeeper, FrozenDenoiser, step_checkpoint_path, training_report
 

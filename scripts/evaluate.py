@@ -31,7 +31,7 @@ import pack  # noqa: E402,F401  (the repo root as the package poselab, as ComfyU
 
 from poselab.models.common.files import read_rgb  # noqa: E402
 from poselab.models.metrics import evaluate as ev  # noqa: E402
-from poselab.models.pose.keypoints import J, PoseFrame, Person, empty_body, to_pose_keypoint  # noqa: E402
+from poselab.models.pose.keypoints import J, Person, PoseFrame, empty_body, to_pose_keypoint  # noqa: E402
 
 DEFAULT_PAIRS = Path(os.environ.get("POSELAB_SHARED", REPO.parent / "shared")) / "data" / "poses" / "pairs.json"
 LAYOUT_HELP = ev.__doc__.split("Per (method, pair)")[0].split("Folder layout")[1]

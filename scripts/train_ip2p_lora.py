@@ -50,10 +50,10 @@ def main() -> None:
     import torch
 
     import comfy.sd
+
     from poselab.models.common import lora_training as lt
-    from poselab.models.common.files import read_rgb
+    from poselab.models.common.files import read_rgb, unique_path
     from poselab.models.editing.pairs import read_pairs_folder
-    from poselab.models.common.files import unique_path
     from poselab.nodes import ip2p
 
     model, clip, vae, _ = comfy.sd.load_checkpoint_guess_config(a.ckpt, output_vae=True, output_clip=True)

@@ -46,6 +46,7 @@ def main() -> None:
 
     import comfy.sd
     import comfy.utils
+
     from poselab.models.common.files import unique_path
     from poselab.models.common.json_values import strict_json
     from poselab.models.stable_pose import train as sp_train

@@ -37,9 +37,10 @@ def build(out: Path, seed: int = 0) -> None:
     import comfy.cli_args
 
     comfy.cli_args.args.cpu = True  # the torch build may be CUDA-enabled on a machine without a GPU
+    from safetensors.torch import save_file
+
     import comfy.ops
     from comfy.cldm.cldm import ControlNet
-    from safetensors.torch import save_file
 
     torch.set_grad_enabled(False)
     net = ControlNet(**CONFIG, operations=comfy.ops.disable_weight_init).float().eval()

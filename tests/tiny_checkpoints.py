@@ -126,10 +126,11 @@ def build(out: Path, kind: str, seed: int = 0, channel_mult=(1,), res_blocks: in
     import comfy.cli_args
 
     comfy.cli_args.args.cpu = True  # the torch build may be CUDA-enabled on a machine without a GPU
-    import comfy.ops
-    from comfy.taesd.taesd import TAESD
     from safetensors.torch import save_file
     from transformers import CLIPTextConfig, CLIPTextModel
+
+    import comfy.ops
+    from comfy.taesd.taesd import TAESD
 
     levels = len(channel_mult)
     depths = [depth] * levels if isinstance(depth, int) else list(depth)

@@ -13,7 +13,6 @@ from typing import Sequence
 import numpy as np
 import torch
 
-
 # What a node that draws new images (skeletons, heatmaps, part masks) makes at most: 8192 px per
 # side and 512 M pixels per batch (6 GB as a float32 IMAGE), so one bad size cannot exhaust memory.
 MAX_DRAW_SIDE = 8192

@@ -153,8 +153,8 @@ def build_model(graph) -> bytes:
             slope = const(params[op["w"]].reshape(-1, 1, 1))
             y = node("PRelu", [x, slope])
         elif t == "pad":
-            l, r, tp, b, c0, c1 = op["pad"]
-            y = node("Pad", [x, const(np.array([0, c0, tp, l, 0, c1, b, r], np.int64))], mode="constant")
+            left, right, tp, b, c0, c1 = op["pad"]
+            y = node("Pad", [x, const(np.array([0, c0, tp, left, 0, c1, b, right], np.int64))], mode="constant")
         elif t in ("maxpool", "avgpool"):
             top, bottom, left, right = op["pad"]
             y = act(node("MaxPool" if t == "maxpool" else "AveragePool", [x], kernel_shape=op["k"],

@@ -14,7 +14,7 @@ from typing import Iterable
 
 import numpy as np
 
-from .keypoints import J, OPENPOSE18_FLIP, Person, PoseFrame
+from .keypoints import OPENPOSE18_FLIP, J, Person, PoseFrame
 
 log = logging.getLogger("poselab")
 

@@ -38,7 +38,16 @@ from typing import Any
 
 import numpy as np
 
-from .keypoints import NUM_BODY, NUM_FACE, NUM_HAND, Person, PoseFormatError, PoseFrame, parse_pose_keypoint, to_pose_keypoint
+from .keypoints import (
+    NUM_BODY,
+    NUM_FACE,
+    NUM_HAND,
+    Person,
+    PoseFormatError,
+    PoseFrame,
+    parse_pose_keypoint,
+    to_pose_keypoint,
+)
 
 FORMAT = "poselab-pose-edits"
 VERSION = 1

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..common.files import unique_path
-from .keypoints import PoseFrame, Person, parse_pose_keypoint, to_pose_keypoint, NUM_BODY
+from .keypoints import NUM_BODY, Person, PoseFrame, parse_pose_keypoint, to_pose_keypoint
 from .parts import torso_scale
 
 LIBRARY_FILE = Path(__file__).with_name("library_poses.json")

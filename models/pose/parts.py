@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .keypoints import J, NUM_BODY
+from .keypoints import NUM_BODY, J
 
 PART_NAMES = (
     "torso", "head",

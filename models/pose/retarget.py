@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from .edit import PARENT, translate_person
-from .keypoints import J, NUM_BODY, OPENPOSE18_FLIP, Person, PoseFrame
+from .keypoints import NUM_BODY, OPENPOSE18_FLIP, J, Person, PoseFrame
 from .parts import torso_scale
 
 NECK = J["neck"]

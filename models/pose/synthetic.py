@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from .keypoints import J, NUM_BODY
+from .keypoints import NUM_BODY, J
 
 SUPERSAMPLE = 2
 

@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from ..pose import parts
-from ..pose.keypoints import J, NUM_BODY
+from ..pose.keypoints import NUM_BODY, J
 from ..segmentation.fill import dilate, fill_background
 
 # Back to front: limbs in front of the torso, the extremities in front of the limbs they hang

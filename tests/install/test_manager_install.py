@@ -10,10 +10,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
-
 import comfy_host
 import manager_install
+import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "assets" / "samples"

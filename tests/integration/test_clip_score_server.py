@@ -13,10 +13,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests"))
+import comfy_host  # noqa: E402
 import tiny_checkpoints  # noqa: E402
 import tiny_clip_vision  # noqa: E402
-
-import comfy_host  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -13,11 +13,10 @@ import os
 import time
 from pathlib import Path
 
+import comfy_host
 import numpy as np
 import pytest
 from PIL import Image
-
-import comfy_host
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = "cameraman.png"

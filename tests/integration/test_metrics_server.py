@@ -8,13 +8,13 @@ import json
 import re
 from pathlib import Path
 
+import comfy_host
 import cv2
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-import comfy_host
 from poselab.models.metrics import image_quality
 
 REPO = Path(__file__).resolve().parents[2]

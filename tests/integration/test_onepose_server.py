@@ -18,12 +18,11 @@ import pytest
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import comfy_host  # noqa: E402
 import tiny_checkpoints  # noqa: E402
 import tiny_clip_vision  # noqa: E402
 import tiny_insightface  # noqa: E402
 import tiny_vcm  # noqa: E402
-
-import comfy_host  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 SIZE = 64

@@ -18,14 +18,20 @@ import shutil
 import time
 from pathlib import Path
 
+import comfy_host
 import numpy as np
 import pytest
 from PIL import Image
-
-import comfy_host
-from poselab.models.pose import editor_state
-from poselab.models.pose.keypoints import J, Person, PoseFrame, parse_pose_keypoint, to_pose_keypoint
 from test_browser import CHROMIUM, CHROMIUM_ARGS
+
+from poselab.models.pose import editor_state
+from poselab.models.pose.keypoints import (
+    J,
+    Person,
+    PoseFrame,
+    parse_pose_keypoint,
+    to_pose_keypoint,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOW = "edit_pose_by_hand"

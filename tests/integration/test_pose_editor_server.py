@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import json
 
+import comfy_host
 import numpy as np
 from PIL import Image
 
-import comfy_host
 from poselab.models.pose import editor_state, library, render
 from poselab.models.pose.keypoints import J, parse_pose_keypoint
 

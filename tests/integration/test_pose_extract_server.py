@@ -9,11 +9,11 @@ import json
 import shutil
 from pathlib import Path
 
+import comfy_host
 import numpy as np
 import pytest
 from PIL import Image
 
-import comfy_host
 from poselab.models.pose.keypoints import parse_pose_keypoint
 
 REPO = Path(__file__).resolve().parents[2]

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import json
 
+import comfy_host
 import numpy as np
 import pytest
 from PIL import Image
 
-import comfy_host
 from poselab.models.pose import edit, library, render
 from poselab.models.pose.keypoints import parse_pose_keypoint, to_pose_keypoint
 

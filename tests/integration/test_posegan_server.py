@@ -7,12 +7,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import comfy_host
 import cv2
 import numpy as np
 import pytest
 from PIL import Image
 
-import comfy_host
 from poselab.models.posegan import checkpoint, networks
 
 REPO = Path(__file__).resolve().parents[2]

@@ -7,13 +7,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import comfy_host
 import cv2
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-import comfy_host
 from poselab.models.pose.keypoints import parse_pose_keypoint
 
 REPO = Path(__file__).resolve().parents[2]

@@ -15,9 +15,8 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import tiny_checkpoints  # noqa: E402
-
 import comfy_host  # noqa: E402  (tests/conftest.py puts scripts/ on sys.path)
+import tiny_checkpoints  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 SIZE = 128

@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 import workflow_format
 
 REPO = Path(__file__).resolve().parents[2]
@@ -102,10 +101,9 @@ EMBEDDED_DEFAULT_WORKFLOWS = ["extract_and_edit_pose", "edit_pose_by_hand"]
 
 @pytest.mark.parametrize("name", EMBEDDED_DEFAULT_WORKFLOWS)
 def test_embedded_default_workflow_runs(name, comfy_server):
+    import comfy_host
     import numpy as np
     from PIL import Image
-
-    import comfy_host
 
     prompt = json.loads((REPO / "workflows" / "api" / f"{name}.json").read_text())
     entry = comfy_server.run(prompt, timeout=600)
@@ -157,9 +155,8 @@ def test_every_template_has_a_thumbnail_the_browser_can_load(comfy_server):
     import urllib.request
 
     import comfy_host
-    from PIL import Image
-
     import workflow_thumbnails
+    from PIL import Image
 
     for ui in UI_FILES:
         thumb = ui.with_suffix(".jpg")

@@ -7,7 +7,12 @@ import cv2
 import numpy as np
 import pytest
 
-from poselab.models.common.files import atomic_write, atomic_write_image, atomic_write_text, unique_path
+from poselab.models.common.files import (
+    atomic_write,
+    atomic_write_image,
+    atomic_write_text,
+    unique_path,
+)
 
 
 def test_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path):

@@ -7,12 +7,12 @@ from __future__ import annotations
 import json
 import math
 
+import convert_mediapipe
 import numpy as np
 import pytest
 import torch
 from safetensors import safe_open
 
-import convert_mediapipe
 from poselab.models.mediapipe_port import graph
 
 SHIPPED = convert_mediapipe.DEFAULT_SET

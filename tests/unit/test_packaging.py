@@ -4,9 +4,9 @@ requires, and the published archive leaves development-only parts out (.comfyign
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
 
+import tomllib
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[2]

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from sample_poses import STANDING, body_from  # noqa: F401
 
 from poselab.models.pose import edit
 from poselab.models.pose.keypoints import J, Person, PoseFrame
-from sample_poses import STANDING, body_from  # noqa: F401
 
 
 def person() -> Person:

@@ -7,10 +7,16 @@ import json
 
 import numpy as np
 import pytest
+from sample_poses import STANDING, body_from
 
 from poselab.models.pose import editor_state as es
-from poselab.models.pose.keypoints import J, Person, PoseFrame, parse_pose_keypoint, to_pose_keypoint
-from sample_poses import STANDING, body_from
+from poselab.models.pose.keypoints import (
+    J,
+    Person,
+    PoseFrame,
+    parse_pose_keypoint,
+    to_pose_keypoint,
+)
 
 RW = J["right_wrist"]
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from sample_poses import STANDING, body_from  # noqa: F401
 
 from poselab.models.pose import heatmaps
 from poselab.models.pose.keypoints import J
-from sample_poses import STANDING, body_from  # noqa: F401
 
 
 def test_gaussian_heatmaps_peak_width_and_missing_joints():

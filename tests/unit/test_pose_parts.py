@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from sample_poses import STANDING, body_from  # noqa: F401
 
 from poselab.models.pose import parts
 from poselab.models.pose.keypoints import J
-from sample_poses import STANDING, body_from  # noqa: F401
 
 # A standing person facing the camera on a 256x256 canvas (x, y in pixels).
 
@@ -23,15 +23,15 @@ def apply_affine(body: np.ndarray, affine: np.ndarray) -> np.ndarray:
 
 def test_torso_scale_matches_definition_and_falls_back():
     body = body_from(STANDING)
-    r = np.hypot(110 - 100, 150 - 72)
-    l = np.hypot(146 - 156, 150 - 72)
-    assert parts.torso_scale(body) == pytest.approx(np.sqrt((r**2 + l**2) / 2), rel=1e-6)
+    right = np.hypot(110 - 100, 150 - 72)
+    left = np.hypot(146 - 156, 150 - 72)
+    assert parts.torso_scale(body) == pytest.approx(np.sqrt((right**2 + left**2) / 2), rel=1e-6)
     one_side = body.copy()
     one_side[J["left_hip"]] = 0
-    assert parts.torso_scale(one_side) == pytest.approx(r, rel=1e-6)
+    assert parts.torso_scale(one_side) == pytest.approx(right, rel=1e-6)
     no_hips = body.copy()
     no_hips[[J["left_hip"], J["right_hip"]]] = 0
-    assert 0.5 * r < parts.torso_scale(no_hips) < 2 * r  # shoulder-width fallback, right order of size
+    assert 0.5 * right < parts.torso_scale(no_hips) < 2 * right  # shoulder-width fallback, right order of size
     assert parts.torso_scale(np.zeros((18, 3))) == 0.0
 
 

@@ -7,10 +7,10 @@ import colorsys
 
 import numpy as np
 import pytest
+from sample_poses import STANDING, body_from  # noqa: F401
 
 from poselab.models.pose import render
 from poselab.models.pose.keypoints import J, Person, PoseFrame
-from sample_poses import STANDING, body_from  # noqa: F401
 
 
 def test_openpose_rendering_is_pixel_identical_to_controlnet_aux():

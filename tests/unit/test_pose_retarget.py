@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from sample_poses import STANDING, body_from  # noqa: F401
 
 from poselab.models.pose import edit, retarget
 from poselab.models.pose.keypoints import J, Person, PoseFrame
-from sample_poses import STANDING, body_from  # noqa: F401
 
 
 def standing() -> np.ndarray:

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 
-from poselab.models.common.files import unique_path
-from poselab.models.pose.keypoints import J
 from poselab.models.pose import synthetic
-from poselab.models.posegan import dataset, networks
+from poselab.models.pose.keypoints import J
 
 
 def test_pairs_are_deterministic_and_seed_dependent():

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from poselab.models.common.files import unique_path
-from poselab.models.pose.keypoints import J
 from poselab.models.pose import synthetic
+from poselab.models.pose.keypoints import J
 from poselab.models.posegan import dataset, networks
 
 

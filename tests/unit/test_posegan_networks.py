@@ -11,8 +11,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
-from poselab.models.pose import parts
-from poselab.models.pose import synthetic
+from poselab.models.pose import parts, synthetic
 from poselab.models.posegan import checkpoint, dataset, losses, networks
 
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from poselab.models.pose.keypoints import J
 from poselab.models.pose import synthetic
+from poselab.models.pose.keypoints import J
 from poselab.models.posegan import checkpoint, dataset, networks, trainer, transfer
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from poselab.models.pose import parts
-from poselab.models.pose.keypoints import J, OPENPOSE18_LIMBS, empty_body
+from poselab.models.pose.keypoints import OPENPOSE18_LIMBS, J, empty_body
 from poselab.models.repose import part_warp
 
 H, W = 320, 256

@@ -6,12 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from test_common_lora_training import ddpm_alphas  # SD's scaled-linear schedule
 
 from poselab.models.pose.keypoints import Person, PoseFrame
 from poselab.models.pose.render import render_coco17_stablepose
 from poselab.models.stable_pose import train as sp_train
 from poselab.models.stable_pose.adapter import StablePoseAdapter, StablePoseConfig
-from test_common_lora_training import ddpm_alphas  # SD's scaled-linear schedule
 
 SIDE = 64  # pixels; latents are 8x8
 
