@@ -41,20 +41,31 @@ PACK = Path(__file__).resolve().parent.parent
 # 768-context transformer, so ComfyUI detects them as SD1.5-InstructPix2Pix like a real file.
 ARCHS = {
     # 2 levels, attention only at the half-resolution level: 512x512 / 20 steps fits a CPU run
-    "cpu": ("SD1.5-width UNet, 2 levels, attention at 1/16 res", ("--channel-mult", "1,1", "--depth", "0,1")),
+    "cpu": (
+        "SD1.5-width UNet, 2 levels, attention at 1/16 res",
+        ("--channel-mult", "1,1", "--depth", "0,1"),
+    ),
     "one-level": ("SD1.5-width UNet, 1 level with attention at 1/8 res", ()),
-    "full": ("full SD1.5 UNet architecture (~860M parameters)",
-             ("--channel-mult", "1,2,4,4", "--res-blocks", "2", "--depth", "1,1,1,0", "--middle")),
+    "full": (
+        "full SD1.5 UNet architecture (~860M parameters)",
+        ("--channel-mult", "1,2,4,4", "--res-blocks", "2", "--depth", "1,1,1,0", "--middle"),
+    ),
 }
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--arch", choices=sorted(ARCHS), default="cpu",
-                    help="UNet built for the bench (ignored with --ckpt); see the module docstring")
+    ap.add_argument(
+        "--arch",
+        choices=sorted(ARCHS),
+        default="cpu",
+        help="UNet built for the bench (ignored with --ckpt); see the module docstring",
+    )
     ap.add_argument("--full", action="store_true", help="same as --arch full")
     ap.add_argument("--ckpt", help="use this IP2P checkpoint instead of building one")
     a = ap.parse_args()
@@ -70,7 +81,9 @@ def main() -> None:
     tmp = None
     if ckpt is None:
         tmp = tempfile.TemporaryDirectory(prefix="poselab-bench-")
-        name = tiny_checkpoints.ensure_checkpoint(tmp.name, "ip2p", seed=0, extra_args=ARCHS[arch][1])
+        name = tiny_checkpoints.ensure_checkpoint(
+            tmp.name, "ip2p", seed=0, extra_args=ARCHS[arch][1]
+        )
         ckpt = os.path.join(tmp.name, name)
 
     sys.path.insert(0, str(root))
@@ -96,7 +109,9 @@ def main() -> None:
 
     from poselab.nodes.ip2p import IP2PEdit
 
-    model, clip, vae, _ = comfy.sd.load_checkpoint_guess_config(ckpt, output_vae=True, output_clip=True)
+    model, clip, vae, _ = comfy.sd.load_checkpoint_guess_config(
+        ckpt, output_vae=True, output_clip=True
+    )
     device = mm.get_torch_device()
     torch.manual_seed(0)
     image = torch.rand(1, a.size, a.size, 3)
@@ -108,7 +123,9 @@ def main() -> None:
             torch.cuda.synchronize()
 
     def ours(ig):
-        return IP2PEdit.execute(model, clip, vae, image, text, neg, tg, ig, sampler, scheduler, a.steps, seed).args[0]
+        return IP2PEdit.execute(
+            model, clip, vae, image, text, neg, tg, ig, sampler, scheduler, a.steps, seed
+        ).args[0]
 
     def core_ksampler():
         pos = core.CLIPTextEncode().encode(clip, text)[0]
@@ -146,16 +163,24 @@ def main() -> None:
                 times[k].append(time.perf_counter() - t)
     med = {k: statistics.median(v) for k, v in times.items()}
     print(f"ComfyUI detected {type(model.model.model_config).__name__}")
-    print(f"device {device}, {ARCHS[arch][0] if a.ckpt is None else a.ckpt}, {a.size}x{a.size}, {a.steps} steps, {sampler}/{scheduler}, "
-          f"median of {a.repeats}:")
+    print(
+        f"device {device}, {ARCHS[arch][0] if a.ckpt is None else a.ckpt}, {a.size}x{a.size}, {a.steps} steps, {sampler}/{scheduler}, "
+        f"median of {a.repeats}:"
+    )
     for k, v in med.items():
         print(f"  {k:40s} {v:8.3f} s/edit")
     r1 = med["ours (image_guidance 1.0)"] / med["core IP2PConditioning+KSampler"]
     r2 = med["ours (image_guidance 1.5)"] / med["core IP2PConditioning+DualCFGGuider"]
-    same = float((outs["ours (image_guidance 1.5)"] - outs["core IP2PConditioning+DualCFGGuider"]).abs().max())
+    same = float(
+        (outs["ours (image_guidance 1.5)"] - outs["core IP2PConditioning+DualCFGGuider"])
+        .abs()
+        .max()
+    )
     print(f"ratio ours/core (2-branch CFG): {r1:.3f}")
     print(f"ratio ours/core (dual CFG):     {r2:.3f}")
-    print(f"max |ours - core DualCFG| pixel difference: {same:.2e} (same sampler, seed and guidance)")
+    print(
+        f"max |ours - core DualCFG| pixel difference: {same:.2e} (same sampler, seed and guidance)"
+    )
     if tmp is not None:
         tmp.cleanup()
     os._exit(0)  # skip ComfyUI's teardown noise

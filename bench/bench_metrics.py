@@ -47,8 +47,20 @@ def ours(a, b, pred, gt, dtype):
 
 
 def reference(a, b, pred, gt):
-    s = np.array([structural_similarity(a[i], b[i], gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
-                                        channel_axis=-1, data_range=1.0) for i in range(len(a))])
+    s = np.array(
+        [
+            structural_similarity(
+                a[i],
+                b[i],
+                gaussian_weights=True,
+                sigma=1.5,
+                use_sample_covariance=False,
+                channel_axis=-1,
+                data_range=1.0,
+            )
+            for i in range(len(a))
+        ]
+    )
     p = np.array([peak_signal_noise_ratio(a[i], b[i], data_range=1.0) for i in range(len(a))])
     ref = pose_accuracy.bbox_size(gt)
     k = [pose_accuracy.pck(pred, gt, ref, al)["overall"] for al in (0.05, 0.1, 0.2)]
@@ -72,15 +84,21 @@ def main() -> None:
     args = ap.parse_args()
     a, b, pred, gt = data(args.pairs, args.size)
     t_ref, (s_ref, p_ref, k_ref) = best(lambda: reference(a, b, pred, gt), args.repeat)
-    print(f"CPU threads: torch {torch.get_num_threads()}; {args.pairs} pairs at {args.size}x{args.size}")
+    print(
+        f"CPU threads: torch {torch.get_num_threads()}; {args.pairs} pairs at {args.size}x{args.size}"
+    )
     print(f"scikit-image SSIM+PSNR (+PCK): {t_ref:.3f} s")
-    for name, dtype in (("float32", torch.float32),):  # the default; float64 exists for bit-level checks
+    for name, dtype in (
+        ("float32", torch.float32),
+    ):  # the default; float64 exists for bit-level checks
         t, (s, p, k) = best(lambda: ours(a, b, pred, gt, dtype), args.repeat)
         err_s = float(np.abs(s - s_ref).max())
         err_p = float(np.abs(p - p_ref).max())
         assert err_s < 1e-4 and err_p < 1e-3 and np.allclose(k, k_ref), (err_s, err_p)
-        print(f"PoseLab torch {name}: {t:.3f} s   max |dSSIM| {err_s:.1e}, |dPSNR| {err_p:.1e}   "
-              f"ratio (scikit-image / ours) {t_ref / t:.2f}x")
+        print(
+            f"PoseLab torch {name}: {t:.3f} s   max |dSSIM| {err_s:.1e}, |dPSNR| {err_p:.1e}   "
+            f"ratio (scikit-image / ours) {t_ref / t:.2f}x"
+        )
 
 
 if __name__ == "__main__":

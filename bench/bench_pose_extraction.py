@@ -41,18 +41,27 @@ from poselab.models.pose import detect_mediapipe, detect_openpose  # noqa: E402
 
 DATA = Path(os.environ.get("POSELAB_SHARED", REPO.parent / "shared")) / "data" / "poses"
 ONE_PERSON = ("004645041.jpg", "060754485.jpg", "052475643.jpg")
-GROUPS = ("ff945ae2e729f24eea992814639d59b3bdec8bd8.jpg", "106848.jpg",
-          "054d9ce9201beffc76e5ff2169d2af2f027002ca.jpg", "103319.jpg")
+GROUPS = (
+    "ff945ae2e729f24eea992814639d59b3bdec8bd8.jpg",
+    "106848.jpg",
+    "054d9ce9201beffc76e5ff2169d2af2f027002ca.jpg",
+    "103319.jpg",
+)
 
 
 def square_512(path: Path) -> np.ndarray:
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if bgr is None:
-        raise FileNotFoundError(f"cannot read {path} (set POSELAB_SHARED to the shared data folder)")
+        raise FileNotFoundError(
+            f"cannot read {path} (set POSELAB_SHARED to the shared data folder)"
+        )
     h, w = bgr.shape[:2]
     s = min(h, w)
     y0, x0 = (h - s) // 2, (w - s) // 2
-    return cv2.cvtColor(cv2.resize(bgr[y0:y0 + s, x0:x0 + s], (512, 512), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
+    return cv2.cvtColor(
+        cv2.resize(bgr[y0 : y0 + s, x0 : x0 + s], (512, 512), interpolation=cv2.INTER_AREA),
+        cv2.COLOR_BGR2RGB,
+    )
 
 
 def rate(fn, images: list[np.ndarray], repeats: int) -> tuple[float, float, float]:
@@ -92,6 +101,7 @@ def with_backend(backend: str, fn):
                 del os.environ["POSELAB_MEDIAPIPE_BACKEND"]
             else:
                 os.environ["POSELAB_MEDIAPIPE_BACKEND"] = old
+
     return run
 
 
@@ -118,25 +128,40 @@ def main(argv=None) -> int:
     if ref:
         rows["one person: mediapipe 0.10.21 (reference)"] = rate(ref["pose"], solo, args.repeats)
     for b in backends:
-        rows[f"multi-person: port body ({b})"] = rate(with_backend(b, lambda im: len(body(im).people)), groups, args.repeats)
-        rows[f"multi-person: port + hands + face ({b})"] = rate(with_backend(b, lambda im: len(full(im).people)), groups, args.repeats)
+        rows[f"multi-person: port body ({b})"] = rate(
+            with_backend(b, lambda im: len(body(im).people)), groups, args.repeats
+        )
+        rows[f"multi-person: port + hands + face ({b})"] = rate(
+            with_backend(b, lambda im: len(full(im).people)), groups, args.repeats
+        )
     if ref:
         rows["multi-person: mediapipe pose (1 person)"] = rate(ref["pose"], groups, args.repeats)
-        rows["multi-person: mediapipe holistic (1 person)"] = rate(ref["holistic"], groups, args.repeats)
+        rows["multi-person: mediapipe holistic (1 person)"] = rate(
+            ref["holistic"], groups, args.repeats
+        )
     if not args.no_openpose:
         with tempfile.TemporaryDirectory(prefix="poselab-bench-openpose-") as tmp:
             paths = detect_openpose.write_random_weights(tmp)
-            op = detect_openpose.OpenPoseDetector(paths[detect_openpose.BODY_FILE], detect_resolution=512)
+            op = detect_openpose.OpenPoseDetector(
+                paths[detect_openpose.BODY_FILE], detect_resolution=512
+            )
             rows["multi-person: openpose body (random weights)"] = rate(
-                lambda im: len(op(im, hands=False, face=False).people), groups, args.repeats)
+                lambda im: len(op(im, hands=False, face=False).people), groups, args.repeats
+            )
 
-    print(f"device {dev}, {os.cpu_count()} CPU cores visible, torch threads {torch.get_num_threads()}; "
-          f"{len(solo)} one-person and {len(groups)} group photos x {args.repeats} repeats at 512x512")
+    print(
+        f"device {dev}, {os.cpu_count()} CPU cores visible, torch threads {torch.get_num_threads()}; "
+        f"{len(solo)} one-person and {len(groups)} group photos x {args.repeats} repeats at 512x512"
+    )
     print(f"{'method':<48}{'s/image':>9}{'CPU s/img':>11}{'people/img':>12}{'x reference':>13}")
     for name, (wall, cpu, ppl) in rows.items():
         base = None
         if ref:
-            base = rows["one person: mediapipe 0.10.21 (reference)" if name.startswith("one") else "multi-person: mediapipe pose (1 person)"][0]
+            base = rows[
+                "one person: mediapipe 0.10.21 (reference)"
+                if name.startswith("one")
+                else "multi-person: mediapipe pose (1 person)"
+            ][0]
         ratio = f"{wall / base:.2f}" if base else "-"
         print(f"{name:<48}{wall:>9.3f}{cpu:>11.3f}{ppl:>12.2f}{ratio:>13}")
     if dev != "cpu" and torch.cuda.is_available():
@@ -147,8 +172,10 @@ def main(argv=None) -> int:
         out = body.detect_batch(batch)
         torch.cuda.synchronize()
         dt = time.perf_counter() - t0
-        print(f"GPU batch of {len(batch)} at 512x512, multi-person body: {len(batch) / dt:.1f} images/s "
-              f"({sum(len(f.people) for f, _ in out) / len(batch):.2f} people/image)")
+        print(
+            f"GPU batch of {len(batch)} at 512x512, multi-person body: {len(batch) / dt:.1f} images/s "
+            f"({sum(len(f.people) for f, _ in out) / len(batch):.2f} people/image)"
+        )
     return 0
 
 

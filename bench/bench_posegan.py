@@ -22,10 +22,14 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--width-mult", type=float, default=1.0, help="1.0 = the paper's filter counts")
     p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--iters", type=int, default=2, help="timed iterations per measurement (after one warm-up)")
+    p.add_argument(
+        "--iters", type=int, default=2, help="timed iterations per measurement (after one warm-up)"
+    )
     p.add_argument("--device", default="cpu")
     p.add_argument("--sizes", default="128x64,256x256")
     p.add_argument("--json", help="also write the results here")
@@ -59,9 +63,19 @@ def main(argv=None) -> int:
         h, w = (int(v) for v in size.split("x"))
         base_cfg = networks.PoseGANConfig(height=h, width=w, width_mult=args.width_mult)
         pairs = synthetic.make_pairs(args.batch, seed=0, size=(h, w))
-        batch = dataset.collate([dataset.make_sample(dataset.MemoryPairs(pairs)[i], base_cfg) for i in range(args.batch)])
+        batch = dataset.collate(
+            [
+                dataset.make_sample(dataset.MemoryPairs(pairs)[i], base_cfg)
+                for i in range(args.batch)
+            ]
+        )
         batch = {k: v.to(device) for k, v in batch.items()}
-        result = {"size": size, "batch": args.batch, "width_mult": args.width_mult, "device": str(device)}
+        result = {
+            "size": size,
+            "batch": args.batch,
+            "width_mult": args.width_mult,
+            "device": str(device),
+        }
         for variant in ("mask", "none"):
             cfg = dataclasses.replace(base_cfg, warp_skip=variant)
             torch.manual_seed(0)
@@ -79,13 +93,17 @@ def main(argv=None) -> int:
                 gen.train()
                 fake = trainer.generate(gen, batch)
                 disc.requires_grad_(True)
-                ld = discriminator_loss(disc(batch["x_a"], batch["h_a"], batch["x_b"], batch["h_b"]),
-                                        disc(batch["x_a"], batch["h_a"], fake.detach(), batch["h_b"]))
+                ld = discriminator_loss(
+                    disc(batch["x_a"], batch["h_a"], batch["x_b"], batch["h_b"]),
+                    disc(batch["x_a"], batch["h_a"], fake.detach(), batch["h_b"]),
+                )
                 opt_d.zero_grad()
                 ld.backward()
                 opt_d.step()
                 disc.requires_grad_(False)
-                lg, _ = loss_g(fake, batch["x_b"], disc(batch["x_a"], batch["h_a"], fake, batch["h_b"]))
+                lg, _ = loss_g(
+                    fake, batch["x_b"], disc(batch["x_a"], batch["h_a"], fake, batch["h_b"])
+                )
                 opt_g.zero_grad()
                 lg.backward()
                 opt_g.step()
@@ -93,18 +111,29 @@ def main(argv=None) -> int:
             result[f"{variant}_params_M"] = round(networks.count_parameters(gen) / 1e6, 2)
             result[f"{variant}_forward_s"] = round(timed(forward), 4)
             result[f"{variant}_train_step_s"] = round(timed(step), 4)
-            print(f"  {size} {variant}: forward {result[f'{variant}_forward_s']}s, train step {result[f'{variant}_train_step_s']}s", flush=True)
+            print(
+                f"  {size} {variant}: forward {result[f'{variant}_forward_s']}s, train step {result[f'{variant}_train_step_s']}s",
+                flush=True,
+            )
         result["forward_ratio"] = round(result["mask_forward_s"] / result["none_forward_s"], 2)
-        result["train_step_ratio"] = round(result["mask_train_step_s"] / result["none_train_step_s"], 2)
+        result["train_step_ratio"] = round(
+            result["mask_train_step_s"] / result["none_train_step_s"], 2
+        )
         rows.append(result)
 
-    print(f"\nDeformable GAN vs plain U-Net (same width {args.width_mult}), batch {args.batch}, {device}, "
-          f"torch threads {torch.get_num_threads()}, {args.iters} timed iterations each")
-    print("| size | params M (deformable / U-Net) | forward s (deformable / U-Net) | ratio | train step s (deformable / U-Net) | ratio |")
+    print(
+        f"\nDeformable GAN vs plain U-Net (same width {args.width_mult}), batch {args.batch}, {device}, "
+        f"torch threads {torch.get_num_threads()}, {args.iters} timed iterations each"
+    )
+    print(
+        "| size | params M (deformable / U-Net) | forward s (deformable / U-Net) | ratio | train step s (deformable / U-Net) | ratio |"
+    )
     print("|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['size']} | {r['mask_params_M']} / {r['none_params_M']} | {r['mask_forward_s']} / {r['none_forward_s']} | "
-              f"{r['forward_ratio']}x | {r['mask_train_step_s']} / {r['none_train_step_s']} | {r['train_step_ratio']}x |")
+        print(
+            f"| {r['size']} | {r['mask_params_M']} / {r['none_params_M']} | {r['mask_forward_s']} / {r['none_forward_s']} | "
+            f"{r['forward_ratio']}x | {r['mask_train_step_s']} / {r['none_train_step_s']} | {r['train_step_ratio']}x |"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
     return 0

@@ -57,19 +57,39 @@ def fill_random_(model, seed: int) -> None:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--size", type=int, default=512, help="image side in pixels (multiple of 16); latent = size/8")
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--size",
+        type=int,
+        default=512,
+        help="image side in pixels (multiple of 16); latent = size/8",
+    )
     ap.add_argument("--batch", type=int, default=2)
-    ap.add_argument("--repeats", type=int, default=2, help="timed repeats per measurement after one warm-up (median)")
+    ap.add_argument(
+        "--repeats",
+        type=int,
+        default=2,
+        help="timed repeats per measurement after one warm-up (median)",
+    )
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float32")
-    ap.add_argument("--comfy-attention", choices=("pytorch", "default"), default="pytorch",
-                    help="pytorch: ComfyUI uses scaled_dot_product_attention like the adapter; default: ComfyUI's own choice")
-    ap.add_argument("--forward-only", action="store_true", help="skip forward+backward (full size on a CPU)")
+    ap.add_argument(
+        "--comfy-attention",
+        choices=("pytorch", "default"),
+        default="pytorch",
+        help="pytorch: ComfyUI uses scaled_dot_product_attention like the adapter; default: ComfyUI's own choice",
+    )
+    ap.add_argument(
+        "--forward-only", action="store_true", help="skip forward+backward (full size on a CPU)"
+    )
     ap.add_argument("--json", help="also write the results here")
     a = ap.parse_args(argv)
     if a.size % 16:
-        raise SystemExit(f"--size must be a multiple of 16 (latent sides multiples of the ViT patch), got {a.size}")
+        raise SystemExit(
+            f"--size must be a multiple of 16 (latent sides multiples of the ViT patch), got {a.size}"
+        )
 
     sys.path.insert(0, str(REPO / "scripts"))
     import comfy_host
@@ -99,10 +119,22 @@ def main(argv=None) -> int:
     fill_random_(stable_pose, 1)  # also the zero convs: a trained adapter's cost, not a no-op's
     stable_pose.to(device, dtype).eval()
     controlnet = ControlNet(
-        image_size=32, in_channels=4, model_channels=320, hint_channels=3, num_res_blocks=[2, 2, 2, 2],
-        channel_mult=[1, 2, 4, 4], transformer_depth=[1, 1, 1, 1, 1, 1, 0, 0], transformer_depth_middle=1,
-        use_spatial_transformer=True, context_dim=768, num_heads=8, num_head_channels=-1,
-        use_linear_in_transformer=False, legacy=False, operations=comfy.ops.disable_weight_init)
+        image_size=32,
+        in_channels=4,
+        model_channels=320,
+        hint_channels=3,
+        num_res_blocks=[2, 2, 2, 2],
+        channel_mult=[1, 2, 4, 4],
+        transformer_depth=[1, 1, 1, 1, 1, 1, 0, 0],
+        transformer_depth_middle=1,
+        use_spatial_transformer=True,
+        context_dim=768,
+        num_heads=8,
+        num_head_channels=-1,
+        use_linear_in_transformer=False,
+        legacy=False,
+        operations=comfy.ops.disable_weight_init,
+    )
     fill_random_(controlnet, 2)
     controlnet.to(device, dtype).eval()
     models = {"Stable-Pose": stable_pose, "ControlNet": controlnet}
@@ -116,8 +148,8 @@ def main(argv=None) -> int:
     # a skeleton-like hint: thick strokes on black, so the pose masks cover part of the image
     hint = torch.zeros(a.batch, 3, a.size, a.size)
     s = a.size
-    hint[:, :, s // 4:3 * s // 4, s // 2 - s // 64:s // 2 + s // 64] = 1.0  # torso
-    hint[:, 0, s // 4:s // 4 + s // 32, s // 4:3 * s // 4] = 1.0  # arms
+    hint[:, :, s // 4 : 3 * s // 4, s // 2 - s // 64 : s // 2 + s // 64] = 1.0  # torso
+    hint[:, 0, s // 4 : s // 4 + s // 32, s // 4 : 3 * s // 4] = 1.0  # arms
     hint = hint.to(device, dtype)
     masks = stable_pose.masks_for(hint)
     coverage = [float(masks[:, i].float().mean()) for i in range(masks.shape[1])]
@@ -126,6 +158,7 @@ def main(argv=None) -> int:
         def run():
             with torch.no_grad():
                 return models[name](x, hint, timesteps, context)
+
         return run
 
     def train_step(name):
@@ -136,14 +169,18 @@ def main(argv=None) -> int:
             res = model(x, hint, timesteps, context)
             loss = sum(r.float().pow(2).mean() for r in res["output"] + res["middle"])
             loss.backward()
+
         return run
 
     def mask_only():
         with torch.no_grad():
             return stable_pose.masks_for(hint)
 
-    cases = {"forward": {k: forward(k) for k in models}, "forward+backward": {k: train_step(k) for k in models},
-             "masks": {"Stable-Pose": mask_only}}
+    cases = {
+        "forward": {k: forward(k) for k in models},
+        "forward+backward": {k: train_step(k) for k in models},
+        "masks": {"Stable-Pose": mask_only},
+    }
     if a.forward_only:
         del cases["forward+backward"]
     times = {(c, k): [] for c, fns in cases.items() for k in fns}
@@ -165,25 +202,48 @@ def main(argv=None) -> int:
     cpu_med = {ck: statistics.median(v) for ck, v in cpu_times.items()}
 
     attn = comfy_attention.optimized_attention.__name__
-    print(f"\nStable-Pose adapter vs ComfyUI SD1.5 ControlNet, {a.size}x{a.size} ({lat}x{lat} latent), batch {a.batch}, "
-          f"{device} {a.dtype}, torch threads {torch.get_num_threads()}, ComfyUI attention {attn}, median of {a.repeats}")
-    print(f"parameters: Stable-Pose {params['Stable-Pose'] / 1e6:.1f}M, ControlNet {params['ControlNet'] / 1e6:.1f}M; "
-          f"pose-mask coverage (coarse, fine): {', '.join(f'{c:.2f}' for c in coverage)}")
+    print(
+        f"\nStable-Pose adapter vs ComfyUI SD1.5 ControlNet, {a.size}x{a.size} ({lat}x{lat} latent), batch {a.batch}, "
+        f"{device} {a.dtype}, torch threads {torch.get_num_threads()}, ComfyUI attention {attn}, median of {a.repeats}"
+    )
+    print(
+        f"parameters: Stable-Pose {params['Stable-Pose'] / 1e6:.1f}M, ControlNet {params['ControlNet'] / 1e6:.1f}M; "
+        f"pose-mask coverage (coarse, fine): {', '.join(f'{c:.2f}' for c in coverage)}"
+    )
     # CPU seconds (all threads of this process) next to wall seconds: on a shared machine the wall
     # clock also counts time other processes held the cores; the CPU time is the work done
-    print("| measurement | Stable-Pose s | ControlNet s | ratio SP/CN | CPU s SP / CN | CPU ratio |")
+    print(
+        "| measurement | Stable-Pose s | ControlNet s | ratio SP/CN | CPU s SP / CN | CPU ratio |"
+    )
     print("|---|---|---|---|---|---|")
-    result = {"size": a.size, "batch": a.batch, "device": str(device), "dtype": a.dtype, "repeats": a.repeats,
-              "comfy_attention": attn, "params": params}
+    result = {
+        "size": a.size,
+        "batch": a.batch,
+        "device": str(device),
+        "dtype": a.dtype,
+        "repeats": a.repeats,
+        "comfy_attention": attn,
+        "params": params,
+    }
     for c in [c for c in ("forward", "forward+backward") if c in cases]:
         sp, cn = med[(c, "Stable-Pose")], med[(c, "ControlNet")]
         csp, ccn = cpu_med[(c, "Stable-Pose")], cpu_med[(c, "ControlNet")]
-        print(f"| {c} | {sp:.3f} | {cn:.3f} | {sp / cn:.2f}x | {csp:.2f} / {ccn:.2f} | {csp / ccn:.2f}x |")
-        result[c] = {"stable_pose_s": sp, "controlnet_s": cn, "ratio": sp / cn,
-                     "stable_pose_cpu_s": csp, "controlnet_cpu_s": ccn, "cpu_ratio": csp / ccn}
+        print(
+            f"| {c} | {sp:.3f} | {cn:.3f} | {sp / cn:.2f}x | {csp:.2f} / {ccn:.2f} | {csp / ccn:.2f}x |"
+        )
+        result[c] = {
+            "stable_pose_s": sp,
+            "controlnet_s": cn,
+            "ratio": sp / cn,
+            "stable_pose_cpu_s": csp,
+            "controlnet_cpu_s": ccn,
+            "cpu_ratio": csp / ccn,
+        }
     m, cm = med[("masks", "Stable-Pose")], cpu_med[("masks", "Stable-Pose")]
-    print(f"| pose masks alone | {m * 1000:.1f} ms | - | {m / med[('forward', 'ControlNet')]:.3f}x of a ControlNet forward | "
-          f"{cm * 1000:.1f} ms | - |")
+    print(
+        f"| pose masks alone | {m * 1000:.1f} ms | - | {m / med[('forward', 'ControlNet')]:.3f}x of a ControlNet forward | "
+        f"{cm * 1000:.1f} ms | - |"
+    )
     result["masks_s"], result["masks_cpu_s"] = m, cm
     if a.json:
         Path(a.json).write_text(json.dumps(result, indent=1))

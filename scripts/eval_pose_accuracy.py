@@ -87,7 +87,6 @@ def load_sets(folders) -> list[tuple[dict, Path]]:
     return out
 
 
-
 def detect_all(detect, entries: list[tuple[dict, Path]]) -> tuple[list[PoseFrame], float]:
     """``detect(image_rgb) -> PoseFrame`` on every annotated photo, and the seconds it took."""
     frames, seconds = [], 0.0
@@ -99,8 +98,13 @@ def detect_all(detect, entries: list[tuple[dict, Path]]) -> tuple[list[PoseFrame
     return frames, seconds
 
 
-def score(frames: list[PoseFrame], entries: list[tuple[dict, Path]], thr: float = THRESHOLD,
-          match: str = "greedy", seconds: float = 0.0) -> dict:
+def score(
+    frames: list[PoseFrame],
+    entries: list[tuple[dict, Path]],
+    thr: float = THRESHOLD,
+    match: str = "greedy",
+    seconds: float = 0.0,
+) -> dict:
     """PCK / OKS of detected frames against the annotations (see the module docstring)."""
     if match not in MATCHING:
         raise ValueError(f"unknown matching {match!r}: use one of {MATCHING}")
@@ -114,7 +118,9 @@ def score(frames: list[PoseFrame], entries: list[tuple[dict, Path]], thr: float 
         if match == "greedy":
             pairs = greedy_match(preds, gts, thr)
         else:
-            pairs = {g: p for g, p in metrics.match_people(preds, [g.body for g in gts]) if p is not None}
+            pairs = {
+                g: p for g, p in metrics.match_people(preds, [g.body for g in gts]) if p is not None
+            }
         largest = int(np.argmax([g.size for g in gts]))
         img_hits = []
         for i, g in enumerate(gts):
@@ -127,9 +133,16 @@ def score(frames: list[PoseFrame], entries: list[tuple[dict, Path]], thr: float 
                 per_joint_count[key][ann] += 1
                 oks_values[key].append(o)
             img_hits.append(round(float(hits.mean()), 3) if len(hits) else 0.0)
-        images.append({"image": entry["image"], "detected": len(preds), "annotated": len(gts),
-                       "matched": len(pairs), "pck_per_person": img_hits,
-                       "pck_largest": img_hits[largest]})
+        images.append(
+            {
+                "image": entry["image"],
+                "detected": len(preds),
+                "annotated": len(gts),
+                "matched": len(pairs),
+                "pck_per_person": img_hits,
+                "pck_largest": img_hits[largest],
+            }
+        )
     out = {"threshold": thr, "match": match, "seconds": seconds, "images": images}
     for key in ("all", "largest"):
         cnt = per_joint_count[key]
@@ -137,12 +150,18 @@ def score(frames: list[PoseFrame], entries: list[tuple[dict, Path]], thr: float 
             "pck": float(per_joint_hits[key].sum() / cnt.sum()),
             "oks": float(np.mean(oks_values[key])),
             "people": len(oks_values[key]),
-            "per_joint": {OPENPOSE18_NAMES[j]: float(per_joint_hits[key][j] / cnt[j]) for j in range(18) if cnt[j] > 0},
+            "per_joint": {
+                OPENPOSE18_NAMES[j]: float(per_joint_hits[key][j] / cnt[j])
+                for j in range(18)
+                if cnt[j] > 0
+            },
         }
     return out
 
 
-def evaluate(detect, entries: list[tuple[dict, Path]], thr: float = THRESHOLD, match: str = "greedy") -> dict:
+def evaluate(
+    detect, entries: list[tuple[dict, Path]], thr: float = THRESHOLD, match: str = "greedy"
+) -> dict:
     frames, seconds = detect_all(detect, entries)
     return score(frames, entries, thr, match, seconds)
 
@@ -168,14 +187,18 @@ def reference_detector(min_score: float):
 
     from poselab.models.pose.keypoints import Person, mediapipe33_to_openpose18
 
-    graph = mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1, min_detection_confidence=0.5)
+    graph = mp.solutions.pose.Pose(
+        static_image_mode=True, model_complexity=1, min_detection_confidence=0.5
+    )
 
     def detect(rgb):
         h, w = rgb.shape[:2]
         frame = PoseFrame(width=w, height=h)
         res = graph.process(rgb)
         if res.pose_landmarks is not None:
-            lm = np.array([(p.x * w, p.y * h, p.visibility) for p in res.pose_landmarks.landmark], np.float32)
+            lm = np.array(
+                [(p.x * w, p.y * h, p.visibility) for p in res.pose_landmarks.landmark], np.float32
+            )
             body = mediapipe33_to_openpose18(lm)
             body[body[:, 2] <= min_score] = 0.0
             frame.people.append(Person(body=body))
@@ -190,19 +213,40 @@ def format_table(results: dict[str, dict]) -> str:
     head = f"{'PCK@0.1':<16}" + "".join(f"{n + ' all':>18}{n + ' largest':>22}" for n in names)
     lines = [head]
     for j in joints:
-        lines.append(f"{j:<16}" + "".join(
-            f"{r['all']['per_joint'][j]:>18.3f}{r['largest']['per_joint'].get(j, float('nan')):>22.3f}" for r in results.values()))
-    lines.append(f"{'OVERALL PCK':<16}" + "".join(f"{r['all']['pck']:>18.3f}{r['largest']['pck']:>22.3f}" for r in results.values()))
-    lines.append(f"{'OKS':<16}" + "".join(f"{r['all']['oks']:>18.3f}{r['largest']['oks']:>22.3f}" for r in results.values()))
-    lines.append(f"{'people':<16}" + "".join(f"{r['all']['people']:>18d}{r['largest']['people']:>22d}" for r in results.values()))
-    lines.append(f"{'seconds':<16}" + "".join(f"{r['seconds']:>18.1f}{'':>22}" for r in results.values()))
+        lines.append(
+            f"{j:<16}"
+            + "".join(
+                f"{r['all']['per_joint'][j]:>18.3f}{r['largest']['per_joint'].get(j, float('nan')):>22.3f}"
+                for r in results.values()
+            )
+        )
+    lines.append(
+        f"{'OVERALL PCK':<16}"
+        + "".join(f"{r['all']['pck']:>18.3f}{r['largest']['pck']:>22.3f}" for r in results.values())
+    )
+    lines.append(
+        f"{'OKS':<16}"
+        + "".join(f"{r['all']['oks']:>18.3f}{r['largest']['oks']:>22.3f}" for r in results.values())
+    )
+    lines.append(
+        f"{'people':<16}"
+        + "".join(
+            f"{r['all']['people']:>18d}{r['largest']['people']:>22d}" for r in results.values()
+        )
+    )
+    lines.append(
+        f"{'seconds':<16}" + "".join(f"{r['seconds']:>18.1f}{'':>22}" for r in results.values())
+    )
     return "\n".join(lines)
 
 
 def format_images(results: dict[str, dict]) -> str:
     names = list(results)
     first = results[names[0]]["images"]
-    lines = [f"{'image':<46}{'people':>7}" + "".join(f"{n + ' found':>16}{n + ' PCK/person':>34}" for n in names)]
+    lines = [
+        f"{'image':<46}{'people':>7}"
+        + "".join(f"{n + ' found':>16}{n + ' PCK/person':>34}" for n in names)
+    ]
     for k, im in enumerate(first):
         row = f"{im['image'][-45:]:<46}{im['annotated']:>7}"
         for n in names:
@@ -214,11 +258,20 @@ def format_images(results: dict[str, dict]) -> str:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--backend", action="append", choices=["multi", "single", "reference"],
-                    help="repeatable; default: multi and single")
+    ap.add_argument(
+        "--backend",
+        action="append",
+        choices=["multi", "single", "reference"],
+        help="repeatable; default: multi and single",
+    )
     ap.add_argument("--match", choices=MATCHING, action="append", help="repeatable; default: both")
     ap.add_argument("--min-score", type=float, default=0.1, help="the node's default")
-    ap.add_argument("--data", type=Path, action="append", help="folder(s) with a keypoints.json (default: both shared sets)")
+    ap.add_argument(
+        "--data",
+        type=Path,
+        action="append",
+        help="folder(s) with a keypoints.json (default: both shared sets)",
+    )
     ap.add_argument("--per-image", action="store_true")
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args(argv)

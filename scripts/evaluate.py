@@ -33,7 +33,9 @@ from poselab.models.common.files import read_rgb  # noqa: E402
 from poselab.models.metrics import evaluate as ev  # noqa: E402
 from poselab.models.pose.keypoints import J, Person, PoseFrame, empty_body, to_pose_keypoint  # noqa: E402
 
-DEFAULT_PAIRS = Path(os.environ.get("POSELAB_SHARED", REPO.parent / "shared")) / "data" / "poses" / "pairs.json"
+DEFAULT_PAIRS = (
+    Path(os.environ.get("POSELAB_SHARED", REPO.parent / "shared")) / "data" / "poses" / "pairs.json"
+)
 LAYOUT_HELP = ev.__doc__.split("Per (method, pair)")[0].split("Folder layout")[1]
 
 
@@ -67,7 +69,9 @@ def prepare_pairs(out: Path, pairs_path: Path, methods: list[str]) -> None:
         h, w = source.shape[:2]
         src_frame, tgt_frame = detector(source, max_people=3), detector(target, max_people=3)
         if not src_frame.people or not tgt_frame.people:
-            raise SystemExit(f"{name}: no person detected in the {'source' if not src_frame.people else 'target'}")
+            raise SystemExit(
+                f"{name}: no person detected in the {'source' if not src_frame.people else 'target'}"
+            )
         src, tgt = src_frame.people[0].body, tgt_frame.people[0].body
         same = pair["kind"] == "same_person" and source.shape == target.shape
         goal = tgt if same else part_warp.align_to_source(tgt, src)
@@ -79,10 +83,14 @@ def prepare_pairs(out: Path, pairs_path: Path, methods: list[str]) -> None:
         if same:  # only then is the target photo the ground truth of the result
             ev.write_rgb(out / "target" / f"{name}.png", target)
             tmask = masks.person_mask_mediapipe(target, [p.body for p in tgt_frame.people], 0)
-            ev.write_rgb(out / "masks" / f"{name}.png", np.repeat((tmask[:, :, None] > 0.5).astype(np.uint8) * 255, 3, 2))
+            ev.write_rgb(
+                out / "masks" / f"{name}.png",
+                np.repeat((tmask[:, :, None] > 0.5).astype(np.uint8) * 255, 3, 2),
+            )
         (out / "keypoints").mkdir(parents=True, exist_ok=True)
         (out / "keypoints" / f"{name}.json").write_text(
-            json.dumps(to_pose_keypoint([PoseFrame(w, h, [Person(body=truth)])])))
+            json.dumps(to_pose_keypoint([PoseFrame(w, h, [Person(body=truth)])]))
+        )
         if "identity" in methods:
             ev.write_rgb(out / "generated" / "identity" / f"{name}.png", source)
         if "part_warp" in methods:
@@ -95,35 +103,83 @@ def prepare_pairs(out: Path, pairs_path: Path, methods: list[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = ap.add_subparsers(dest="command", required=True)
-    r = sub.add_parser("run", help="evaluate a folder of pairs", formatter_class=argparse.RawDescriptionHelpFormatter,
-                       description="Evaluate every method in a folder of pairs.\n\nFolder layout" + LAYOUT_HELP)
+    r = sub.add_parser(
+        "run",
+        help="evaluate a folder of pairs",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Evaluate every method in a folder of pairs.\n\nFolder layout" + LAYOUT_HELP,
+    )
     r.add_argument("folder", type=Path)
-    r.add_argument("--out", type=Path, default=None, help="where to write metrics.csv, summary.json, report.png (default FOLDER/eval)")
-    r.add_argument("--lpips-weights", default=None, help="torchvision AlexNet/VGG16/SqueezeNet state dict for LPIPS (e.g. ComfyUI/models/lpips/alexnet-owt-7be5be79.pth)")
-    r.add_argument("--insightface", default=None, help="insightface pack folder (det + recognition .onnx) for ArcFace identity; default: MTCNN+HOG fallback")
-    r.add_argument("--inception-weights", default=None, help="Inception-v3 state dict for FID/KID of results vs targets")
+    r.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="where to write metrics.csv, summary.json, report.png (default FOLDER/eval)",
+    )
+    r.add_argument(
+        "--lpips-weights",
+        default=None,
+        help="torchvision AlexNet/VGG16/SqueezeNet state dict for LPIPS (e.g. ComfyUI/models/lpips/alexnet-owt-7be5be79.pth)",
+    )
+    r.add_argument(
+        "--insightface",
+        default=None,
+        help="insightface pack folder (det + recognition .onnx) for ArcFace identity; default: MTCNN+HOG fallback",
+    )
+    r.add_argument(
+        "--inception-weights",
+        default=None,
+        help="Inception-v3 state dict for FID/KID of results vs targets",
+    )
     r.add_argument("--no-pose", action="store_true", help="skip pose accuracy (no MediaPipe)")
     r.add_argument("--no-identity", action="store_true", help="skip identity similarity")
-    r.add_argument("--max-match-distance", type=float, default=0.5, help="person matching gate (mean joint distance / person size)")
+    r.add_argument(
+        "--max-match-distance",
+        type=float,
+        default=0.5,
+        help="person matching gate (mean joint distance / person size)",
+    )
     r.add_argument("--quiet", action="store_true", help="no progress bar")
-    p = sub.add_parser("prepare-pairs", help="build the folder layout from pairs.json (identity baseline and part-warp repose)")
+    p = sub.add_parser(
+        "prepare-pairs",
+        help="build the folder layout from pairs.json (identity baseline and part-warp repose)",
+    )
     p.add_argument("folder", type=Path)
-    p.add_argument("--pairs", type=Path, default=DEFAULT_PAIRS, help="pairs.json (next to keypoints.json and the photos)")
-    p.add_argument("--methods", default="identity,part_warp", help="comma-separated: identity, part_warp")
+    p.add_argument(
+        "--pairs",
+        type=Path,
+        default=DEFAULT_PAIRS,
+        help="pairs.json (next to keypoints.json and the photos)",
+    )
+    p.add_argument(
+        "--methods", default="identity,part_warp", help="comma-separated: identity, part_warp"
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     if args.command == "prepare-pairs":
-        prepare_pairs(args.folder, args.pairs, [m.strip() for m in args.methods.split(",") if m.strip()])
+        prepare_pairs(
+            args.folder, args.pairs, [m.strip() for m in args.methods.split(",") if m.strip()]
+        )
         return 0
-    for flag, path in (("--lpips-weights", args.lpips_weights), ("--inception-weights", args.inception_weights),
-                       ("--insightface", args.insightface)):
+    for flag, path in (
+        ("--lpips-weights", args.lpips_weights),
+        ("--inception-weights", args.inception_weights),
+        ("--insightface", args.insightface),
+    ):
         if path and not os.path.exists(path):
             raise SystemExit(f"{flag}: {path} does not exist")
-    opts = ev.Options(lpips_weights=args.lpips_weights, insightface_pack=args.insightface,
-                      inception_weights=args.inception_weights, pose=not args.no_pose, identity=not args.no_identity,
-                      max_match_distance=args.max_match_distance)
+    opts = ev.Options(
+        lpips_weights=args.lpips_weights,
+        insightface_pack=args.insightface,
+        inception_weights=args.inception_weights,
+        pose=not args.no_pose,
+        identity=not args.no_identity,
+        max_match_distance=args.max_match_distance,
+    )
     out = args.out or (args.folder / "eval")
     try:
         result = ev.run(args.folder, out, opts, progress=not args.quiet)

@@ -27,9 +27,19 @@ from pathlib import Path
 
 PACK_DIR = Path(__file__).resolve().parent.parent
 # torch and what only torch uses; ComfyUI's other requirements are resolved freshly.
-TORCH_FAMILY = re.compile(r"^(torch|torchvision|torchgen|nvidia|cuda|functorch)([-_.].*)?$", re.IGNORECASE)
+TORCH_FAMILY = re.compile(
+    r"^(torch|torchvision|torchgen|nvidia|cuda|functorch)([-_.].*)?$", re.IGNORECASE
+)
 # Pure-Python dependencies of torch that pip would otherwise not install (torch is not installed here).
-TORCH_DEPS = ["filelock", "typing-extensions", "sympy", "networkx", "jinja2", "fsspec", "setuptools"]
+TORCH_DEPS = [
+    "filelock",
+    "typing-extensions",
+    "sympy",
+    "networkx",
+    "jinja2",
+    "fsspec",
+    "setuptools",
+]
 
 
 def _comfy_requirements(comfy_root: Path) -> list[str]:
@@ -60,11 +70,15 @@ def _link_torch(venv_python: Path, link_dir: Path) -> None:
     if triton:
         record = link_dir / f"triton-{triton}.dist-info"
         record.mkdir(exist_ok=True)
-        (record / "METADATA").write_text(f"Metadata-Version: 2.1\nName: triton\nVersion: {triton}\n")
+        (record / "METADATA").write_text(
+            f"Metadata-Version: 2.1\nName: triton\nVersion: {triton}\n"
+        )
         (record / "INSTALLER").write_text("poselab-manager-install\n")
     target_site = subprocess.run(
         [str(venv_python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.strip()
     (Path(target_site) / "_user_torch.pth").write_text(str(link_dir) + "\n")
 
@@ -81,8 +95,18 @@ def _torch_requirement(name: str) -> str | None:
 
 
 def _pip(venv_python: Path, *args: str) -> None:
-    cmd = [str(venv_python), "-m", "pip", "install", "--disable-pip-version-check", "--no-cache-dir", "--no-compile",
-           "--progress-bar", "off", *args]
+    cmd = [
+        str(venv_python),
+        "-m",
+        "pip",
+        "install",
+        "--disable-pip-version-check",
+        "--no-cache-dir",
+        "--no-compile",
+        "--progress-bar",
+        "off",
+        *args,
+    ]
     print("[poselab] " + " ".join(cmd[3:]), file=sys.stderr, flush=True)
     subprocess.run(cmd, check=True, stdout=sys.stderr)
 
@@ -91,8 +115,10 @@ def build(venv: Path, comfy_root: Path, python: str = sys.executable) -> Path:
     """Create (or reuse, when the requirements are unchanged) the Manager-style venv."""
     venv = venv.resolve()
     stamp = hashlib.sha256(
-        (PACK_DIR / "requirements.txt").read_bytes() + (comfy_root / "requirements.txt").read_bytes()
-        + Path(__file__).read_bytes() + python.encode()
+        (PACK_DIR / "requirements.txt").read_bytes()
+        + (comfy_root / "requirements.txt").read_bytes()
+        + Path(__file__).read_bytes()
+        + python.encode()
     ).hexdigest()[:16]
     venv_python = venv / "bin" / "python"
     stamp_file = venv / ".poselab-stamp"
@@ -106,7 +132,9 @@ def build(venv: Path, comfy_root: Path, python: str = sys.executable) -> Path:
     reqs.write_text("\n".join(_comfy_requirements(comfy_root)) + "\n")
     _pip(venv_python, *TORCH_DEPS)
     _pip(venv_python, "-r", str(reqs))
-    _pip(venv_python, "--upgrade", "numpy")  # what a user who has run other packs' installs often has
+    _pip(
+        venv_python, "--upgrade", "numpy"
+    )  # what a user who has run other packs' installs often has
     # What ComfyUI-Manager runs for the pack: its requirements, unpinned, into that environment.
     _pip(venv_python, "-r", str(PACK_DIR / "requirements.txt"))
     (venv / ".poselab-stamp").write_text(stamp + "\n")
@@ -117,9 +145,15 @@ def main() -> None:
     sys.path.insert(0, str(PACK_DIR / "scripts"))
     import comfy_host
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--venv", default=None, help="where to build it (default .cache/manager-venv)")
-    parser.add_argument("--comfyui", default=None, help="ComfyUI folder whose requirements.txt to use")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--venv", default=None, help="where to build it (default .cache/manager-venv)"
+    )
+    parser.add_argument(
+        "--comfyui", default=None, help="ComfyUI folder whose requirements.txt to use"
+    )
     args = parser.parse_args()
     root = comfy_host.provision(args.comfyui)
     venv = Path(args.venv) if args.venv else comfy_host.cache_dir() / "manager-venv"

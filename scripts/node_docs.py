@@ -30,7 +30,7 @@ MODEL_FILE = re.compile(r"\.(pth|pt|ckpt|safetensors|bin|onnx|pkl|json)$", re.IG
 def editor_shortcuts() -> list[tuple[str, str]]:
     """The (keys, action) pairs of ``SHORTCUTS`` in editor.js."""
     text = EDITOR_JS.read_text(encoding="utf-8")
-    block = text[text.index("export const SHORTCUTS"):]
+    block = text[text.index("export const SHORTCUTS") :]
     block = block[: block.index("];")]
     return re.findall(r'\[\s*"([^"]+)",\s*"([^"]+)"\s*\]', block)
 
@@ -46,7 +46,10 @@ def _input_rows(info: dict) -> list[str]:
         inputs = info.get("input", {}).get(section, {})
         for name in order.get(section, list(inputs)):
             spec = inputs[name]
-            kind, options = spec[0], (spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {})
+            kind, options = (
+                spec[0],
+                (spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}),
+            )
             values = kind if isinstance(kind, list) else options.get("options")
             shown_type = "COMBO" if isinstance(kind, list) else kind
             detail = ""
@@ -54,7 +57,11 @@ def _input_rows(info: dict) -> list[str]:
                 if any(MODEL_FILE.search(str(v)) for v in values):
                     detail = "a file in the model folder"
                 else:
-                    detail = "one of " + ", ".join(f"`{v}`" for v in values[:14]) + (" …" if len(values) > 14 else "")
+                    detail = (
+                        "one of "
+                        + ", ".join(f"`{v}`" for v in values[:14])
+                        + (" …" if len(values) > 14 else "")
+                    )
             elif "min" in options or "max" in options:
                 detail = f"{options.get('min', '')} to {options.get('max', '')}"
             default = options.get("default", "")
@@ -78,7 +85,10 @@ def render_page(node_id: str, info: dict, extra: str = "") -> str:
         meta.append("experimental")
     lines += [" · ".join(meta), ""]
     if info.get("search_aliases"):
-        lines += ["Also found by searching: " + ", ".join(f"*{a}*" for a in info["search_aliases"]) + ".", ""]
+        lines += [
+            "Also found by searching: " + ", ".join(f"*{a}*" for a in info["search_aliases"]) + ".",
+            "",
+        ]
     rows = _input_rows(info)
     if rows:
         lines += ["## Inputs", "", *rows, ""]
@@ -87,11 +97,20 @@ def render_page(node_id: str, info: dict, extra: str = "") -> str:
         names = info.get("output_name") or outputs
         tips = info.get("output_tooltips") or [None] * len(outputs)
         lines += ["## Outputs", ""]
-        lines += [f"- **{n}** ({t})" + (f": {tip}" if tip else "") for n, t, tip in zip(names, outputs, tips)]
+        lines += [
+            f"- **{n}** ({t})" + (f": {tip}" if tip else "")
+            for n, t, tip in zip(names, outputs, tips)
+        ]
         lines.append("")
     if node_id == "PoseLabPoseEditor":
-        lines += ["## Keyboard and mouse", "", "Click the canvas first; keys act while it has the focus.", "",
-                  "| keys | action |", "|---|---|"]
+        lines += [
+            "## Keyboard and mouse",
+            "",
+            "Click the canvas first; keys act while it has the focus.",
+            "",
+            "| keys | action |",
+            "|---|---|",
+        ]
         lines += [f"| {_cell(k)} | {_cell(a)} |" for k, a in editor_shortcuts()]
         lines.append("")
     if extra.strip():
@@ -118,12 +137,21 @@ def render_index(object_info: dict, pages: dict[str, str]) -> str:
     by_stage: dict[str, list[str]] = {}
     for node_id, info in nodes.items():
         by_stage.setdefault(info["category"], []).append(node_id)
-    lines = ["# PoseLab nodes", "",
-             "Generated from the node schemas by `scripts/node_docs.py` (the same pages the node help panel "
-             "shows); do not edit by hand.", ""]
+    lines = [
+        "# PoseLab nodes",
+        "",
+        "Generated from the node schemas by `scripts/node_docs.py` (the same pages the node help panel "
+        "shows); do not edit by hand.",
+        "",
+    ]
     for stage in sorted(by_stage):
-        lines.append(f"- **{stage}**: " + ", ".join(
-            f"[{nodes[n]['display_name']}](#{n.lower()})" for n in sorted(by_stage[stage], key=lambda n: nodes[n]["display_name"])))
+        lines.append(
+            f"- **{stage}**: "
+            + ", ".join(
+                f"[{nodes[n]['display_name']}](#{n.lower()})"
+                for n in sorted(by_stage[stage], key=lambda n: nodes[n]["display_name"])
+            )
+        )
     for stage in sorted(by_stage):
         lines += ["", f"## {stage}"]
         for node_id in sorted(by_stage[stage], key=lambda n: nodes[n]["display_name"]):
@@ -149,7 +177,9 @@ def main() -> None:
             stale.unlink()
             print(f"removed {stale.relative_to(REPO)} (no such node)")
     INDEX.write_text(render_index(info, pages), encoding="utf-8")
-    print(f"wrote {len(pages)} pages to {DOCS_DIR.relative_to(REPO)}/ and {INDEX.relative_to(REPO)}")
+    print(
+        f"wrote {len(pages)} pages to {DOCS_DIR.relative_to(REPO)}/ and {INDEX.relative_to(REPO)}"
+    )
 
 
 if __name__ == "__main__":

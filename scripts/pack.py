@@ -17,7 +17,9 @@ REPO = Path(__file__).resolve().parent.parent
 def import_pack(name: str = "poselab"):
     if name in sys.modules:
         return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, REPO / "__init__.py", submodule_search_locations=[str(REPO)])
+    spec = importlib.util.spec_from_file_location(
+        name, REPO / "__init__.py", submodule_search_locations=[str(REPO)]
+    )
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)

@@ -63,7 +63,10 @@ def watch_progress(server: comfy_host.ComfyServer, prompt: dict, stop: threading
                         node = data["node"]
                         print(f"[comfyui] running node {node} {titles.get(node, '')}", flush=True)
                     elif event.get("type") == "progress":
-                        print(f"[comfyui]   node {data.get('node')}: {data.get('value')}/{data.get('max')}", flush=True)
+                        print(
+                            f"[comfyui]   node {data.get('node')}: {data.get('value')}/{data.get('max')}",
+                            flush=True,
+                        )
                     elif event.get("type") == "execution_cached" and data.get("nodes"):
                         print(f"[comfyui] cached nodes: {', '.join(data['nodes'])}", flush=True)
 
@@ -89,7 +92,9 @@ def run(image: Path, out_dir: Path, workflow: Path, comfyui: str | None) -> list
             for sample in (REPO / "assets" / "samples").glob("*.png"):
                 server.upload_image(sample)
             stop = threading.Event()
-            watcher = threading.Thread(target=watch_progress, args=(server, prompt, stop), daemon=True)
+            watcher = threading.Thread(
+                target=watch_progress, args=(server, prompt, stop), daemon=True
+            )
             watcher.start()
             time.sleep(0.3)
             started = time.time()
@@ -116,11 +121,24 @@ def run(image: Path, out_dir: Path, workflow: Path, comfyui: str | None) -> list
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--image", type=Path, default=DEFAULT_IMAGE, help="photo of the person to repose")
-    parser.add_argument("--out", type=Path, default=REPO / "output", help="folder for the results (never overwritten)")
-    parser.add_argument("--workflow", type=Path, default=DEFAULT_WORKFLOW, help="API-format workflow to queue")
-    parser.add_argument("--comfyui", default=None, help="use this ComfyUI folder instead of the provisioned one")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--image", type=Path, default=DEFAULT_IMAGE, help="photo of the person to repose"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=REPO / "output",
+        help="folder for the results (never overwritten)",
+    )
+    parser.add_argument(
+        "--workflow", type=Path, default=DEFAULT_WORKFLOW, help="API-format workflow to queue"
+    )
+    parser.add_argument(
+        "--comfyui", default=None, help="use this ComfyUI folder instead of the provisioned one"
+    )
     args = parser.parse_args()
     if not args.image.is_file():
         raise SystemExit(f"no such image: {args.image}")

@@ -26,10 +26,19 @@ from comfy_cli import StepPrinter, add_common_args, import_comfy_and_pack  # noq
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--ckpt", required=True, help="InstructPix2Pix checkpoint (single-file .safetensors)")
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--ckpt", required=True, help="InstructPix2Pix checkpoint (single-file .safetensors)"
+    )
     ap.add_argument("--data", help="folder with metadata.jsonl pairs (default: synthetic pairs)")
-    ap.add_argument("--synthetic", type=int, default=64, help="number of synthetic pairs when --data is not given")
+    ap.add_argument(
+        "--synthetic",
+        type=int,
+        default=64,
+        help="number of synthetic pairs when --data is not given",
+    )
     ap.add_argument("--out", required=True, help="output .safetensors path")
     ap.add_argument("--resolution", type=int, default=256)
     ap.add_argument("--rank", type=int, default=8)
@@ -41,8 +50,12 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--text-dropout", type=float, default=0.05)
     ap.add_argument("--image-dropout", type=float, default=0.05)
-    ap.add_argument("--keep-checkpoints", type=int, default=2, help="newest step checkpoints to keep")
-    ap.add_argument("--gradient-checkpointing", action="store_true", help="less memory, about a third more time")
+    ap.add_argument(
+        "--keep-checkpoints", type=int, default=2, help="newest step checkpoints to keep"
+    )
+    ap.add_argument(
+        "--gradient-checkpointing", action="store_true", help="less memory, about a third more time"
+    )
     add_common_args(ap)
     a = ap.parse_args()
 
@@ -56,26 +69,60 @@ def main() -> None:
     from poselab.models.editing.pairs import read_pairs_folder
     from poselab.nodes import ip2p
 
-    model, clip, vae, _ = comfy.sd.load_checkpoint_guess_config(a.ckpt, output_vae=True, output_clip=True)
+    model, clip, vae, _ = comfy.sd.load_checkpoint_guess_config(
+        a.ckpt, output_vae=True, output_clip=True
+    )
     size = (a.resolution // 8) * 8
     if a.data:
-        pairs = [(read_rgb(r.source, (size, size)), read_rgb(r.target, (size, size)), r.instruction)
-                 for r in read_pairs_folder(a.data)]
+        pairs = [
+            (read_rgb(r.source, (size, size)), read_rgb(r.target, (size, size)), r.instruction)
+            for r in read_pairs_folder(a.data)
+        ]
     else:
         pairs = ip2p.make_synthetic_pairs(a.synthetic, size, a.seed)
     out = Path(a.out)
-    out = unique_path(out.with_name(out.name.removesuffix(".safetensors") + ".safetensors"), digits=4)
-    cfg = lt.TrainConfig(steps=a.steps, batch_size=a.batch_size, grad_accum=a.grad_accum, lr=a.lr,
-                                 text_dropout=a.text_dropout, image_dropout=a.image_dropout, seed=a.seed,
-                                 save_every=a.save_every)
+    out = unique_path(
+        out.with_name(out.name.removesuffix(".safetensors") + ".safetensors"), digits=4
+    )
+    cfg = lt.TrainConfig(
+        steps=a.steps,
+        batch_size=a.batch_size,
+        grad_accum=a.grad_accum,
+        lr=a.lr,
+        text_dropout=a.text_dropout,
+        image_dropout=a.image_dropout,
+        seed=a.seed,
+        save_every=a.save_every,
+    )
 
     with torch.inference_mode():  # as inside ComfyUI: the trainer must cope with it
-        result, _ = ip2p.train_lora_on_model(model, clip, vae, pairs, a.rank, a.alpha, a.targets.split(","), cfg,
-                                                out, StepPrinter(a.steps), keep_checkpoints=a.keep_checkpoints,
-                                                gradient_checkpointing=a.gradient_checkpointing)
-    print(json.dumps({"lora": str(out), "pairs": len(pairs), "seconds": round(result.seconds, 2),
-                      "eval_loss_before": result.eval_before, "eval_loss_after": result.eval_after,
-                      "checkpoints": result.checkpoints}), flush=True)
+        result, _ = ip2p.train_lora_on_model(
+            model,
+            clip,
+            vae,
+            pairs,
+            a.rank,
+            a.alpha,
+            a.targets.split(","),
+            cfg,
+            out,
+            StepPrinter(a.steps),
+            keep_checkpoints=a.keep_checkpoints,
+            gradient_checkpointing=a.gradient_checkpointing,
+        )
+    print(
+        json.dumps(
+            {
+                "lora": str(out),
+                "pairs": len(pairs),
+                "seconds": round(result.seconds, 2),
+                "eval_loss_before": result.eval_before,
+                "eval_loss_after": result.eval_after,
+                "checkpoints": result.checkpoints,
+            }
+        ),
+        flush=True,
+    )
     os._exit(0)  # skip ComfyUI's ModelPatcher teardown noise at interpreter exit
 
 

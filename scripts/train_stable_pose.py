@@ -26,16 +26,24 @@ from comfy_cli import StepPrinter, add_common_args, import_comfy_and_pack  # noq
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--ckpt", required=True, help="SD1.5-family checkpoint (single-file .safetensors)")
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--ckpt", required=True, help="SD1.5-family checkpoint (single-file .safetensors)"
+    )
     ap.add_argument("--init", help="an adapter to continue training (.safetensors)")
-    ap.add_argument("--synthetic", type=int, default=64, help="number of procedural training samples")
+    ap.add_argument(
+        "--synthetic", type=int, default=64, help="number of procedural training samples"
+    )
     ap.add_argument("--out", required=True, help="output .safetensors path")
     ap.add_argument("--resolution", type=int, default=512)
     ap.add_argument("--steps", type=int, default=500)
     ap.add_argument("--batch-size", type=int, default=2)
     ap.add_argument("--lr", type=float, default=1e-5)
-    ap.add_argument("--alpha", type=float, default=5.0, help="loss weight inside the fine pose mask")
+    ap.add_argument(
+        "--alpha", type=float, default=5.0, help="loss weight inside the fine pose mask"
+    )
     ap.add_argument("--text-dropout", type=float, default=0.5)
     ap.add_argument("--holdout", type=float, default=0.25)
     add_common_args(ap)
@@ -52,21 +60,44 @@ def main() -> None:
     from poselab.models.stable_pose import train as sp_train
     from poselab.nodes import stable_pose
 
-    model, clip, vae, _ = comfy.sd.load_checkpoint_guess_config(a.ckpt, output_vae=True, output_clip=True)
+    model, clip, vae, _ = comfy.sd.load_checkpoint_guess_config(
+        a.ckpt, output_vae=True, output_clip=True
+    )
     initial = comfy.utils.load_torch_file(a.init, safe_load=True) if a.init else None
     samples = stable_pose.procedural_samples(a.synthetic, a.resolution // 16 * 16, a.seed)
-    out = unique_path(Path(a.out) if a.out.endswith(".safetensors") else Path(a.out + ".safetensors"))
+    out = unique_path(
+        Path(a.out) if a.out.endswith(".safetensors") else Path(a.out + ".safetensors")
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
-    cfg = sp_train.TrainConfig(steps=a.steps, batch_size=a.batch_size, lr=a.lr, alpha=a.alpha,
-                               text_dropout=a.text_dropout, seed=a.seed, save_every=a.save_every)
+    cfg = sp_train.TrainConfig(
+        steps=a.steps,
+        batch_size=a.batch_size,
+        lr=a.lr,
+        alpha=a.alpha,
+        text_dropout=a.text_dropout,
+        seed=a.seed,
+        save_every=a.save_every,
+    )
 
     with torch.inference_mode():  # as inside ComfyUI: the trainer must cope with it
-        result, _, n_train, n_eval = stable_pose.train_on_model(model, clip, vae, samples, initial, cfg, a.holdout,
-                                                                out, StepPrinter(a.steps))
-    print(strict_json({"adapter": str(out), "train_samples": n_train, "heldout_samples": n_eval,
-                      "seconds": round(result.seconds, 2), "eval_loss_before": result.eval_before,
-                      "eval_loss_after": result.eval_after, "eval_loss_wrong_pose": result.eval_wrong_pose,
-                      "checkpoints": result.checkpoints}), flush=True)
+        result, _, n_train, n_eval = stable_pose.train_on_model(
+            model, clip, vae, samples, initial, cfg, a.holdout, out, StepPrinter(a.steps)
+        )
+    print(
+        strict_json(
+            {
+                "adapter": str(out),
+                "train_samples": n_train,
+                "heldout_samples": n_eval,
+                "seconds": round(result.seconds, 2),
+                "eval_loss_before": result.eval_before,
+                "eval_loss_after": result.eval_after,
+                "eval_loss_wrong_pose": result.eval_wrong_pose,
+                "checkpoints": result.checkpoints,
+            }
+        ),
+        flush=True,
+    )
     os._exit(0)  # skip ComfyUI's ModelPatcher teardown noise at interpreter exit
 
 

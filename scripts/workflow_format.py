@@ -37,7 +37,12 @@ def input_specs(info: dict) -> list[tuple[str, str, dict]]:
 
 
 def is_link(value) -> bool:
-    return isinstance(value, list) and len(value) == 2 and isinstance(value[0], str) and isinstance(value[1], int)
+    return (
+        isinstance(value, list)
+        and len(value) == 2
+        and isinstance(value[0], str)
+        and isinstance(value[1], int)
+    )
 
 
 def widget_values(name: str, kind: str, options: dict, value) -> list:
@@ -68,7 +73,10 @@ def depth_of(prompt: dict) -> dict[str, int]:
 
 def api_to_ui(prompt: dict, object_info: dict, title: str = "") -> dict:
     """Build a litegraph (UI-format, version 0.4) workflow from an API-format prompt."""
-    ids = {node_id: i + 1 for i, node_id in enumerate(sorted(prompt, key=lambda k: int(k) if k.isdigit() else k))}
+    ids = {
+        node_id: i + 1
+        for i, node_id in enumerate(sorted(prompt, key=lambda k: int(k) if k.isdigit() else k))
+    }
     depth = depth_of(prompt)
     column_rows: dict[int, int] = defaultdict(int)
     links, nodes = [], []
@@ -102,27 +110,36 @@ def api_to_ui(prompt: dict, object_info: dict, title: str = "") -> dict:
                     value = options.get("default")
                 widgets.extend(widget_values(name, kind, options, value))
             elif value is not None:
-                raise ValueError(f"node {node_id} input {name} ({kind}) must be a link, got {value!r}")
+                raise ValueError(
+                    f"node {node_id} input {name} ({kind}) must be a link, got {value!r}"
+                )
         col = depth[node_id]
-        nodes.append({
-            "id": ids[node_id],
-            "type": cls,
-            "pos": [40 + 380 * col, 40 + 300 * column_rows[col]],
-            "size": [340, 120 + 26 * len(widgets)],
-            "flags": {},
-            "order": rank,
-            "mode": 0,
-            "inputs": inputs,
-            "outputs": [],
-            "properties": {"Node name for S&R": cls},
-            "widgets_values": widgets,
-            **({"title": node["_meta"]["title"]} if node.get("_meta", {}).get("title") else {}),
-        })
+        nodes.append(
+            {
+                "id": ids[node_id],
+                "type": cls,
+                "pos": [40 + 380 * col, 40 + 300 * column_rows[col]],
+                "size": [340, 120 + 26 * len(widgets)],
+                "flags": {},
+                "order": rank,
+                "mode": 0,
+                "inputs": inputs,
+                "outputs": [],
+                "properties": {"Node name for S&R": cls},
+                "widgets_values": widgets,
+                **({"title": node["_meta"]["title"]} if node.get("_meta", {}).get("title") else {}),
+            }
+        )
         column_rows[col] += 1
     for entry in nodes:
         info = object_info[entry["type"]]
         entry["outputs"] = [
-            {"name": (info.get("output_name") or info["output"])[i], "type": t, "links": out_links.get((entry["id"], i), []), "slot_index": i}
+            {
+                "name": (info.get("output_name") or info["output"])[i],
+                "type": t,
+                "links": out_links.get((entry["id"], i), []),
+                "slot_index": i,
+            }
             for i, t in enumerate(info["output"])
         ]
     return {
@@ -138,7 +155,10 @@ def api_to_ui(prompt: dict, object_info: dict, title: str = "") -> dict:
 
 
 def generate_all(object_info: dict) -> dict[str, dict]:
-    return {p.stem: api_to_ui(json.loads(p.read_text()), object_info, p.stem) for p in sorted(API_DIR.glob("*.json"))}
+    return {
+        p.stem: api_to_ui(json.loads(p.read_text()), object_info, p.stem)
+        for p in sorted(API_DIR.glob("*.json"))
+    }
 
 
 def main() -> None:

@@ -20,7 +20,13 @@ REPO = Path(__file__).resolve().parent.parent
 API_DIR = REPO / "workflows" / "api"
 UI_DIR = REPO / "workflows"
 SIZE = (512, 384)
-BG, OURS, CORE, INK, LINK = (24, 26, 34), (38, 92, 150), (70, 74, 86), (236, 238, 244), (140, 146, 160)
+BG, OURS, CORE, INK, LINK = (
+    (24, 26, 34),
+    (38, 92, 150),
+    (70, 74, 86),
+    (236, 238, 244),
+    (140, 146, 160),
+)
 
 
 def _depths(prompt: dict) -> dict[str, int]:
@@ -31,8 +37,11 @@ def _depths(prompt: dict) -> dict[str, int]:
             return depth[node_id]
         if node_id in seen:  # a cycle cannot be queued; draw it flat rather than recurse forever
             return 0
-        parents = [v[0] for v in prompt[node_id]["inputs"].values()
-                   if isinstance(v, list) and len(v) == 2 and isinstance(v[0], str) and v[0] in prompt]
+        parents = [
+            v[0]
+            for v in prompt[node_id]["inputs"].values()
+            if isinstance(v, list) and len(v) == 2 and isinstance(v[0], str) and v[0] in prompt
+        ]
         depth[node_id] = 1 + max((visit(p, seen + (node_id,)) for p in parents), default=-1)
         return depth[node_id]
 
@@ -68,7 +77,12 @@ def draw(name: str, prompt: dict) -> Image.Image:
             pos[node_id] = (x0, y0, x0 + box_w, y0 + box_h)
     for node_id, node in prompt.items():  # links first, boxes over them
         for value in node["inputs"].values():
-            if isinstance(value, list) and len(value) == 2 and isinstance(value[0], str) and value[0] in pos:
+            if (
+                isinstance(value, list)
+                and len(value) == 2
+                and isinstance(value[0], str)
+                and value[0] in pos
+            ):
                 a, b = pos[value[0]], pos[node_id]
                 d.line([(a[2], (a[1] + a[3]) / 2), (b[0], (b[1] + b[3]) / 2)], fill=LINK, width=1)
     for node_id, node in prompt.items():

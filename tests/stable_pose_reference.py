@@ -22,10 +22,22 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import tiny_checkpoints  # noqa: E402  (comfy_root() and the seeded weight filler)
 
-CONFIG = dict(image_size=32, in_channels=4, model_channels=320, hint_channels=3, num_res_blocks=[1, 1],
-              channel_mult=[1, 2], transformer_depth=[1, 0], transformer_depth_middle=1,
-              use_spatial_transformer=True, context_dim=768, num_heads=8, num_head_channels=-1,
-              use_linear_in_transformer=False, legacy=False)
+CONFIG = dict(
+    image_size=32,
+    in_channels=4,
+    model_channels=320,
+    hint_channels=3,
+    num_res_blocks=[1, 1],
+    channel_mult=[1, 2],
+    transformer_depth=[1, 0],
+    transformer_depth_middle=1,
+    use_spatial_transformer=True,
+    context_dim=768,
+    num_heads=8,
+    num_head_channels=-1,
+    use_linear_in_transformer=False,
+    legacy=False,
+)
 LATENT = (16, 16)  # 128x128 pose image
 BATCH = 2
 
@@ -47,9 +59,15 @@ def build(out: Path, seed: int = 0) -> None:
     sd = tiny_checkpoints._init_weights(net.state_dict(), seed)
     # The zero convs get random weights too (ComfyUI's ops leave them uninitialised): with zeros
     # the comparison would only check that both sides output zeros.
-    last = max(int(k.split(".")[1]) for k in sd if k.startswith("input_hint_block.") and k.endswith(".weight"))
+    last = max(
+        int(k.split(".")[1])
+        for k in sd
+        if k.startswith("input_hint_block.") and k.endswith(".weight")
+    )
     for leaf in ("weight", "bias"):
-        sd[f"input_hint_block.{last}.{leaf}"] = torch.zeros_like(sd[f"input_hint_block.{last}.{leaf}"])
+        sd[f"input_hint_block.{last}.{leaf}"] = torch.zeros_like(
+            sd[f"input_hint_block.{last}.{leaf}"]
+        )
     net.load_state_dict(sd)
 
     gen = torch.Generator().manual_seed(seed + 1)
@@ -72,7 +90,9 @@ def build(out: Path, seed: int = 0) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("out", type=Path)
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()

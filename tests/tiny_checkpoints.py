@@ -36,14 +36,20 @@ import sys
 from pathlib import Path
 
 KINDS = {"sd15": 4, "ip2p": 8, "controlnet": 4, "sd15_layout": 4, "sdxl": 4, "controlnet_sdxl": 4}
-FILENAMES = {"sd15": "poselab_tiny_sd15.safetensors", "ip2p": "poselab_tiny_ip2p.safetensors",
-             "controlnet": "poselab_tiny_controlnet.safetensors",
-             "sd15_layout": "poselab_tiny_sd15_layout.safetensors", "sdxl": "poselab_tiny_sdxl.safetensors",
-             "controlnet_sdxl": "poselab_tiny_controlnet_sdxl.safetensors"}
+FILENAMES = {
+    "sd15": "poselab_tiny_sd15.safetensors",
+    "ip2p": "poselab_tiny_ip2p.safetensors",
+    "controlnet": "poselab_tiny_controlnet.safetensors",
+    "sd15_layout": "poselab_tiny_sd15_layout.safetensors",
+    "sdxl": "poselab_tiny_sdxl.safetensors",
+    "controlnet_sdxl": "poselab_tiny_controlnet_sdxl.safetensors",
+}
 # the architecture of each kind unless the command line says otherwise
-SHAPES = {"sd15_layout": ("--channel-mult", "1,1", "--res-blocks", "2", "--depth", "1,0"),
-          "sdxl": ("--channel-mult", "1,1,1", "--res-blocks", "2", "--depth", "0,1,2"),
-          "controlnet_sdxl": ("--channel-mult", "1,1,1", "--res-blocks", "2", "--depth", "0,1,2")}
+SHAPES = {
+    "sd15_layout": ("--channel-mult", "1,1", "--res-blocks", "2", "--depth", "1,0"),
+    "sdxl": ("--channel-mult", "1,1,1", "--res-blocks", "2", "--depth", "0,1,2"),
+    "controlnet_sdxl": ("--channel-mult", "1,1,1", "--res-blocks", "2", "--depth", "0,1,2"),
+}
 
 
 def comfy_root() -> Path:
@@ -53,8 +59,13 @@ def comfy_root() -> Path:
     return comfy_host.provision()
 
 
-def ensure_checkpoint(folder: os.PathLike, kind: str, seed: int = 0, filename: str | None = None,
-                      extra_args: tuple[str, ...] = ()) -> str:
+def ensure_checkpoint(
+    folder: os.PathLike,
+    kind: str,
+    seed: int = 0,
+    filename: str | None = None,
+    extra_args: tuple[str, ...] = (),
+) -> str:
     """Build ``kind`` (a key of KINDS) into ``folder`` unless it is already there; returns the file name."""
     if kind not in KINDS:
         raise ValueError(f"unknown tiny checkpoint kind {kind!r}; use one of {sorted(KINDS)}")
@@ -63,8 +74,16 @@ def ensure_checkpoint(folder: os.PathLike, kind: str, seed: int = 0, filename: s
     name = filename or FILENAMES[kind]
     if not (folder / name).is_file():
         subprocess.run(
-            [sys.executable, __file__, str(folder / name), "--kind", kind, "--seed", str(seed),
-             *(extra_args or SHAPES.get(kind, ()))],
+            [
+                sys.executable,
+                __file__,
+                str(folder / name),
+                "--kind",
+                kind,
+                "--seed",
+                str(seed),
+                *(extra_args or SHAPES.get(kind, ())),
+            ],
             check=True,
         )
     return name
@@ -87,7 +106,9 @@ def _init_weights(state: dict, seed: int, dtype=None) -> dict:
         leaf = key.rsplit(".", 1)[-1]
         if t.ndim >= 2:
             w = torch.randn(t.shape, generator=gen) / t[0].numel() ** 0.5
-        elif leaf in ("weight", "logit_scale") or leaf.startswith("ln_"):  # GroupNorm/LayerNorm gains
+        elif leaf in ("weight", "logit_scale") or leaf.startswith(
+            "ln_"
+        ):  # GroupNorm/LayerNorm gains
             w = torch.ones(t.shape)
         else:
             w = torch.randn(t.shape, generator=gen) * 0.02
@@ -100,22 +121,44 @@ def _openclip_bigg_shapes() -> dict:
     import torch
 
     width, layers, vocab, ctx = 1280, 32, 49408, 77
-    shapes = {"positional_embedding": (ctx, width), "token_embedding.weight": (vocab, width),
-              "ln_final.weight": (width,), "ln_final.bias": (width,), "text_projection": (width, width),
-              "logit_scale": ()}
+    shapes = {
+        "positional_embedding": (ctx, width),
+        "token_embedding.weight": (vocab, width),
+        "ln_final.weight": (width,),
+        "ln_final.bias": (width,),
+        "text_projection": (width, width),
+        "logit_scale": (),
+    }
     for i in range(layers):
         b = f"transformer.resblocks.{i}."
-        shapes.update({b + "ln_1.weight": (width,), b + "ln_1.bias": (width,), b + "ln_2.weight": (width,),
-                       b + "ln_2.bias": (width,), b + "attn.in_proj_weight": (3 * width, width),
-                       b + "attn.in_proj_bias": (3 * width,), b + "attn.out_proj.weight": (width, width),
-                       b + "attn.out_proj.bias": (width,), b + "mlp.c_fc.weight": (4 * width, width),
-                       b + "mlp.c_fc.bias": (4 * width,), b + "mlp.c_proj.weight": (width, 4 * width),
-                       b + "mlp.c_proj.bias": (width,)})
+        shapes.update(
+            {
+                b + "ln_1.weight": (width,),
+                b + "ln_1.bias": (width,),
+                b + "ln_2.weight": (width,),
+                b + "ln_2.bias": (width,),
+                b + "attn.in_proj_weight": (3 * width, width),
+                b + "attn.in_proj_bias": (3 * width,),
+                b + "attn.out_proj.weight": (width, width),
+                b + "attn.out_proj.bias": (width,),
+                b + "mlp.c_fc.weight": (4 * width, width),
+                b + "mlp.c_fc.bias": (4 * width,),
+                b + "mlp.c_proj.weight": (width, 4 * width),
+                b + "mlp.c_proj.bias": (width,),
+            }
+        )
     return {k: torch.empty(v, device="meta") for k, v in shapes.items()}
 
 
-def build(out: Path, kind: str, seed: int = 0, channel_mult=(1,), res_blocks: int = 1, depth=1,
-          middle: bool = False) -> None:
+def build(
+    out: Path,
+    kind: str,
+    seed: int = 0,
+    channel_mult=(1,),
+    res_blocks: int = 1,
+    depth=1,
+    middle: bool = False,
+) -> None:
     """``depth``: transformer blocks per level, one int for all levels or one per level (0 = no
     attention at that level, as SDXL does at its first; ComfyUI still detects SD1.5 as long as
     some level has a 768-context transformer)."""
@@ -137,43 +180,70 @@ def build(out: Path, kind: str, seed: int = 0, channel_mult=(1,), res_blocks: in
     if len(depths) != levels:
         raise ValueError(f"depth needs one entry per level ({levels}), got {depths}")
     mid_depth = max(depths)
-    per_input = [d for d in depths for _ in range(res_blocks)]  # ComfyUI: one depth per input res block
+    per_input = [
+        d for d in depths for _ in range(res_blocks)
+    ]  # ComfyUI: one depth per input res block
     sdxl = kind in ("sdxl", "controlnet_sdxl")
-    if kind.startswith("controlnet"):  # a ControlNet (original "control_model." format) for the same UNet
+    if kind.startswith(
+        "controlnet"
+    ):  # a ControlNet (original "control_model." format) for the same UNet
         from comfy.cldm.cldm import ControlNet
 
         net = ControlNet(
-            image_size=32, in_channels=4, model_channels=320, hint_channels=3,
-            num_res_blocks=[res_blocks] * levels, channel_mult=list(channel_mult),
-            transformer_depth=per_input, transformer_depth_middle=mid_depth if middle else -1,
-            use_spatial_transformer=True, context_dim=2048 if sdxl else 768, num_heads=-1 if sdxl else 8,
-            num_head_channels=64 if sdxl else -1, use_linear_in_transformer=sdxl, legacy=False,
-            adm_in_channels=2816 if sdxl else None, num_classes="sequential" if sdxl else None,
+            image_size=32,
+            in_channels=4,
+            model_channels=320,
+            hint_channels=3,
+            num_res_blocks=[res_blocks] * levels,
+            channel_mult=list(channel_mult),
+            transformer_depth=per_input,
+            transformer_depth_middle=mid_depth if middle else -1,
+            use_spatial_transformer=True,
+            context_dim=2048 if sdxl else 768,
+            num_heads=-1 if sdxl else 8,
+            num_head_channels=64 if sdxl else -1,
+            use_linear_in_transformer=sdxl,
+            legacy=False,
+            adm_in_channels=2816 if sdxl else None,
+            num_classes="sequential" if sdxl else None,
             operations=comfy.ops.disable_weight_init,
         )
-        sd = {f"control_model.{k}": v.to(torch.float16).contiguous()
-              for k, v in _init_weights(net.state_dict(), seed + 3).items()}
+        sd = {
+            f"control_model.{k}": v.to(torch.float16).contiguous()
+            for k, v in _init_weights(net.state_dict(), seed + 3).items()
+        }
         tmp = out.with_name(out.name + ".partial")
         save_file(sd, str(tmp), metadata={"poselab": f"tiny controlnet seed {seed}"})
         os.replace(tmp, out)
         return
     unet = unet_shapes(kind, channel_mult, res_blocks, depths, middle)
-    sd = {f"model.diffusion_model.{k}": v
-          for k, v in _init_weights(unet, seed, torch.float16).items()}
+    sd = {
+        f"model.diffusion_model.{k}": v for k, v in _init_weights(unet, seed, torch.float16).items()
+    }
     taesd = TAESD()  # comfy ops skip init: fill it like the UNet
     taesd.load_state_dict(_init_weights(taesd.state_dict(), seed + 1))
-    with torch.no_grad():  # scale so that latents of natural-range images have unit spread, like SD's 0.18215
+    with (
+        torch.no_grad()
+    ):  # scale so that latents of natural-range images have unit spread, like SD's 0.18215
         probe = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(seed)) * 2 - 1
         taesd.vae_scale.fill_(float(taesd.taesd_encoder(probe * 0.5 + 0.5).std()))
     for k, v in taesd.state_dict().items():
         sd[f"first_stage_model.{k}"] = v.to(torch.float16).clone()
     torch.manual_seed(seed + 2)
-    clip = CLIPTextModel(CLIPTextConfig(hidden_size=768, intermediate_size=3072, num_attention_heads=12, num_hidden_layers=12))  # CLIP-L text tower
+    clip = CLIPTextModel(
+        CLIPTextConfig(
+            hidden_size=768, intermediate_size=3072, num_attention_heads=12, num_hidden_layers=12
+        )
+    )  # CLIP-L text tower
     for k, v in clip.state_dict().items():
         if k.endswith("position_ids"):
             continue
         if sdxl:  # SDXL checkpoints' key format (transformers >= 5 drops the text_model. level)
-            k = "conditioner.embedders.0.transformer." + ("" if k.startswith("text_model.") else "text_model.") + k
+            k = (
+                "conditioner.embedders.0.transformer."
+                + ("" if k.startswith("text_model.") else "text_model.")
+                + k
+            )
         else:
             k = "cond_stage_model.transformer." + k
         sd[k] = v.to(torch.float16)
@@ -195,14 +265,25 @@ def unet_shapes(kind: str, channel_mult, res_blocks: int, depths: list[int], mid
     levels, sdxl = len(channel_mult), kind == "sdxl"
     # ComfyUI takes one depth per input res block and one per output block (level order)
     unet = UNetModel(
-        image_size=32, in_channels=KINDS[kind], model_channels=320, out_channels=4,
-        num_res_blocks=[res_blocks] * levels, channel_mult=list(channel_mult),
+        image_size=32,
+        in_channels=KINDS[kind],
+        model_channels=320,
+        out_channels=4,
+        num_res_blocks=[res_blocks] * levels,
+        channel_mult=list(channel_mult),
         transformer_depth=[d for d in depths for _ in range(res_blocks)],
         transformer_depth_output=[d for d in depths for _ in range(res_blocks + 1)],
-        transformer_depth_middle=max(depths) if middle else -2, use_spatial_transformer=True,
-        context_dim=2048 if sdxl else 768, num_heads=-1 if sdxl else 8, num_head_channels=64 if sdxl else -1,
-        use_linear_in_transformer=sdxl, legacy=False, adm_in_channels=2816 if sdxl else None,
-        num_classes="sequential" if sdxl else None, operations=comfy.ops.disable_weight_init, device="meta",
+        transformer_depth_middle=max(depths) if middle else -2,
+        use_spatial_transformer=True,
+        context_dim=2048 if sdxl else 768,
+        num_heads=-1 if sdxl else 8,
+        num_head_channels=64 if sdxl else -1,
+        use_linear_in_transformer=sdxl,
+        legacy=False,
+        adm_in_channels=2816 if sdxl else None,
+        num_classes="sequential" if sdxl else None,
+        operations=comfy.ops.disable_weight_init,
+        device="meta",
     )
     return unet.state_dict()
 
@@ -216,30 +297,49 @@ def describe(kind: str, channel_mult, res_blocks: int, depth, middle: bool) -> d
     import comfy.model_detection
 
     depths = [depth] * len(channel_mult) if isinstance(depth, int) else list(depth)
-    sd = {f"model.diffusion_model.{k}": v for k, v in unet_shapes(kind, channel_mult, res_blocks, depths, middle).items()}
+    sd = {
+        f"model.diffusion_model.{k}": v
+        for k, v in unet_shapes(kind, channel_mult, res_blocks, depths, middle).items()
+    }
     config = comfy.model_detection.model_config_from_unet(sd, "model.diffusion_model.")
     base = config.get_model({}, "model.diffusion_model.", device="meta") if config else None
-    return {"config": type(config).__name__ if config else None,
-            "model_class": type(base).__name__ if base is not None else None,
-            "unet_parameters": sum(v.numel() for v in sd.values()),
-            "transformer_depth": config.unet_config.get("transformer_depth") if config else None}
+    return {
+        "config": type(config).__name__ if config else None,
+        "model_class": type(base).__name__ if base is not None else None,
+        "unet_parameters": sum(v.numel() for v in sd.values()),
+        "transformer_depth": config.unet_config.get("transformer_depth") if config else None,
+    }
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("out", type=Path)
     ap.add_argument("--kind", choices=sorted(KINDS), default="sd15")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--channel-mult", default="1")
     ap.add_argument("--res-blocks", type=int, default=1)
-    ap.add_argument("--depth", default="1", help="transformer depth, one for all levels or comma-separated per level "
-                                                  "(0 = no attention at that level)")
+    ap.add_argument(
+        "--depth",
+        default="1",
+        help="transformer depth, one for all levels or comma-separated per level "
+        "(0 = no attention at that level)",
+    )
     ap.add_argument("--middle", action="store_true")
-    ap.add_argument("--describe", action="store_true",
-                    help="print what ComfyUI detects (JSON) instead of building; OUT is ignored")
+    ap.add_argument(
+        "--describe",
+        action="store_true",
+        help="print what ComfyUI detects (JSON) instead of building; OUT is ignored",
+    )
     a = ap.parse_args()
-    args = (a.kind, tuple(int(c) for c in a.channel_mult.split(",")), a.res_blocks,
-            [int(d) for d in a.depth.split(",")] if "," in a.depth else int(a.depth), a.middle)
+    args = (
+        a.kind,
+        tuple(int(c) for c in a.channel_mult.split(",")),
+        a.res_blocks,
+        [int(d) for d in a.depth.split(",")] if "," in a.depth else int(a.depth),
+        a.middle,
+    )
     if a.describe:
         import json
 

@@ -19,7 +19,9 @@ def build_arcface(path, seed=0):
     """(N, 3, 112, 112) -> (N, 512): strided conv, flatten, dense (the routing shape of ArcFace)."""
     rng = np.random.default_rng(seed)
     inits = [
-        numpy_helper.from_array(rng.standard_normal((4, 3, 8, 8)).astype(np.float32) * 0.1, "w_conv"),
+        numpy_helper.from_array(
+            rng.standard_normal((4, 3, 8, 8)).astype(np.float32) * 0.1, "w_conv"
+        ),
         numpy_helper.from_array(rng.standard_normal((784, 512)).astype(np.float32) * 0.05, "w_fc"),
         numpy_helper.from_array(np.array([0, -1], np.int64), "flat_shape"),
     ]
@@ -29,9 +31,11 @@ def build_arcface(path, seed=0):
         helper.make_node("MatMul", ["f", "w_fc"], ["fc1"]),
     ]
     graph = helper.make_graph(
-        nodes, "arcface_tiny",
+        nodes,
+        "arcface_tiny",
         [helper.make_tensor_value_info("data", TensorProto.FLOAT, ["N", 3, 112, 112])],
-        [helper.make_tensor_value_info("fc1", TensorProto.FLOAT, ["N", 512])], inits,
+        [helper.make_tensor_value_info("fc1", TensorProto.FLOAT, ["N", 512])],
+        inits,
     )
     _save(graph, path)
 
@@ -52,10 +56,19 @@ def build_scrfd(path, seed=1, faces=True):
                 bias[:] = 3.0 if s == 32 and faces else -10.0
             if kind == "bbox":
                 bias[:] = 2.0  # boxes about 2 strides from each anchor
-            inits += [numpy_helper.from_array(w, f"w_{name}"), numpy_helper.from_array(bias, f"b_{name}"),
-                      numpy_helper.from_array(np.array([-1, ch], np.int64), f"shape_{name}")]
+            inits += [
+                numpy_helper.from_array(w, f"w_{name}"),
+                numpy_helper.from_array(bias, f"b_{name}"),
+                numpy_helper.from_array(np.array([-1, ch], np.int64), f"shape_{name}"),
+            ]
             nodes += [
-                helper.make_node("Conv", ["input.1", f"w_{name}", f"b_{name}"], [f"c_{name}"], kernel_shape=[s, s], strides=[s, s]),
+                helper.make_node(
+                    "Conv",
+                    ["input.1", f"w_{name}", f"b_{name}"],
+                    [f"c_{name}"],
+                    kernel_shape=[s, s],
+                    strides=[s, s],
+                ),
                 helper.make_node("Transpose", [f"c_{name}"], [f"t_{name}"], perm=[0, 2, 3, 1]),
                 helper.make_node("Reshape", [f"t_{name}", f"shape_{name}"], [f"r_{name}"]),
             ]
@@ -68,7 +81,11 @@ def build_scrfd(path, seed=1, faces=True):
                 nodes.append(helper.make_node("Identity", [last], [name]))
             outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, ["?", ch]))
     graph = helper.make_graph(
-        nodes, "scrfd_tiny", [helper.make_tensor_value_info("input.1", TensorProto.FLOAT, [1, 3, "H", "W"])], outputs, inits
+        nodes,
+        "scrfd_tiny",
+        [helper.make_tensor_value_info("input.1", TensorProto.FLOAT, [1, 3, "H", "W"])],
+        outputs,
+        inits,
     )
     _save(graph, path)
 

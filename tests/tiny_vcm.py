@@ -19,8 +19,10 @@ from pathlib import Path
 
 import torch
 
-_ATTN2 = re.compile(r"(?:model\.diffusion_model\.)?(input_blocks|output_blocks|middle_block)\.(\d+)\.(?:\d+\.)?"
-                    r"transformer_blocks\.(\d+)\.attn2\.to_k\.weight$")
+_ATTN2 = re.compile(
+    r"(?:model\.diffusion_model\.)?(input_blocks|output_blocks|middle_block)\.(\d+)\.(?:\d+\.)?"
+    r"transformer_blocks\.(\d+)\.attn2\.to_k\.weight$"
+)
 
 
 def cross_attention_dims(checkpoint: Path) -> list[int]:
@@ -34,29 +36,50 @@ def cross_attention_dims(checkpoint: Path) -> list[int]:
             m = _ATTN2.match(key)
             if m and (key.startswith("model.diffusion_model.") or "diffusion_model" not in key):
                 kind, block, tb = m.group(1), int(m.group(2)), int(m.group(3))
-                found.append(((order[kind], block if kind != "middle_block" else 0, tb), f.get_slice(key).get_shape()[0]))
+                found.append(
+                    (
+                        (order[kind], block if kind != "middle_block" else 0, tb),
+                        f.get_slice(key).get_shape()[0],
+                    )
+                )
     return [dim for _, dim in sorted(found)]
 
 
 def _randn(gen, *shape, scale=None):
     fan_in = shape[-1] if len(shape) > 1 else 1
-    return torch.randn(*shape, generator=gen) * (scale if scale is not None else fan_in ** -0.5)
+    return torch.randn(*shape, generator=gen) * (scale if scale is not None else fan_in**-0.5)
 
 
-def resampler_sd(gen, dim, depth, heads, queries, embedding_dim, output_dim, ff_mult=4, dim_head=64) -> dict:
+def resampler_sd(
+    gen, dim, depth, heads, queries, embedding_dim, output_dim, ff_mult=4, dim_head=64
+) -> dict:
     inner = heads * dim_head
-    sd = {"latents": _randn(gen, 1, queries, dim, scale=dim ** -0.5), "proj_in.weight": _randn(gen, dim, embedding_dim),
-          "proj_in.bias": torch.zeros(dim), "proj_out.weight": _randn(gen, output_dim, dim),
-          "proj_out.bias": torch.zeros(output_dim), "norm_out.weight": torch.ones(output_dim),
-          "norm_out.bias": torch.zeros(output_dim)}
+    sd = {
+        "latents": _randn(gen, 1, queries, dim, scale=dim**-0.5),
+        "proj_in.weight": _randn(gen, dim, embedding_dim),
+        "proj_in.bias": torch.zeros(dim),
+        "proj_out.weight": _randn(gen, output_dim, dim),
+        "proj_out.bias": torch.zeros(output_dim),
+        "norm_out.weight": torch.ones(output_dim),
+        "norm_out.bias": torch.zeros(output_dim),
+    }
     for i in range(depth):
         a, f = f"layers.{i}.0.", f"layers.{i}.1."
-        sd.update({a + "norm1.weight": torch.ones(dim), a + "norm1.bias": torch.zeros(dim),
-                   a + "norm2.weight": torch.ones(dim), a + "norm2.bias": torch.zeros(dim),
-                   a + "to_q.weight": _randn(gen, inner, dim), a + "to_kv.weight": _randn(gen, 2 * inner, dim),
-                   a + "to_out.weight": _randn(gen, dim, inner),
-                   f + "0.weight": torch.ones(dim), f + "0.bias": torch.zeros(dim),
-                   f + "1.weight": _randn(gen, dim * ff_mult, dim), f + "3.weight": _randn(gen, dim, dim * ff_mult)})
+        sd.update(
+            {
+                a + "norm1.weight": torch.ones(dim),
+                a + "norm1.bias": torch.zeros(dim),
+                a + "norm2.weight": torch.ones(dim),
+                a + "norm2.bias": torch.zeros(dim),
+                a + "to_q.weight": _randn(gen, inner, dim),
+                a + "to_kv.weight": _randn(gen, 2 * inner, dim),
+                a + "to_out.weight": _randn(gen, dim, inner),
+                f + "0.weight": torch.ones(dim),
+                f + "0.bias": torch.zeros(dim),
+                f + "1.weight": _randn(gen, dim * ff_mult, dim),
+                f + "3.weight": _randn(gen, dim, dim * ff_mult),
+            }
+        )
     return sd
 
 
@@ -73,17 +96,27 @@ def ip_adapter_sd(layer_dims, context_dim, clip_dim, tokens=4, plus=False, seed=
     gen = torch.Generator().manual_seed(seed)
     if plus:
         heads = 20 if context_dim == 2048 else 12
-        proj = resampler_sd(gen, 1280 if context_dim == 2048 else 768, 4, heads, 16, clip_dim, context_dim)
+        proj = resampler_sd(
+            gen, 1280 if context_dim == 2048 else 768, 4, heads, 16, clip_dim, context_dim
+        )
     else:
-        proj = {"proj.weight": _randn(gen, tokens * context_dim, clip_dim), "proj.bias": torch.zeros(tokens * context_dim),
-                "norm.weight": torch.ones(context_dim), "norm.bias": torch.zeros(context_dim)}
+        proj = {
+            "proj.weight": _randn(gen, tokens * context_dim, clip_dim),
+            "proj.bias": torch.zeros(tokens * context_dim),
+            "norm.weight": torch.ones(context_dim),
+            "norm.bias": torch.zeros(context_dim),
+        }
     return {"image_proj": proj, "ip_adapter": layers_sd(gen, layer_dims, context_dim)}
 
 
-def instantid_sd(layer_dims, context_dim=2048, seed=1, dim=1280, depth=4, heads=20, queries=16) -> dict:
+def instantid_sd(
+    layer_dims, context_dim=2048, seed=1, dim=1280, depth=4, heads=20, queries=16
+) -> dict:
     gen = torch.Generator().manual_seed(seed)
-    return {"image_proj": resampler_sd(gen, dim, depth, heads, queries, 512, context_dim),
-            "ip_adapter": layers_sd(gen, layer_dims, context_dim)}
+    return {
+        "image_proj": resampler_sd(gen, dim, depth, heads, queries, 512, context_dim),
+        "ip_adapter": layers_sd(gen, layer_dims, context_dim),
+    }
 
 
 def save(sd: dict, path: Path, dtype=torch.float16) -> Path:

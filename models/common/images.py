@@ -23,11 +23,15 @@ def check_draw_size(count: int, height: int, width: int, what: str, channels: in
     """Refuse to allocate ``count`` drawn images of ``height`` x ``width`` beyond the limits above
     (``channels`` counts per-image working planes, e.g. 18 joint heatmaps)."""
     if max(height, width) > MAX_DRAW_SIDE:
-        raise ValueError(f"{what}: {width}x{height} is larger than {MAX_DRAW_SIDE} pixels per side; draw at a "
-                         "smaller size (set width/height, or rescale the pose)")
+        raise ValueError(
+            f"{what}: {width}x{height} is larger than {MAX_DRAW_SIDE} pixels per side; draw at a "
+            "smaller size (set width/height, or rescale the pose)"
+        )
     if count * height * width * max(channels, 1) > MAX_DRAW_PIXELS:
-        raise ValueError(f"{what}: {count} images of {width}x{height} are more than this node draws in one go "
-                         f"({MAX_DRAW_PIXELS // 2**20} M pixels); split the batch or draw smaller")
+        raise ValueError(
+            f"{what}: {count} images of {width}x{height} are more than this node draws in one go "
+            f"({MAX_DRAW_PIXELS // 2**20} M pixels); split the batch or draw smaller"
+        )
 
 
 class BatchSizeError(ValueError):
@@ -44,7 +48,9 @@ def to_rgb_uint8(image: np.ndarray) -> np.ndarray:
     if arr.ndim == 2:
         arr = arr[:, :, None]
     if arr.ndim != 3 or arr.shape[2] not in (1, 2, 3, 4):
-        raise ValueError(f"expected an image of shape (H, W[, C]) with 1-4 channels, got {arr.shape}")
+        raise ValueError(
+            f"expected an image of shape (H, W[, C]) with 1-4 channels, got {arr.shape}"
+        )
     if arr.shape[2] in (1, 2):  # gray or gray+alpha
         arr = np.repeat(arr[:, :, :1], 3, axis=2)
     elif arr.shape[2] == 4:
@@ -61,7 +67,9 @@ def image_batch_to_numpy(images: torch.Tensor) -> list[np.ndarray]:
     if images.ndim == 3:
         images = images[None]
     if images.ndim != 4:
-        raise ValueError(f"expected an IMAGE tensor of shape (B, H, W, C), got {tuple(images.shape)}")
+        raise ValueError(
+            f"expected an IMAGE tensor of shape (B, H, W, C), got {tuple(images.shape)}"
+        )
     data = images.detach().float().cpu().numpy()
     return [to_rgb_uint8(frame) for frame in data]
 
@@ -73,7 +81,9 @@ def numpy_to_image_batch(frames: Sequence[np.ndarray]) -> torch.Tensor:
     rgb = [to_rgb_uint8(f) for f in frames]
     shapes = {f.shape for f in rgb}
     if len(shapes) != 1:
-        raise BatchSizeError(f"frames of different sizes cannot form one IMAGE batch: {sorted(shapes)}")
+        raise BatchSizeError(
+            f"frames of different sizes cannot form one IMAGE batch: {sorted(shapes)}"
+        )
     return torch.from_numpy(np.stack(rgb).astype(np.float32) / 255.0)
 
 
@@ -94,7 +104,9 @@ def numpy_to_mask_batch(masks: Sequence[np.ndarray]) -> torch.Tensor:
         raise ValueError("cannot build a MASK batch from zero masks")
     shapes = {np.shape(m) for m in masks}
     if len(shapes) != 1:
-        raise BatchSizeError(f"masks of different sizes cannot form one MASK batch: {sorted(shapes)}")
+        raise BatchSizeError(
+            f"masks of different sizes cannot form one MASK batch: {sorted(shapes)}"
+        )
     return torch.from_numpy(np.stack([np.asarray(m, np.float32) for m in masks]).clip(0, 1))
 
 

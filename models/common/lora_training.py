@@ -50,8 +50,12 @@ class TrainData:
     target_latents: torch.Tensor  # (N, C, h, w), scaled as the sampler sees them
     text: torch.Tensor  # (N, L, D) cross-attention context
     null_text: torch.Tensor  # (1, L, D) context of "" (used where text is dropped)
-    source_latents: torch.Tensor | None = None  # (N, C, h, w) raw latents concatenated (IP2P); None: text-to-image
-    y: torch.Tensor | None = None  # (N, A) vector conditioning (SDXL); None when the model takes none
+    source_latents: torch.Tensor | None = (
+        None  # (N, C, h, w) raw latents concatenated (IP2P); None: text-to-image
+    )
+    y: torch.Tensor | None = (
+        None  # (N, A) vector conditioning (SDXL); None when the model takes none
+    )
     null_y: torch.Tensor | None = None  # (1, A) vector conditioning of "" (text dropout with ``y``)
 
     def __post_init__(self):
@@ -61,10 +65,14 @@ class TrainData:
         for name in ("text", "source_latents", "y"):
             t = getattr(self, name)
             if t is not None and t.shape[0] != n:
-                raise ValueError(f"{name} has {t.shape[0]} rows for {n} target latents; give one per sample")
+                raise ValueError(
+                    f"{name} has {t.shape[0]} rows for {n} target latents; give one per sample"
+                )
 
     def to(self, device) -> "TrainData":
-        return replace(self, **{k: None if v is None else v.to(device) for k, v in vars(self).items()})
+        return replace(
+            self, **{k: None if v is None else v.to(device) for k, v in vars(self).items()}
+        )
 
 
 @dataclass
@@ -80,14 +88,23 @@ class TrainResult:
 EpsFn = Callable[..., torch.Tensor]
 
 
-def epsilon_loss(eps_fn: EpsFn, data: TrainData, idx: torch.Tensor, t: torch.Tensor, noise: torch.Tensor,
-                 alphas_cumprod: torch.Tensor, drop_text: torch.Tensor | None = None,
-                 drop_image: torch.Tensor | None = None) -> torch.Tensor:
+def epsilon_loss(
+    eps_fn: EpsFn,
+    data: TrainData,
+    idx: torch.Tensor,
+    t: torch.Tensor,
+    noise: torch.Tensor,
+    alphas_cumprod: torch.Tensor,
+    drop_text: torch.Tensor | None = None,
+    drop_image: torch.Tensor | None = None,
+) -> torch.Tensor:
     """MSE between the true noise and the prediction for samples ``idx`` noised to ``t``."""
     xt = ddpm_noise(data.target_latents[idx], t, noise, alphas_cumprod)
     text, y = data.text[idx], None if data.y is None else data.y[idx]
     if drop_text is not None:
-        text = torch.where(drop_text.view(-1, 1, 1), data.null_text.to(text.dtype).expand_as(text), text)
+        text = torch.where(
+            drop_text.view(-1, 1, 1), data.null_text.to(text.dtype).expand_as(text), text
+        )
         if y is not None and data.null_y is not None:
             y = torch.where(drop_text.view(-1, 1), data.null_y.to(y.dtype).expand_as(y), y)
     concat = None
@@ -100,12 +117,20 @@ def epsilon_loss(eps_fn: EpsFn, data: TrainData, idx: torch.Tensor, t: torch.Ten
 
 
 # ---------------------------------------------------------------------------- state
-def training_state(step: int, params: Sequence[torch.Tensor], optimizer: torch.optim.Optimizer,
-                   generator: torch.Generator, result: TrainResult) -> dict[str, torch.Tensor]:
+def training_state(
+    step: int,
+    params: Sequence[torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator,
+    result: TrainResult,
+) -> dict[str, torch.Tensor]:
     """Everything a resumed run needs, as a flat dict of tensors (safetensors-ready)."""
-    state = {"step": torch.tensor(step, dtype=torch.int64), "generator": generator.get_state(),
-             "losses": torch.tensor(result.losses, dtype=torch.float64),
-             "eval_before": torch.tensor(result.eval_before, dtype=torch.float64)}
+    state = {
+        "step": torch.tensor(step, dtype=torch.int64),
+        "generator": generator.get_state(),
+        "losses": torch.tensor(result.losses, dtype=torch.float64),
+        "eval_before": torch.tensor(result.eval_before, dtype=torch.float64),
+    }
     opt_state = optimizer.state_dict()["state"]
     for i, p in enumerate(params):
         state[f"param.{i}"] = p.detach().float().cpu().clone()
@@ -114,37 +139,56 @@ def training_state(step: int, params: Sequence[torch.Tensor], optimizer: torch.o
     return state
 
 
-def restore_training_state(state: dict[str, torch.Tensor], params: Sequence[torch.Tensor],
-                           optimizer: torch.optim.Optimizer, generator: torch.Generator) -> tuple[int, list[float], float]:
+def restore_training_state(
+    state: dict[str, torch.Tensor],
+    params: Sequence[torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator,
+) -> tuple[int, list[float], float]:
     """Load :func:`training_state` into ``params``/``optimizer``/``generator``; returns
     ``(step, losses, eval_before)``."""
     if sum(1 for k in state if k.startswith("param.")) != len(params):
-        raise ValueError("the saved training state holds another set of LoRA weights than this run "
-                         "(other targets, rank or model)")
+        raise ValueError(
+            "the saved training state holds another set of LoRA weights than this run "
+            "(other targets, rank or model)"
+        )
     full = optimizer.state_dict()
     for i, p in enumerate(params):
         saved = state[f"param.{i}"]
         if saved.shape != p.shape:
-            raise ValueError(f"the saved training state does not fit this run: weight {i} is {tuple(saved.shape)}, "
-                             f"expected {tuple(p.shape)}")
+            raise ValueError(
+                f"the saved training state does not fit this run: weight {i} is {tuple(saved.shape)}, "
+                f"expected {tuple(p.shape)}"
+            )
         with torch.no_grad():
             p.copy_(saved.to(p.device, p.dtype))
-        moments = {k.rsplit(".", 1)[-1]: v for k, v in state.items() if k.startswith(f"optimizer.{i}.")}
+        moments = {
+            k.rsplit(".", 1)[-1]: v for k, v in state.items() if k.startswith(f"optimizer.{i}.")
+        }
         if moments:
-            full["state"][i] = {k: (v.clone() if k == "step" else v.to(p.device).clone()) for k, v in moments.items()}
+            full["state"][i] = {
+                k: (v.clone() if k == "step" else v.to(p.device).clone())
+                for k, v in moments.items()
+            }
     optimizer.load_state_dict(full)
     generator.set_state(state["generator"])
     return int(state["step"]), [float(x) for x in state["losses"]], float(state["eval_before"])
 
 
 # ---------------------------------------------------------------------------- loop
-def train_lora(eps_fn: EpsFn, params: Sequence[torch.Tensor], data: TrainData, alphas_cumprod: torch.Tensor,
-               cfg: TrainConfig, device: torch.device | str = "cpu",
-               on_step: Callable[[int, float], None] | None = None,
-               save_checkpoint: Callable[[int], str] | None = None,
-               resume: dict[str, torch.Tensor] | None = None,
-               save_state: Callable[[int, dict[str, torch.Tensor]], None] | None = None,
-               grad_scaler: bool = False) -> TrainResult:
+def train_lora(
+    eps_fn: EpsFn,
+    params: Sequence[torch.Tensor],
+    data: TrainData,
+    alphas_cumprod: torch.Tensor,
+    cfg: TrainConfig,
+    device: torch.device | str = "cpu",
+    on_step: Callable[[int, float], None] | None = None,
+    save_checkpoint: Callable[[int], str] | None = None,
+    resume: dict[str, torch.Tensor] | None = None,
+    save_state: Callable[[int, dict[str, torch.Tensor]], None] | None = None,
+    grad_scaler: bool = False,
+) -> TrainResult:
     """Optimise ``params`` (fp32 master weights the caller wired into ``eps_fn``) with AdamW.
 
     ``on_step(step, loss)`` runs after every optimiser step and is where a caller cancels (by
@@ -179,15 +223,23 @@ def train_lora(eps_fn: EpsFn, params: Sequence[torch.Tensor], data: TrainData, a
         with torch.no_grad():
             for s in range(0, e_idx.numel(), cfg.batch_size):
                 sl = slice(s, s + cfg.batch_size)
-                loss = epsilon_loss(eps_fn, data, e_idx[sl].to(device), e_t[sl].to(device),
-                                    e_noise[sl].to(device, data.target_latents.dtype), alphas_cumprod)
+                loss = epsilon_loss(
+                    eps_fn,
+                    data,
+                    e_idx[sl].to(device),
+                    e_t[sl].to(device),
+                    e_noise[sl].to(device, data.target_latents.dtype),
+                    alphas_cumprod,
+                )
                 total += float(loss) * e_idx[sl].numel()
         return total / e_idx.numel()
 
     if resume is not None:
         start, losses, before = restore_training_state(resume, params, opt, gen)
         if start >= cfg.steps:
-            raise ValueError(f"the saved run already reached step {start}; ask for more than {start} steps to continue it")
+            raise ValueError(
+                f"the saved run already reached step {start}; ask for more than {start} steps to continue it"
+            )
         result = TrainResult(losses=losses, eval_before=before, start_step=start)
     else:
         start, result = 0, TrainResult(eval_before=evaluate())
@@ -204,13 +256,25 @@ def train_lora(eps_fn: EpsFn, params: Sequence[torch.Tensor], data: TrainData, a
                 noise = torch.randn((cfg.batch_size, *shape), generator=gen)
                 drop_text = torch.rand(cfg.batch_size, generator=gen) < cfg.text_dropout
                 drop_image = torch.rand(cfg.batch_size, generator=gen) < cfg.image_dropout
-                loss = epsilon_loss(eps_fn, data, idx.to(device), t.to(device),
-                                    noise.to(device, data.target_latents.dtype), alphas_cumprod,
-                                    drop_text.to(device), drop_image.to(device)) / cfg.grad_accum
+                loss = (
+                    epsilon_loss(
+                        eps_fn,
+                        data,
+                        idx.to(device),
+                        t.to(device),
+                        noise.to(device, data.target_latents.dtype),
+                        alphas_cumprod,
+                        drop_text.to(device),
+                        drop_image.to(device),
+                    )
+                    / cfg.grad_accum
+                )
                 (scaler.scale(loss) if scaler else loss).backward()
                 step_loss += float(loss.detach())
             if not math.isfinite(step_loss):
-                raise FloatingPointError(f"the training loss became {step_loss} at step {step}: lower the learning rate")
+                raise FloatingPointError(
+                    f"the training loss became {step_loss} at step {step}: lower the learning rate"
+                )
             if scaler:
                 scaler.step(opt)
                 scaler.update()
@@ -220,7 +284,12 @@ def train_lora(eps_fn: EpsFn, params: Sequence[torch.Tensor], data: TrainData, a
             done, gen_at_done = step, gen.get_state()
             if on_step:
                 on_step(step, step_loss)
-            if save_checkpoint and cfg.save_every and step % cfg.save_every == 0 and step < cfg.steps:
+            if (
+                save_checkpoint
+                and cfg.save_every
+                and step % cfg.save_every == 0
+                and step < cfg.steps
+            ):
                 result.checkpoints.append(save_checkpoint(step))
     except BaseException:
         if save_state is not None and done > start:

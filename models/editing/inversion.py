@@ -23,11 +23,22 @@ def eps_of(denoise: Denoiser, x: torch.Tensor, sigma: float, context: torch.Tens
     return (x - denoise(x, sigma, context)) / sigma
 
 
-def cfg_eps(denoise: Denoiser, x: torch.Tensor, sigma: float, cond: torch.Tensor, uncond: torch.Tensor,
-            guidance: float) -> torch.Tensor:
+def cfg_eps(
+    denoise: Denoiser,
+    x: torch.Tensor,
+    sigma: float,
+    cond: torch.Tensor,
+    uncond: torch.Tensor,
+    guidance: float,
+) -> torch.Tensor:
     """eps_u + w (eps_c - eps_u), both branches in one batch [uncond rows, cond rows]."""
     b = x.shape[0]
-    eps = eps_of(denoise, torch.cat([x, x]), sigma, torch.cat([uncond.expand(b, -1, -1), cond.expand(b, -1, -1)]))
+    eps = eps_of(
+        denoise,
+        torch.cat([x, x]),
+        sigma,
+        torch.cat([uncond.expand(b, -1, -1), cond.expand(b, -1, -1)]),
+    )
     eu, ec = eps[:b], eps[b:]
     return eu + guidance * (ec - eu)
 
@@ -36,7 +47,9 @@ def cfg_eps(denoise: Denoiser, x: torch.Tensor, sigma: float, cond: torch.Tensor
 class Inversion:
     """What the edit nodes consume: the latent trajectory and everything needed to replay it."""
 
-    latents: list[torch.Tensor]  # latents[k] at sigmas[k]; latents[0] the noisiest, latents[-1] = z0
+    latents: list[
+        torch.Tensor
+    ]  # latents[k] at sigmas[k]; latents[0] the noisiest, latents[-1] = z0
     sigmas: torch.Tensor  # (steps + 1,) descending, last = 0
     cond: torch.Tensor  # (B|1, tokens, C) source prompt embedding
     uncond: list[torch.Tensor]  # per sampling step: (B|1, tokens, C) unconditional embedding
@@ -50,8 +63,13 @@ class Inversion:
         return len(self.sigmas) - 1
 
 
-def ddim_invert(denoise: Denoiser, z0: torch.Tensor, sigmas: torch.Tensor, cond: torch.Tensor,
-                on_step: Callable[[int], None] | None = None) -> list[torch.Tensor]:
+def ddim_invert(
+    denoise: Denoiser,
+    z0: torch.Tensor,
+    sigmas: torch.Tensor,
+    cond: torch.Tensor,
+    on_step: Callable[[int], None] | None = None,
+) -> list[torch.Tensor]:
     """The DDIM inversion trajectory (conditional branch only, w = 1), noisiest latent first."""
     if sigmas.ndim != 1 or len(sigmas) < 2 or float(sigmas[-1]) != 0.0:
         raise ValueError("sigmas must be a descending schedule ending in 0")
@@ -67,8 +85,15 @@ def ddim_invert(denoise: Denoiser, z0: torch.Tensor, sigmas: torch.Tensor, cond:
     return traj
 
 
-def sample(denoise: Denoiser, x: torch.Tensor, sigmas: torch.Tensor, cond: torch.Tensor, uncond: list[torch.Tensor],
-           guidance: float, on_step: Callable[[int, torch.Tensor], torch.Tensor | None] | None = None) -> torch.Tensor:
+def sample(
+    denoise: Denoiser,
+    x: torch.Tensor,
+    sigmas: torch.Tensor,
+    cond: torch.Tensor,
+    uncond: list[torch.Tensor],
+    guidance: float,
+    on_step: Callable[[int, torch.Tensor], torch.Tensor | None] | None = None,
+) -> torch.Tensor:
     """Deterministic DDIM (= Euler) sampling with a per-step unconditional embedding."""
     for k in range(len(sigmas) - 1):
         s, s_next = float(sigmas[k]), float(sigmas[k + 1])
@@ -84,10 +109,19 @@ def _ddpm(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return x / (1.0 + sigma * sigma) ** 0.5
 
 
-def null_text_optimize(denoise: Denoiser, traj: list[torch.Tensor], sigmas: torch.Tensor, cond: torch.Tensor,
-                       uncond_init: torch.Tensor, guidance: float, inner_steps: int = 10, early_stop: bool = True,
-                       lr: float = 1e-2, on_step: Callable[[int, int, float], None] | None = None,
-                       grad_denoise: Denoiser | None = None) -> tuple[list[torch.Tensor], list[float]]:
+def null_text_optimize(
+    denoise: Denoiser,
+    traj: list[torch.Tensor],
+    sigmas: torch.Tensor,
+    cond: torch.Tensor,
+    uncond_init: torch.Tensor,
+    guidance: float,
+    inner_steps: int = 10,
+    early_stop: bool = True,
+    lr: float = 1e-2,
+    on_step: Callable[[int, int, float], None] | None = None,
+    grad_denoise: Denoiser | None = None,
+) -> tuple[list[torch.Tensor], list[float]]:
     """Per-step unconditional embeddings that make CFG sampling retrace ``traj``.
 
     As in the paper's code: a fresh Adam per step with lr ``1e-2 (1 - i/100)`` (i scaled to 50
@@ -118,7 +152,9 @@ def null_text_optimize(denoise: Denoiser, traj: list[torch.Tensor], sigmas: torc
             for j in range(inner_steps):
                 eps_u = eps_of(grad_denoise, x, s, u)
                 eps = eps_u + guidance * (eps_c - eps_u)
-                loss = torch.nn.functional.mse_loss(_ddpm(x + (s_next - s) * eps, s_next).float(), target.float())
+                loss = torch.nn.functional.mse_loss(
+                    _ddpm(x + (s_next - s) * eps, s_next).float(), target.float()
+                )
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -137,4 +173,6 @@ def null_text_optimize(denoise: Denoiser, traj: list[torch.Tensor], sigmas: torc
 
 def psnr(a: torch.Tensor, b: torch.Tensor, data_range: float = 1.0) -> float:
     mse = float(torch.mean((a.float() - b.float()) ** 2))
-    return float("inf") if mse == 0 else 10.0 * torch.log10(torch.tensor(data_range ** 2 / mse)).item()
+    return (
+        float("inf") if mse == 0 else 10.0 * torch.log10(torch.tensor(data_range**2 / mse)).item()
+    )

@@ -36,7 +36,9 @@ def word_tokens(word_ids: list[int]) -> list[list[int]]:
     return [o for o in out if o]
 
 
-def replace_mapper(src_word_ids: list[int], tgt_word_ids: list[int], length: int = 77) -> torch.Tensor:
+def replace_mapper(
+    src_word_ids: list[int], tgt_word_ids: list[int], length: int = 77
+) -> torch.Tensor:
     """Word-swap mapper ``M`` (source position x target position): ``A_tgt = A_src @ M``.
 
     Words correspond in order (both prompts must have the same number of words). A word that
@@ -45,8 +47,10 @@ def replace_mapper(src_word_ids: list[int], tgt_word_ids: list[int], length: int
     """
     sw, tw = word_tokens(src_word_ids), word_tokens(tgt_word_ids)
     if len(sw) != len(tw):
-        raise ValueError(f"word swap needs prompts with the same number of words ({len(sw)} vs {len(tw)}); "
-                         "use mode 'refine' to add or remove words")
+        raise ValueError(
+            f"word swap needs prompts with the same number of words ({len(sw)} vs {len(tw)}); "
+            "use mode 'refine' to add or remove words"
+        )
     m = torch.zeros(length, length)
     m[0, 0] = 1.0
     for s, t in zip(sw, tw):
@@ -62,7 +66,9 @@ def replace_mapper(src_word_ids: list[int], tgt_word_ids: list[int], length: int
     return m
 
 
-def global_align(src: list[int], tgt: list[int], gap: int = -1, match: int = 1, mismatch: int = -1) -> list[int]:
+def global_align(
+    src: list[int], tgt: list[int], gap: int = -1, match: int = 1, mismatch: int = -1
+) -> list[int]:
     """Needleman-Wunsch alignment; returns for each target index the aligned source index or -1."""
     n, m = len(src), len(tgt)
     score = [[0] * (m + 1) for _ in range(n + 1)]
@@ -88,8 +94,13 @@ def global_align(src: list[int], tgt: list[int], gap: int = -1, match: int = 1, 
     return out
 
 
-def refine_mapper(src_tokens: list[int], src_word_ids: list[int], tgt_tokens: list[int], tgt_word_ids: list[int],
-                  length: int = 77) -> tuple[torch.Tensor, torch.Tensor]:
+def refine_mapper(
+    src_tokens: list[int],
+    src_word_ids: list[int],
+    tgt_tokens: list[int],
+    tgt_word_ids: list[int],
+    length: int = 77,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(mapper, alphas) for refinement: target position -> source position, alpha 1 where aligned."""
     s_pos = [p for p, w in enumerate(src_word_ids) if w > 0]
     t_pos = [p for p, w in enumerate(tgt_word_ids) if w > 0]
@@ -115,7 +126,7 @@ def words_positions(words: list[str], text_words: list[str], word_ids: list[int]
     wanted = {norm(w) for w in words if norm(w)}
     groups = word_tokens(word_ids)
     pos = []
-    for i, word in enumerate(text_words[:len(groups)]):
+    for i, word in enumerate(text_words[: len(groups)]):
         if norm(word) in wanted:
             pos.extend(groups[i])
     return pos
@@ -134,7 +145,9 @@ def parse_weights(spec: str) -> dict[str, float]:
                 raise ValueError
             out[word.strip()] = float(value)
         except ValueError:
-            raise ValueError(f"cannot read the re-weighting '{part}': write word:scale, e.g. 'arms:2.0, smile:0.5'") from None
+            raise ValueError(
+                f"cannot read the re-weighting '{part}': write word:scale, e.g. 'arms:2.0, smile:0.5'"
+            ) from None
     return out
 
 
@@ -151,7 +164,9 @@ class P2PController:
     self_max_positions: int = 32 * 32
     store_maps: bool = False
     step: int = 0
-    maps: dict = field(default_factory=dict)  # positions -> (2B, Lq, 77) summed maps [src rows, edit rows]
+    maps: dict = field(
+        default_factory=dict
+    )  # positions -> (2B, Lq, 77) summed maps [src rows, edit rows]
 
     def cross_active(self) -> bool:
         return self.step < math.ceil(self.cross_replace * self.steps - 1e-9)
@@ -166,7 +181,9 @@ class P2PController:
             return (self.cross_active() and self.mode != "none") or self.store_maps
         return self.self_active() and lq <= self.self_max_positions
 
-    def attention(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int, is_cross: bool) -> torch.Tensor:
+    def attention(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int, is_cross: bool
+    ) -> torch.Tensor:
         n, lq, inner = q.shape
         if self.fast_attention is not None and not self.needs_probs(is_cross, lq):
             # nothing to rewrite here: the memory-efficient kernel gives the same result
@@ -175,7 +192,7 @@ class P2PController:
         qh = q.view(n, lq, heads, d).transpose(1, 2)
         kh = k.view(n, k.shape[1], heads, d).transpose(1, 2)
         vh = v.view(n, v.shape[1], heads, d).transpose(1, 2)
-        attn = torch.softmax((qh.float() @ kh.float().transpose(-1, -2)) * d ** -0.5, dim=-1)
+        attn = torch.softmax((qh.float() @ kh.float().transpose(-1, -2)) * d**-0.5, dim=-1)
         if n % 4 == 0:
             attn = self._control(attn, is_cross, lq)
         out = (attn.to(vh.dtype) @ vh).transpose(1, 2).reshape(n, lq, heads * d)
@@ -183,7 +200,7 @@ class P2PController:
 
     def _control(self, attn: torch.Tensor, is_cross: bool, lq: int) -> torch.Tensor:
         b = attn.shape[0] // 4
-        src, edit = attn[2 * b:3 * b], attn[3 * b:]
+        src, edit = attn[2 * b : 3 * b], attn[3 * b :]
         if is_cross:
             if self.cross_active() and self.mode != "none":
                 if self.mode == "replace":
@@ -199,13 +216,18 @@ class P2PController:
                 self.maps[lq] = self.maps.get(lq, 0) + maps
         elif self.self_active() and lq <= self.self_max_positions:
             edit = src
-        if edit is attn[3 * b:]:
+        if edit is attn[3 * b :]:
             return attn
-        return torch.cat([attn[:3 * b], edit])
+        return torch.cat([attn[: 3 * b], edit])
 
 
-def local_blend_mask(maps: dict, src_positions: list[int], edit_positions: list[int], latent_hw: tuple[int, int],
-                     threshold: float = 0.3) -> torch.Tensor:
+def local_blend_mask(
+    maps: dict,
+    src_positions: list[int],
+    edit_positions: list[int],
+    latent_hw: tuple[int, int],
+    threshold: float = 0.3,
+) -> torch.Tensor:
     """The P2P LocalBlend mask ``(B, 1, h, w)`` from accumulated cross-attention maps.
 
     Maps of every stored resolution are resized to the latent grid and averaged; the words'

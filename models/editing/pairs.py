@@ -30,8 +30,10 @@ def read_pairs_folder(folder: os.PathLike) -> list[PairRecord]:
     folder = Path(folder)
     meta = folder / METADATA
     if not meta.is_file():
-        raise ValueError(f"{folder} has no {METADATA}: expected rows like "
-                         '{"original_image": "a.png", "edit_prompt": "raise the arms", "edited_image": "b.png"}')
+        raise ValueError(
+            f"{folder} has no {METADATA}: expected rows like "
+            '{"original_image": "a.png", "edit_prompt": "raise the arms", "edited_image": "b.png"}'
+        )
     records = []
     for i, line in enumerate(meta.read_text().splitlines(), 1):
         if not line.strip():
@@ -51,7 +53,9 @@ def read_pairs_folder(folder: os.PathLike) -> list[PairRecord]:
         for name, p in ((src, rec.source), (tgt, rec.target)):
             # the same words whether or not the file exists elsewhere: nothing outside is revealed
             if not (is_inside(folder, p) and p.is_file()):
-                raise ValueError(f"{METADATA} line {i} names '{name}', which is not a file inside the data folder")
+                raise ValueError(
+                    f"{METADATA} line {i} names '{name}', which is not a file inside the data folder"
+                )
         records.append(rec)
     if not records:
         raise ValueError(f"{meta} lists no pairs")
@@ -72,4 +76,3 @@ def write_pairs_folder(pairs, folder: os.PathLike) -> Path:
         rows.append(json.dumps({"original_image": a, "edit_prompt": text, "edited_image": b}))
     atomic_write_text(folder / METADATA, "\n".join(rows) + "\n")
     return folder
-

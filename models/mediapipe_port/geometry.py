@@ -24,6 +24,7 @@ f32 = np.float32
 
 # ----------------------------------------------------------------------------- anchors + decoding
 
+
 def ssd_anchors(input_size: int, strides: tuple[int, ...], interpolated: bool = True) -> np.ndarray:
     """Anchor centres ``(N, 2)`` of SsdAnchorsCalculator with ``fixed_anchor_size`` (w = h = 1):
     consecutive layers of equal stride share one grid, with 1 aspect ratio (+1 interpolated) each."""
@@ -43,8 +44,14 @@ def ssd_anchors(input_size: int, strides: tuple[int, ...], interpolated: bool = 
     return np.concatenate(centres).astype(f32)
 
 
-def decode_detections(raw_boxes: np.ndarray, raw_scores: np.ndarray, anchors: np.ndarray, input_size: int,
-                      num_keypoints: int, min_score: float) -> tuple[np.ndarray, np.ndarray]:
+def decode_detections(
+    raw_boxes: np.ndarray,
+    raw_scores: np.ndarray,
+    anchors: np.ndarray,
+    input_size: int,
+    num_keypoints: int,
+    min_score: float,
+) -> tuple[np.ndarray, np.ndarray]:
     """TensorsToDetectionsCalculator (XYWH, fixed anchors, sigmoid scores clipped at +-100): boxes
     ``(M, 4 + 2K)`` as xmin, ymin, xmax, ymax, keypoints, normalised to the model input, and scores
     ``(M,)``, for the anchors scoring at least ``min_score``; boxes of negative size are dropped."""
@@ -81,7 +88,9 @@ def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.where(union > 0, union, 1), 0).astype(f32)
 
 
-def weighted_nms(boxes: np.ndarray, scores: np.ndarray, iou: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
+def weighted_nms(
+    boxes: np.ndarray, scores: np.ndarray, iou: float = 0.3
+) -> tuple[np.ndarray, np.ndarray]:
     """NonMaxSuppressionCalculator, WEIGHTED + IoU: the best remaining detection absorbs every
     detection overlapping it by more than ``iou`` (itself included); its box corners and keypoints
     become their score-weighted mean, its score stays its own. Best first; every cluster is kept."""
@@ -125,7 +134,15 @@ def project_detections(boxes: np.ndarray, roi: np.ndarray) -> np.ndarray:
         return boxes.astype(f32).copy()
     n = len(boxes)
     x0, y0, x1, y1 = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
-    corners = np.stack([np.stack([x0, y0], -1), np.stack([x1, y0], -1), np.stack([x1, y1], -1), np.stack([x0, y1], -1)], 1)
+    corners = np.stack(
+        [
+            np.stack([x0, y0], -1),
+            np.stack([x1, y0], -1),
+            np.stack([x1, y1], -1),
+            np.stack([x0, y1], -1),
+        ],
+        1,
+    )
     pts = np.concatenate([corners, boxes[:, 4:].reshape(n, -1, 2)], 1).astype(f32)
     px = project_landmarks(pts, np.repeat(np.asarray(roi, f32).reshape(1, 5), n, 0))
     out = np.empty_like(boxes, dtype=f32)
@@ -137,6 +154,7 @@ def project_detections(boxes: np.ndarray, roi: np.ndarray) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- ROIs
 
+
 def normalize_radians(angle):
     return angle - f32(2 * math.pi) * np.floor((angle - f32(-math.pi)) / f32(2 * math.pi))
 
@@ -147,7 +165,9 @@ def rotation_from(x0, y0, x1, y1, target_degrees: float):
     return normalize_radians(target - np.arctan2(-(y1 - y0), x1 - x0).astype(f32)).astype(f32)
 
 
-def alignment_rois(kp_norm: np.ndarray, start: int, end: int, target_degrees: float, width: int, height: int) -> np.ndarray:
+def alignment_rois(
+    kp_norm: np.ndarray, start: int, end: int, target_degrees: float, width: int, height: int
+) -> np.ndarray:
     """AlignmentPointsRectsCalculator on keypoints ``(N, K, 2)`` normalised to the image: centre
     at keypoint ``start``, side twice its distance to ``end``; ROIs in pixels."""
     W, H = f32(width), f32(height)
@@ -158,8 +178,15 @@ def alignment_rois(kp_norm: np.ndarray, start: int, end: int, target_degrees: fl
     return np.stack([x0, y0, size, size, rot], -1).astype(f32)
 
 
-def box_rois(boxes_norm: np.ndarray, rot_points: np.ndarray | None, start: int, end: int, target_degrees: float,
-             width: int, height: int) -> np.ndarray:
+def box_rois(
+    boxes_norm: np.ndarray,
+    rot_points: np.ndarray | None,
+    start: int,
+    end: int,
+    target_degrees: float,
+    width: int,
+    height: int,
+) -> np.ndarray:
     """DetectionsToRectsCalculator (box mode) on normalised ``xmin, ymin, xmax, ymax`` boxes, rotation
     from keypoints ``start -> end`` of ``rot_points (N, K, 2)`` (normalised), ROIs in pixels."""
     W, H = f32(width), f32(height)
@@ -170,13 +197,23 @@ def box_rois(boxes_norm: np.ndarray, rot_points: np.ndarray | None, start: int, 
     if rot_points is None:
         rot = np.zeros_like(cx)
     else:
-        rot = rotation_from(rot_points[:, start, 0] * W, rot_points[:, start, 1] * H,
-                            rot_points[:, end, 0] * W, rot_points[:, end, 1] * H, target_degrees)
+        rot = rotation_from(
+            rot_points[:, start, 0] * W,
+            rot_points[:, start, 1] * H,
+            rot_points[:, end, 0] * W,
+            rot_points[:, end, 1] * H,
+            target_degrees,
+        )
     return np.stack([cx * W, cy * H, w * W, h * H, rot], -1).astype(f32)
 
 
-def transform_rois(rois: np.ndarray, scale: float = 1.0, shift_x: float = 0.0, shift_y: float = 0.0,
-                   square_long: bool = True) -> np.ndarray:
+def transform_rois(
+    rois: np.ndarray,
+    scale: float = 1.0,
+    shift_x: float = 0.0,
+    shift_y: float = 0.0,
+    square_long: bool = True,
+) -> np.ndarray:
     """RectTransformationCalculator (in pixels, which is what its normalised maths amounts to)."""
     cx, cy, w, h, rot = (rois[:, i].astype(f32) for i in range(5))
     c, s = np.cos(rot).astype(f32), np.sin(rot).astype(f32)
@@ -211,12 +248,18 @@ def valid_rois(rois: np.ndarray, width: int, height: int) -> np.ndarray:
         return np.zeros(0, bool)
     ok = np.isfinite(rois).all(1) & (rois[:, 2] > 1e-3) & (rois[:, 3] > 1e-3)
     reach = np.hypot(rois[:, 2], rois[:, 3]) / 2
-    ok &= (rois[:, 0] + reach > 0) & (rois[:, 0] - reach < width) & (rois[:, 1] + reach > 0) & (rois[:, 1] - reach < height)
+    ok &= (
+        (rois[:, 0] + reach > 0)
+        & (rois[:, 0] - reach < width)
+        & (rois[:, 1] + reach > 0)
+        & (rois[:, 1] - reach < height)
+    )
     ok &= np.hypot(rois[:, 2], rois[:, 3]) < 64 * max(width, height) + 1e4  # absurd sizes
     return ok
 
 
 # ----------------------------------------------------------------------------- crops
+
 
 def _box_corners(rois: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """cv::RotatedRect::points in float32: (top-left, top-right, bottom-left) per ROI."""
@@ -242,20 +285,29 @@ class Image:
     def __init__(self, rgb: np.ndarray, device: torch.device | str = "cpu"):
         rgb = np.asarray(rgb)
         if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
-            raise ValueError(f"expected an RGB uint8 image of shape (H, W, 3), got {rgb.dtype} {rgb.shape}")
+            raise ValueError(
+                f"expected an RGB uint8 image of shape (H, W, 3), got {rgb.dtype} {rgb.shape}"
+            )
         self.shape = rgb.shape
         self.device = torch.device(device)
         if self.device.type == "cpu":
             lanes = rgb.astype(np.uint64)
-            self.spread = (lanes[..., 0] | (lanes[..., 1] << _LANE) | (lanes[..., 2] << (_LANE + _LANE))).reshape(-1)
+            self.spread = (
+                lanes[..., 0] | (lanes[..., 1] << _LANE) | (lanes[..., 2] << (_LANE + _LANE))
+            ).reshape(-1)
             self.tensor = None
         else:
             self.spread = None
             self.tensor = torch.from_numpy(np.ascontiguousarray(rgb)).to(self.device).reshape(-1, 3)
 
 
-def crop(image: Image, rois: np.ndarray, size: tuple[int, int], border: str,
-         value_range: tuple[float, float]) -> torch.Tensor:
+def crop(
+    image: Image,
+    rois: np.ndarray,
+    size: tuple[int, int],
+    border: str,
+    value_range: tuple[float, float],
+) -> torch.Tensor:
     """ImageToTensorCalculator's OpenCV path for several ROIs of one image, bit-exact.
 
     Returns ``(N, 3, th, tw)`` float32 on the image's device, scaled to ``value_range``. Tensor
@@ -275,8 +327,12 @@ def crop(image: Image, rois: np.ndarray, size: tuple[int, int], border: str,
     u = np.arange(tw, dtype=np.float64)
     v = np.arange(th, dtype=np.float64)
     # as OpenCV: per row X0 = M1*v + M2, then X = X0 + M0*u; rounded to 1/32 pixel
-    X = (tl[:, None, None, 0] + v[None, :, None] * ey[:, None, None, 0]) + u[None, None, :] * ex[:, None, None, 0]
-    Y = (tl[:, None, None, 1] + v[None, :, None] * ey[:, None, None, 1]) + u[None, None, :] * ex[:, None, None, 1]
+    X = (tl[:, None, None, 0] + v[None, :, None] * ey[:, None, None, 0]) + u[None, None, :] * ex[
+        :, None, None, 0
+    ]
+    Y = (tl[:, None, None, 1] + v[None, :, None] * ey[:, None, None, 1]) + u[None, None, :] * ex[
+        :, None, None, 1
+    ]
     for a in (X, Y):
         a *= 32
         np.maximum(a, -2e9, out=a)
@@ -310,21 +366,32 @@ def crop(image: Image, rois: np.ndarray, size: tuple[int, int], border: str,
         total = total.reshape(n, th * tw)
         out = np.empty((n, 3, th * tw), np.float32)
         for c in range(3):
-            out[:, c] = (((total >> (_LANE * np.uint64(c))) & _LANE_MASK) + np.uint64(512)) >> np.uint64(10)
+            out[:, c] = (
+                ((total >> (_LANE * np.uint64(c))) & _LANE_MASK) + np.uint64(512)
+            ) >> np.uint64(10)
         out *= np.float32(scale)
         out += np.float32(lo)
         # NumPy on the CPU: no torch kernel (and no OpenMP thread team) runs for the crops
         return torch.from_numpy(out.reshape(n, 3, th, tw))
     else:
-        idx = torch.from_numpy(np.concatenate([ys[dy] + xs[dx] for dy in (0, 1) for dx in (0, 1)])).to(image.device)
-        w = torch.from_numpy(np.stack([wy[dy] * wx[dx] for dy in (0, 1) for dx in (0, 1)]).astype(np.int32)).to(image.device)
+        idx = torch.from_numpy(
+            np.concatenate([ys[dy] + xs[dx] for dy in (0, 1) for dx in (0, 1)])
+        ).to(image.device)
+        w = torch.from_numpy(
+            np.stack([wy[dy] * wx[dx] for dy in (0, 1) for dx in (0, 1)]).astype(np.int32)
+        ).to(image.device)
         pix = image.tensor.index_select(0, idx).view(4, -1, 3).to(torch.int32)
-        total = ((pix * w[..., None]).sum(0, dtype=torch.int32) + 512).bitwise_right_shift(10).to(torch.float32)
+        total = (
+            ((pix * w[..., None]).sum(0, dtype=torch.int32) + 512)
+            .bitwise_right_shift(10)
+            .to(torch.float32)
+        )
         values = total.view(n, th, tw, 3).permute(0, 3, 1, 2)
     return (values * scale + float(lo)).contiguous()
 
 
 # ----------------------------------------------------------------------------- landmarks
+
 
 def project_landmarks(points: np.ndarray, rois: np.ndarray) -> np.ndarray:
     """LandmarkProjectionCalculator: ``(N, K, 2+)`` points normalised to the crop -> image pixels.
@@ -341,7 +408,9 @@ def project_landmarks(points: np.ndarray, rois: np.ndarray) -> np.ndarray:
     return out
 
 
-def refine_from_heatmap(points: np.ndarray, heatmaps: np.ndarray, kernel: int = 9, min_confidence: float = 0.5) -> np.ndarray:
+def refine_from_heatmap(
+    points: np.ndarray, heatmaps: np.ndarray, kernel: int = 9, min_confidence: float = 0.5
+) -> np.ndarray:
     """RefineLandmarksFromHeatmapCalculator: each landmark (normalised to the crop) moves to the
     sigmoid-weighted mean of the ``kernel`` x ``kernel`` heatmap cells around it, when the window's
     peak confidence reaches ``min_confidence``. ``heatmaps``: ``(N, h, w, K)`` logits. The 0.10.21
@@ -378,7 +447,10 @@ def sigmoid(x):
 
 # ----------------------------------------------------------------------------- masks
 
-def warp_mask_to_image(mask: torch.Tensor, roi: np.ndarray, width: int, height: int) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
+
+def warp_mask_to_image(
+    mask: torch.Tensor, roi: np.ndarray, width: int, height: int
+) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
     """WarpAffine of one ``(h, w)`` crop mask back onto the ``height`` x ``width`` image with the
     inverse crop matrix, in MediaPipe's "OpenCV compatibility" convention (no half-pixel shift):
     image pixel (x, y) samples the mask at ``(w, h) * M^-1(x / W, y / H)``; outside the crop is 0.
@@ -400,6 +472,7 @@ def warp_mask_to_image(mask: torch.Tensor, roi: np.ndarray, width: int, height: 
     # grid_sample (align_corners=False) puts pixel i's centre at i + 0.5
     grid = np.stack([(u + 0.5) / mw * 2 - 1, (v + 0.5) / mh * 2 - 1], -1).astype(np.float32)
     grid = torch.from_numpy(grid).to(mask.device)[None]
-    out = torch.nn.functional.grid_sample(mask[None, None].float(), grid, mode="bilinear", padding_mode="zeros",
-                                          align_corners=False)
+    out = torch.nn.functional.grid_sample(
+        mask[None, None].float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False
+    )
     return out[0, 0], (x0, y0, x1, y1)

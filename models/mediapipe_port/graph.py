@@ -57,7 +57,9 @@ class OpGraph(torch.nn.Module):
     def __init__(self, tensors: dict[str, torch.Tensor], meta: dict[str, str]):
         super().__init__()
         if meta.get("format") != FORMAT:
-            raise ValueError(f"not a converted MediaPipe model (format {meta.get('format')!r}, expected {FORMAT!r})")
+            raise ValueError(
+                f"not a converted MediaPipe model (format {meta.get('format')!r}, expected {FORMAT!r})"
+            )
         self.name = meta.get("name", "?")
         self.ops = json.loads(meta["ops"])
         self.input_info = json.loads(meta["input"])
@@ -81,7 +83,9 @@ class OpGraph(torch.nn.Module):
         record: dict[int, tuple[int, ...]] = {}
         h, w = self.input_size
         with torch.inference_mode():
-            self.execute(torch.zeros(1, 3, h, w, device=next(iter(self.params.values())).device), record)
+            self.execute(
+                torch.zeros(1, 3, h, w, device=next(iter(self.params.values())).device), record
+            )
         return record
 
     def execute(self, x: torch.Tensor, record: dict | None = None) -> tuple[torch.Tensor, ...]:
@@ -97,10 +101,26 @@ class OpGraph(torch.nn.Module):
             if t == "conv":
                 pad = op["pad"]
                 if pad[0] == pad[1] and pad[2] == pad[3]:
-                    y = F.conv2d(a, p[op["w"]], p[op["b"]] if op["b"] else None, op["stride"], (pad[0], pad[2]), 1, op["groups"])
+                    y = F.conv2d(
+                        a,
+                        p[op["w"]],
+                        p[op["b"]] if op["b"] else None,
+                        op["stride"],
+                        (pad[0], pad[2]),
+                        1,
+                        op["groups"],
+                    )
                 else:
                     a = F.pad(a, (pad[2], pad[3], pad[0], pad[1]))
-                    y = F.conv2d(a, p[op["w"]], p[op["b"]] if op["b"] else None, op["stride"], 0, 1, op["groups"])
+                    y = F.conv2d(
+                        a,
+                        p[op["w"]],
+                        p[op["b"]] if op["b"] else None,
+                        op["stride"],
+                        0,
+                        1,
+                        op["groups"],
+                    )
                 y = _act(y, op.get("act"))
             elif t == "add":
                 y = _act(a + env[op["in"][1]], op.get("act"))
@@ -134,7 +154,11 @@ class OpGraph(torch.nn.Module):
             elif t == "d2s":  # TFLite DEPTH_TO_SPACE is DCR: channel index = (by * b + bx) * C + c
                 b = op["block"]
                 n, c, h, w = a.shape
-                y = a.reshape(n, b, b, c // (b * b), h, w).permute(0, 3, 4, 1, 5, 2).reshape(n, c // (b * b), h * b, w * b)
+                y = (
+                    a.reshape(n, b, b, c // (b * b), h, w)
+                    .permute(0, 3, 4, 1, 5, 2)
+                    .reshape(n, c // (b * b), h * b, w * b)
+                )
             elif t == "resize":
                 y = F.interpolate(a, size=op["size"], mode="bilinear", align_corners=False)
             elif t == "mean":
@@ -146,7 +170,10 @@ class OpGraph(torch.nn.Module):
                 y = F.conv_transpose2d(a, p[op["w"]], p[op["b"]], op["stride"])
             elif t == "slice":
                 y = _to_nhwc(a)
-                idx = [slice(None)] + [slice(b, e, s) for b, e, s in zip(op["begin"][1:], op["end"][1:], op["strides"][1:])]
+                idx = [slice(None)] + [
+                    slice(b, e, s)
+                    for b, e, s in zip(op["begin"][1:], op["end"][1:], op["strides"][1:])
+                ]
                 y = _to_nchw(y[tuple(idx)])
             else:
                 raise ValueError(f"{self.name}: unknown op {t!r}")
@@ -156,7 +183,9 @@ class OpGraph(torch.nn.Module):
         return tuple(_to_nhwc(env[o["id"]]) for o in self.output_info)
 
 
-def load_graph(name: str, device: torch.device | str = "cpu", folder: Path | None = None) -> OpGraph:
+def load_graph(
+    name: str, device: torch.device | str = "cpu", folder: Path | None = None
+) -> OpGraph:
     """Load ``<folder>/<name>.safetensors`` (default: the weights shipped with the pack)."""
     from safetensors import safe_open
 
@@ -166,10 +195,12 @@ def load_graph(name: str, device: torch.device | str = "cpu", folder: Path | Non
             raise MissingModelFile(
                 f"the MediaPipe model {path.name} is not in {path.parent}: it does not ship with PoseLab; convert "
                 f"it from npm's @mediapipe/pose with `python scripts/convert_mediapipe.py --npm-fetch {name}` "
-                "(needs npm), or use pose_model full")
+                "(needs npm), or use pose_model full"
+            )
         raise MissingModelFile(
             f"the converted MediaPipe model {path.name} is missing from {path.parent}: it ships with PoseLab; "
-            "restore it from the pack's repository (or run scripts/convert_mediapipe.py)")
+            "restore it from the pack's repository (or run scripts/convert_mediapipe.py)"
+        )
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
@@ -200,4 +231,12 @@ def run(graph: OpGraph, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return graph(x)
 
 
-__all__ = ["OpGraph", "load_graph", "run", "weight_path", "MissingModelFile", "WEIGHTS_DIR", "exact_fp32"]
+__all__ = [
+    "OpGraph",
+    "load_graph",
+    "run",
+    "weight_path",
+    "MissingModelFile",
+    "WEIGHTS_DIR",
+    "exact_fp32",
+]

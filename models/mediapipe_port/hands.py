@@ -44,8 +44,9 @@ class HandLandmarks:
     rois: np.ndarray
 
 
-def rois_from_pose(points: np.ndarray, side: str, width: int, height: int,
-                   min_wrist_visibility: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+def rois_from_pose(
+    points: np.ndarray, side: str, width: int, height: int, min_wrist_visibility: float = 0.1
+) -> tuple[np.ndarray, np.ndarray]:
     """Hand ROIs ``(N, 5)`` from pose landmarks ``(N, 33, >=4)`` (pixels, visibility in column 3)
     and which of them pass the wrist-visibility gate ``(N,)``."""
     wrist_i, pinky_i, index_i = POSE_POINTS[side]
@@ -79,7 +80,7 @@ def recrop(images: list, rois: np.ndarray, owner: np.ndarray) -> np.ndarray:
     out = []
     for k in range(len(rois)):
         h, w = images[int(owner[k])].shape[:2]
-        kp = px[k:k + 1] / np.array([w, h], f32)
+        kp = px[k : k + 1] / np.array([w, h], f32)
         r = geo.alignment_rois(kp, 0, 1, -90.0, w, h)
         out.append(geo.transform_rois(r, scale=1.0, shift_y=-0.1, square_long=True)[0])
     return np.stack(out).astype(f32)
@@ -100,16 +101,22 @@ def landmarks(images: list, rois: np.ndarray, owner: np.ndarray) -> HandLandmark
     if n == 0:
         return HandLandmarks(np.zeros((0, 21, 3), f32), np.zeros(0, f32), np.zeros(0, f32), rois)
     padded, pads = geo.pad_roi(rois, LANDMARK_SIZE, LANDMARK_SIZE)
-    batch = crop_many(images, padded, owner, (LANDMARK_SIZE, LANDMARK_SIZE), "replicate", (0.0, 1.0))
+    batch = crop_many(
+        images, padded, owner, (LANDMARK_SIZE, LANDMARK_SIZE), "replicate", (0.0, 1.0)
+    )
     raw, flag, handedness, _ = run_model(LANDMARK_MODEL, batch)
     s = f32(LANDMARK_SIZE)
     lm = raw.reshape(n, 21, 3).astype(f32)
     norm = np.stack([lm[..., 0] / s, lm[..., 1] / s, lm[..., 2] / s / f32(0.4)], -1)
     norm[..., :2] = _remove_letterbox(norm[..., :2], pads)
-    return HandLandmarks(geo.project_landmarks(norm, padded), flag.reshape(-1), handedness.reshape(-1), padded)
+    return HandLandmarks(
+        geo.project_landmarks(norm, padded), flag.reshape(-1), handedness.reshape(-1), padded
+    )
 
 
-def detect_palms(images: list, min_score: float = 0.5, iou: float = 0.3) -> list[tuple[np.ndarray, np.ndarray]]:
+def detect_palms(
+    images: list, min_score: float = 0.5, iou: float = 0.3
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """The palm detector on each whole image: ``(boxes (N, 18) normalised to the image, scores)``."""
     rois, pads_all = [], []
     for img in images:
@@ -117,11 +124,15 @@ def detect_palms(images: list, min_score: float = 0.5, iou: float = 0.3) -> list
         padded, pads = geo.pad_roi(np.array([[w / 2, h / 2, w, h, 0.0]], f32), PALM_SIZE, PALM_SIZE)
         rois.append(padded[0])
         pads_all.append(pads[0])
-    batch = crop_many(images, np.stack(rois), np.arange(len(images)), (PALM_SIZE, PALM_SIZE), "zero", (0.0, 1.0))
+    batch = crop_many(
+        images, np.stack(rois), np.arange(len(images)), (PALM_SIZE, PALM_SIZE), "zero", (0.0, 1.0)
+    )
     raw_boxes, raw_scores = run_model(PALM_MODEL, batch)
     out = []
     for k in range(len(images)):
-        boxes, scores = geo.decode_detections(raw_boxes[k], raw_scores[k], _PALM_ANCHORS, PALM_SIZE, 7, min_score)
+        boxes, scores = geo.decode_detections(
+            raw_boxes[k], raw_scores[k], _PALM_ANCHORS, PALM_SIZE, 7, min_score
+        )
         boxes, scores = geo.weighted_nms(boxes, scores, iou)
         out.append((geo.remove_letterbox(boxes, tuple(pads_all[k])), scores))
     return out
@@ -141,7 +152,9 @@ def dedupe_rois(rois: np.ndarray, width: int, height: int, iou: float = 0.5) -> 
     kept: list[int] = []
     for k in range(len(rois)):
         box = _norm_box(rois[k], width, height)
-        kept = [j for j in kept if geo._iou(box, _norm_box(rois[j], width, height)[None])[0] <= f32(iou)]
+        kept = [
+            j for j in kept if geo._iou(box, _norm_box(rois[j], width, height)[None])[0] <= f32(iou)
+        ]
         kept.append(k)
     return np.asarray(kept, np.int64)
 

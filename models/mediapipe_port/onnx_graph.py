@@ -21,6 +21,7 @@ FLOAT, INT64 = 1, 7  # TensorProto.DataType
 
 # ----------------------------------------------------------------------------- protobuf wire format
 
+
 def _varint(n: int) -> bytes:
     n &= (1 << 64) - 1  # negative int64 as two's complement
     out = bytearray()
@@ -86,6 +87,7 @@ def _value_info(name: str, shape: list) -> bytes:
 
 # ----------------------------------------------------------------------------- op list -> graph
 
+
 def build_model(graph) -> bytes:
     """Serialized ONNX ModelProto of an :class:`~.graph.OpGraph` (batch dimension free)."""
     shapes = graph.shapes()
@@ -133,12 +135,26 @@ def build_model(graph) -> bytes:
             top, bottom, left, right = op["pad"]
             ins = [x, weight_names[op["w"]]] + ([weight_names[op["b"]]] if op["b"] else [])
             k = params[op["w"]].shape[2:]
-            y = act(node("Conv", ins, kernel_shape=list(k), strides=op["stride"], pads=[top, left, bottom, right],
-                         group=op["groups"], dilations=[1, 1]), op.get("act"))
+            y = act(
+                node(
+                    "Conv",
+                    ins,
+                    kernel_shape=list(k),
+                    strides=op["stride"],
+                    pads=[top, left, bottom, right],
+                    group=op["groups"],
+                    dilations=[1, 1],
+                ),
+                op.get("act"),
+            )
         elif t == "tconv":
             k = params[op["w"]].shape[2:]
-            y = node("ConvTranspose", [x, weight_names[op["w"]], weight_names[op["b"]]], kernel_shape=list(k),
-                     strides=op["stride"])
+            y = node(
+                "ConvTranspose",
+                [x, weight_names[op["w"]], weight_names[op["b"]]],
+                kernel_shape=list(k),
+                strides=op["stride"],
+            )
         elif t in ("add", "mul"):
             y = act(node(t.capitalize(), [x, names[op["in"][1]]]), op.get("act"))
         elif t == "relu":
@@ -154,11 +170,23 @@ def build_model(graph) -> bytes:
             y = node("PRelu", [x, slope])
         elif t == "pad":
             left, right, tp, b, c0, c1 = op["pad"]
-            y = node("Pad", [x, const(np.array([0, c0, tp, left, 0, c1, b, right], np.int64))], mode="constant")
+            y = node(
+                "Pad",
+                [x, const(np.array([0, c0, tp, left, 0, c1, b, right], np.int64))],
+                mode="constant",
+            )
         elif t in ("maxpool", "avgpool"):
             top, bottom, left, right = op["pad"]
-            y = act(node("MaxPool" if t == "maxpool" else "AveragePool", [x], kernel_shape=op["k"],
-                         strides=op["stride"], pads=[top, left, bottom, right]), op.get("act"))
+            y = act(
+                node(
+                    "MaxPool" if t == "maxpool" else "AveragePool",
+                    [x],
+                    kernel_shape=op["k"],
+                    strides=op["stride"],
+                    pads=[top, left, bottom, right],
+                ),
+                op.get("act"),
+            )
         elif t == "reshape":
             out_rank = len(op["shape"])
             y = node("Reshape", [nhwc(x, rank), const(np.array(op["shape"], np.int64))])
@@ -170,7 +198,12 @@ def build_model(graph) -> bytes:
         elif t == "resize":
             _, _, h, w = shapes[op["in"][0]]
             scales = np.array([1.0, 1.0, op["size"][0] / h, op["size"][1] / w], np.float32)
-            y = node("Resize", [x, "", const(scales)], mode="linear", coordinate_transformation_mode="half_pixel")
+            y = node(
+                "Resize",
+                [x, "", const(scales)],
+                mode="linear",
+                coordinate_transformation_mode="half_pixel",
+            )
         elif t == "mean":
             y = node("ReduceMean", [x], axes=op["dims"], keepdims=int(op["keepdim"]))
         elif t == "fc":
@@ -179,9 +212,16 @@ def build_model(graph) -> bytes:
             y = act(node("Gemm", ins, transB=1), op.get("act"))
         elif t == "slice":
             axes = list(range(1, rank))
-            y = node("Slice", [nhwc(x, rank), const(np.array(op["begin"][1:], np.int64)),
-                               const(np.array(op["end"][1:], np.int64)), const(np.array(axes, np.int64)),
-                               const(np.array(op["strides"][1:], np.int64))])
+            y = node(
+                "Slice",
+                [
+                    nhwc(x, rank),
+                    const(np.array(op["begin"][1:], np.int64)),
+                    const(np.array(op["end"][1:], np.int64)),
+                    const(np.array(axes, np.int64)),
+                    const(np.array(op["strides"][1:], np.int64)),
+                ],
+            )
             y = nchw(y, rank)
         else:
             raise ValueError(f"{graph.name}: no ONNX mapping for op {t!r}")
@@ -190,14 +230,29 @@ def build_model(graph) -> bytes:
     for info in graph.output_info:
         src = names[info["id"]]
         rank = len(shapes[info["id"]])
-        nodes.append(_node("Transpose" if rank == 4 else "Identity", [src], [info["name"]],
-                           **({"perm": [0, 2, 3, 1]} if rank == 4 else {})))
+        nodes.append(
+            _node(
+                "Transpose" if rank == 4 else "Identity",
+                [src],
+                [info["name"]],
+                **({"perm": [0, 2, 3, 1]} if rank == 4 else {}),
+            )
+        )
         outputs.append(_value_info(info["name"], ["batch"] + list(info["shape"][1:])))
     h, w = graph.input_size
-    body = (b"".join(_bytes(1, n) for n in nodes) + _bytes(2, graph.name) + b"".join(_bytes(5, i) for i in inits)
-            + _bytes(11, _value_info("input", ["batch", 3, h, w])) + b"".join(_bytes(12, o) for o in outputs))
-    return (_int(1, IR_VERSION) + _bytes(2, "poselab") + _bytes(7, body)
-            + _bytes(8, _bytes(1, "") + _int(2, OPSET)))
+    body = (
+        b"".join(_bytes(1, n) for n in nodes)
+        + _bytes(2, graph.name)
+        + b"".join(_bytes(5, i) for i in inits)
+        + _bytes(11, _value_info("input", ["batch", 3, h, w]))
+        + b"".join(_bytes(12, o) for o in outputs)
+    )
+    return (
+        _int(1, IR_VERSION)
+        + _bytes(2, "poselab")
+        + _bytes(7, body)
+        + _bytes(8, _bytes(1, "") + _int(2, OPSET))
+    )
 
 
 def session(graph, threads: int):

@@ -28,13 +28,58 @@ from .runtime import run_model
 DETECTOR = "pose_detection"
 DETECTOR_SIZE = 224
 _ANCHORS = geo.ssd_anchors(DETECTOR_SIZE, (8, 16, 32, 32, 32))
-LANDMARK_MODELS = {"full": "pose_landmark_full", "heavy": "pose_landmark_heavy", "lite": "pose_landmark_lite"}
+LANDMARK_MODELS = {
+    "full": "pose_landmark_full",
+    "heavy": "pose_landmark_heavy",
+    "lite": "pose_landmark_lite",
+}
 LANDMARK_SIZE = 256
 NUM_LANDMARKS = 33
 # Left/right partner of each of the model's 39 landmarks (33 body + 2 auxiliary + 4 unused), to
 # read a mirrored crop.
-MIRROR = np.array([0, 4, 5, 6, 1, 2, 3, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15, 18, 17, 20, 19, 22, 21,
-                   24, 23, 26, 25, 28, 27, 30, 29, 32, 31, 33, 34, 35, 36, 37, 38])
+MIRROR = np.array(
+    [
+        0,
+        4,
+        5,
+        6,
+        1,
+        2,
+        3,
+        8,
+        7,
+        10,
+        9,
+        12,
+        11,
+        14,
+        13,
+        16,
+        15,
+        18,
+        17,
+        20,
+        19,
+        22,
+        21,
+        24,
+        23,
+        26,
+        25,
+        28,
+        27,
+        30,
+        29,
+        32,
+        31,
+        33,
+        34,
+        35,
+        36,
+        37,
+        38,
+    ]
+)
 
 
 @dataclass
@@ -64,8 +109,12 @@ def _whole_image_roi(width: int, height: int) -> np.ndarray:
     return np.array([[width / 2, height / 2, width, height, 0.0]], np.float32)
 
 
-def detect(images: list[torch.Tensor], min_score: float = 0.5, iou: float = 0.3,
-           regions: list[list[np.ndarray]] | None = None) -> list[list[Detections]]:
+def detect(
+    images: list[torch.Tensor],
+    min_score: float = 0.5,
+    iou: float = 0.3,
+    regions: list[list[np.ndarray]] | None = None,
+) -> list[list[Detections]]:
     """The pose detector on each image (``(H, W, 3)`` uint8 tensors), letterboxed to 224 x 224,
     in one batch. ``regions[i]`` optionally lists more ROIs of image i to run it on (e.g. zoomed
     tiles); result ``[i][j]`` is image i's j-th region (j = 0: the whole image), detections in
@@ -73,17 +122,28 @@ def detect(images: list[torch.Tensor], min_score: float = 0.5, iou: float = 0.3,
     all_rois, owner, where = [], [], []
     for i, img in enumerate(images):
         h, w = img.shape[:2]
-        rois = [_whole_image_roi(w, h)] + [np.asarray(r, np.float32).reshape(1, 5) for r in (regions[i] if regions else [])]
+        rois = [_whole_image_roi(w, h)] + [
+            np.asarray(r, np.float32).reshape(1, 5) for r in (regions[i] if regions else [])
+        ]
         for j, roi in enumerate(rois):
             padded, pads = geo.pad_roi(roi, DETECTOR_SIZE, DETECTOR_SIZE)
             all_rois.append(padded[0])
             owner.append(i)
             where.append((i, j, padded[0], pads[0], w, h))
-    crops = crop_many(images, np.stack(all_rois), np.asarray(owner), (DETECTOR_SIZE, DETECTOR_SIZE), "zero", (-1.0, 1.0))
+    crops = crop_many(
+        images,
+        np.stack(all_rois),
+        np.asarray(owner),
+        (DETECTOR_SIZE, DETECTOR_SIZE),
+        "zero",
+        (-1.0, 1.0),
+    )
     raw_boxes, raw_scores = run_model(DETECTOR, crops)
     out: list[list[Detections]] = [[] for _ in images]
     for k, (i, j, roi, pads, w, h) in enumerate(where):
-        boxes, scores = geo.decode_detections(raw_boxes[k], raw_scores[k], _ANCHORS, DETECTOR_SIZE, 4, min_score)
+        boxes, scores = geo.decode_detections(
+            raw_boxes[k], raw_scores[k], _ANCHORS, DETECTOR_SIZE, 4, min_score
+        )
         boxes, scores = geo.weighted_nms(boxes, scores, iou)
         if j == 0:  # the whole image, letterboxed: DetectionLetterboxRemoval as the pose graph does
             boxes = geo.remove_letterbox(boxes, tuple(pads))
@@ -104,8 +164,15 @@ def detection_rois(det: Detections, width: int, height: int) -> np.ndarray:
     return geo.transform_rois(rois, scale=1.25, square_long=True)
 
 
-def crop_many(images: list, rois: np.ndarray, image_index: np.ndarray, size: tuple[int, int], border: str,
-              value_range: tuple[float, float], mirror: np.ndarray | None = None) -> torch.Tensor:
+def crop_many(
+    images: list,
+    rois: np.ndarray,
+    image_index: np.ndarray,
+    size: tuple[int, int],
+    border: str,
+    value_range: tuple[float, float],
+    mirror: np.ndarray | None = None,
+) -> torch.Tensor:
     """Crops of ``rois[k]`` from ``images[image_index[k]]`` in order, one :func:`geometry.crop` call per
     image; an identical ROI is cropped once, and ``mirror[k]`` flips crop k horizontally."""
     n = len(rois)
@@ -133,18 +200,38 @@ def crop_many(images: list, rois: np.ndarray, image_index: np.ndarray, size: tup
     return batch
 
 
-def landmarks(images: list[torch.Tensor], rois: np.ndarray, image_index: np.ndarray, model: str = "full",
-              with_mask: bool = True, heatmap_kernel: int = 9, mirror: np.ndarray | None = None) -> PoseLandmarks:
+def landmarks(
+    images: list[torch.Tensor],
+    rois: np.ndarray,
+    image_index: np.ndarray,
+    model: str = "full",
+    with_mask: bool = True,
+    heatmap_kernel: int = 9,
+    mirror: np.ndarray | None = None,
+) -> PoseLandmarks:
     """The landmark model on ``rois[k]`` of ``images[image_index[k]]``, all in one batch.
     ``mirror[k]``: run crop k mirrored (a second opinion on the same person), read back unmirrored."""
     rois = np.asarray(rois, np.float32).reshape(-1, 5)
     n = len(rois)
     if n == 0:
-        return PoseLandmarks(np.zeros((0, NUM_LANDMARKS, 5), np.float32), np.zeros((0, 2, 2), np.float32),
-                             np.zeros(0, np.float32), np.zeros((0, LANDMARK_SIZE, LANDMARK_SIZE), np.float32), rois)
+        return PoseLandmarks(
+            np.zeros((0, NUM_LANDMARKS, 5), np.float32),
+            np.zeros((0, 2, 2), np.float32),
+            np.zeros(0, np.float32),
+            np.zeros((0, LANDMARK_SIZE, LANDMARK_SIZE), np.float32),
+            rois,
+        )
     padded, pads = geo.pad_roi(rois, LANDMARK_SIZE, LANDMARK_SIZE)
     flipped = np.zeros(n, bool) if mirror is None else np.asarray(mirror, bool).reshape(n)
-    batch = crop_many(images, padded, image_index, (LANDMARK_SIZE, LANDMARK_SIZE), "replicate", (0.0, 1.0), flipped)
+    batch = crop_many(
+        images,
+        padded,
+        image_index,
+        (LANDMARK_SIZE, LANDMARK_SIZE),
+        "replicate",
+        (0.0, 1.0),
+        flipped,
+    )
     raw, flag, seg, heat, _ = run_model(LANDMARK_MODELS[model], batch)
     mask_logits = seg[..., 0] if with_mask else None
     s = np.float32(LANDMARK_SIZE)
@@ -169,8 +256,13 @@ def landmarks(images: list[torch.Tensor], rois: np.ndarray, image_index: np.ndar
     norm[..., 1] = (norm[..., 1] - top) / (np.float32(1) - top - bottom)
     pts = geo.project_landmarks(norm[..., :3], padded)
     points = np.concatenate([pts[:, :NUM_LANDMARKS], norm[:, :NUM_LANDMARKS, 3:]], -1)
-    return PoseLandmarks(points.astype(np.float32), pts[:, 33:35, :2].astype(np.float32), flag.reshape(-1),
-                         mask_logits, padded)
+    return PoseLandmarks(
+        points.astype(np.float32),
+        pts[:, 33:35, :2].astype(np.float32),
+        flag.reshape(-1),
+        mask_logits,
+        padded,
+    )
 
 
 def mask_in_image(result: PoseLandmarks, k: int, width: int, height: int) -> np.ndarray:
@@ -185,8 +277,13 @@ def mask_in_image(result: PoseLandmarks, k: int, width: int, height: int) -> np.
     return out
 
 
-def single_pose(image: torch.Tensor, min_detection: float = 0.5, min_presence: float = 0.5, model: str = "full",
-                with_mask: bool = True):
+def single_pose(
+    image: torch.Tensor,
+    min_detection: float = 0.5,
+    min_presence: float = 0.5,
+    model: str = "full",
+    with_mask: bool = True,
+):
     """One image as ``mp.solutions.pose.Pose(static_image_mode=True)`` sees it: the best
     detection only. Returns ``(points (33, 5) in pixels, mask (H, W) or None)`` or None."""
     h, w = image.shape[:2]

@@ -38,8 +38,10 @@ def backend_for(device: torch.device | str) -> str:
         import onnxruntime  # noqa: F401
     except ImportError:
         if wanted == "onnxruntime":
-            raise ImportError("POSELAB_MEDIAPIPE_BACKEND=onnxruntime but onnxruntime is not installed "
-                              "(pip install onnxruntime)") from None
+            raise ImportError(
+                "POSELAB_MEDIAPIPE_BACKEND=onnxruntime but onnxruntime is not installed "
+                "(pip install onnxruntime)"
+            ) from None
         return "torch"
     return "onnxruntime"
 
@@ -56,7 +58,9 @@ class _OrtModel:
         self.session = onnx_graph.session(g, threads())
 
     def __call__(self, batch: torch.Tensor) -> list[np.ndarray]:
-        return self.session.run(None, {"input": batch.detach().cpu().numpy().astype(np.float32, copy=False)})
+        return self.session.run(
+            None, {"input": batch.detach().cpu().numpy().astype(np.float32, copy=False)}
+        )
 
 
 def threads() -> int:
@@ -70,7 +74,9 @@ def threads() -> int:
     try:
         return max(1, int(value))
     except ValueError:
-        raise ValueError(f"POSELAB_MEDIAPIPE_THREADS={value!r}: expected a whole number of threads") from None
+        raise ValueError(
+            f"POSELAB_MEDIAPIPE_THREADS={value!r}: expected a whole number of threads"
+        ) from None
 
 
 def get_model(name: str, device: torch.device | str = "cpu"):
@@ -97,7 +103,7 @@ def run_model(name: str, batch: torch.Tensor, max_batch: int = 32) -> list[np.nd
         return [np.zeros([0] + o["shape"][1:], np.float32) for o in model.output_info]
     chunks = []
     for i in range(0, batch.shape[0], max_batch):
-        part = batch[i:i + max_batch]
+        part = batch[i : i + max_batch]
         if isinstance(model, graph.OpGraph):
             chunks.append([o.float().cpu().numpy() for o in graph.run(model, part)])
         else:

@@ -18,7 +18,9 @@ class EmbeddingMismatchError(ValueError):
     """Image and text embeddings of different sizes: the two CLIP models are not a pair."""
 
 
-EmbeddingMismatchError.__module__ = "poselab"  # shown by ComfyUI as poselab.EmbeddingMismatchError, not a file path
+EmbeddingMismatchError.__module__ = (
+    "poselab"  # shown by ComfyUI as poselab.EmbeddingMismatchError, not a file path
+)
 
 
 def _rows(x, name: str) -> torch.Tensor:
@@ -46,7 +48,9 @@ def cosine(a, b) -> torch.Tensor:
     check_pair(x.shape[1], y.shape[1])
     if x.shape[0] != y.shape[0]:
         if 1 not in (x.shape[0], y.shape[0]):
-            raise ValueError(f"embedding batches {x.shape[0]} and {y.shape[0]} differ (give equal batches or 1)")
+            raise ValueError(
+                f"embedding batches {x.shape[0]} and {y.shape[0]} differ (give equal batches or 1)"
+            )
         n = max(x.shape[0], y.shape[0])
         x, y = x.expand(n, -1), y.expand(n, -1)
     nx, ny = x.norm(dim=1), y.norm(dim=1)
@@ -59,11 +63,15 @@ def clip_score(image_embeds, text_embeds) -> torch.Tensor:
     return 100.0 * cosine(image_embeds, text_embeds).clamp_min(0.0)
 
 
-def directional_similarity(src_image_embeds, out_image_embeds, src_text_embeds, tgt_text_embeds) -> torch.Tensor:
+def directional_similarity(
+    src_image_embeds, out_image_embeds, src_text_embeds, tgt_text_embeds
+) -> torch.Tensor:
     """``cos(E_img(out) - E_img(src), E_txt(tgt) - E_txt(src))`` per image, in [-1, 1].
 
     NaN where the image did not change or the two texts embed identically (no direction).
     """
-    d_img = _rows(out_image_embeds, "out_image_embeds") - _rows(src_image_embeds, "src_image_embeds")
+    d_img = _rows(out_image_embeds, "out_image_embeds") - _rows(
+        src_image_embeds, "src_image_embeds"
+    )
     d_txt = _rows(tgt_text_embeds, "tgt_text_embeds") - _rows(src_text_embeds, "src_text_embeds")
     return cosine(d_img, d_txt)

@@ -43,7 +43,17 @@ log = logging.getLogger("poselab")
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 ALPHAS = (0.05, 0.1, 0.2)
-COLUMNS = ("ssim", "masked_ssim", "psnr", "lpips", "pck@0.05", "pck@0.1", "pck@0.2", "oks", "identity")
+COLUMNS = (
+    "ssim",
+    "masked_ssim",
+    "psnr",
+    "lpips",
+    "pck@0.05",
+    "pck@0.1",
+    "pck@0.2",
+    "oks",
+    "identity",
+)
 
 
 class LayoutError(ValueError):
@@ -51,7 +61,6 @@ class LayoutError(ValueError):
 
 
 LayoutError.__module__ = "poselab"  # shown by ComfyUI as poselab.LayoutError, not a file path
-
 
 
 def write_rgb(path: Path, rgb: np.ndarray) -> None:
@@ -62,7 +71,11 @@ def write_rgb(path: Path, rgb: np.ndarray) -> None:
 def _images(folder: Path) -> dict[str, Path]:
     if not folder.is_dir():
         return {}
-    return {p.stem: p for p in sorted(folder.iterdir()) if p.is_file() and p.suffix.lower() in IMAGE_EXTS}
+    return {
+        p.stem: p
+        for p in sorted(folder.iterdir())
+        if p.is_file() and p.suffix.lower() in IMAGE_EXTS
+    }
 
 
 @dataclass
@@ -82,7 +95,9 @@ def scan(root: Path) -> Layout:
         raise LayoutError(f"{root} is not a folder")
     sources = _images(root / "source")
     if not sources:
-        raise LayoutError(f"{root}/source/ holds no images: put each pair's original photo there as NAME.png")
+        raise LayoutError(
+            f"{root}/source/ holds no images: put each pair's original photo there as NAME.png"
+        )
     gen = root / "generated"
     methods = {}
     if gen.is_dir():
@@ -94,14 +109,20 @@ def scan(root: Path) -> Layout:
             if imgs:
                 methods[sub.name] = imgs
     if not methods:
-        raise LayoutError(f"{root}/generated/ holds no images: put each method's results in generated/METHOD/NAME.png")
+        raise LayoutError(
+            f"{root}/generated/ holds no images: put each method's results in generated/METHOD/NAME.png"
+        )
     for m, imgs in methods.items():
         unknown = sorted(set(imgs) - set(sources))
         if unknown:
-            raise LayoutError(f"generated/{m}: {unknown[:5]} have no source/NAME image (names must match)")
+            raise LayoutError(
+                f"generated/{m}: {unknown[:5]} have no source/NAME image (names must match)"
+            )
     kp = root / "keypoints"
     keypoints = {p.stem: p for p in sorted(kp.glob("*.json"))} if kp.is_dir() else {}
-    return Layout(root, sources, methods, _images(root / "target"), keypoints, _images(root / "masks"))
+    return Layout(
+        root, sources, methods, _images(root / "target"), keypoints, _images(root / "masks")
+    )
 
 
 @dataclass
@@ -157,12 +178,19 @@ class Evaluator:
     def pair(self, method: str, name: str) -> dict:
         lay = self.layout
         out = read_rgb(lay.methods[method][name])
-        row: dict = {"method": method, "pair": name, **{c: float("nan") for c in COLUMNS}, "note": ""}
+        row: dict = {
+            "method": method,
+            "pair": name,
+            **{c: float("nan") for c in COLUMNS},
+            "note": "",
+        }
         notes = []
         if name in lay.targets:
             tgt = read_rgb(lay.targets[name])
             if tgt.shape != out.shape:
-                notes.append(f"target {tgt.shape[1]}x{tgt.shape[0]} != result {out.shape[1]}x{out.shape[0]}: no image metrics")
+                notes.append(
+                    f"target {tgt.shape[1]}x{tgt.shape[0]} != result {out.shape[1]}x{out.shape[0]}: no image metrics"
+                )
             else:
                 a = torch.from_numpy(out).float()[None] / 255.0
                 b = torch.from_numpy(tgt).float()[None] / 255.0
@@ -173,14 +201,18 @@ class Evaluator:
                     if m is None or m.shape != out.shape[:2]:
                         notes.append("mask unreadable or of another size: no masked SSIM")
                     else:
-                        row["masked_ssim"] = image_quality.masked_ssim(a, b, torch.from_numpy(m).float()[None] / 255.0).item()
+                        row["masked_ssim"] = image_quality.masked_ssim(
+                            a, b, torch.from_numpy(m).float()[None] / 255.0
+                        ).item()
                 if self.lpips is not None:
                     row["lpips"] = self.lpips(a, b).item()
         if self.opt.pose:
             gt = self.target_bodies(name, out.shape[1], out.shape[0])
             if gt:
                 pred = [p.body.astype(np.float64) for p in self.detector()(out).people]
-                r = pose_accuracy.pose_accuracy(pred, gt, ALPHAS, max_distance=self.opt.max_match_distance)
+                r = pose_accuracy.pose_accuracy(
+                    pred, gt, ALPHAS, max_distance=self.opt.max_match_distance
+                )
                 for a in ALPHAS:
                     row[f"pck@{a}"] = r["pck"][a]["overall"]
                 row["oks"] = r["oks_mean"]
@@ -223,8 +255,15 @@ def fid_kid_per_method(layout: Layout, weights: str) -> dict[str, dict]:
         names = [n for n in imgs if n in layout.targets]
         if len(names) < 2:
             continue
-        fa = np.concatenate([net(torch.from_numpy(read_rgb(imgs[n])).float()[None] / 255.0) for n in names])
-        fb = np.concatenate([net(torch.from_numpy(read_rgb(layout.targets[n])).float()[None] / 255.0) for n in names])
+        fa = np.concatenate(
+            [net(torch.from_numpy(read_rgb(imgs[n])).float()[None] / 255.0) for n in names]
+        )
+        fb = np.concatenate(
+            [
+                net(torch.from_numpy(read_rgb(layout.targets[n])).float()[None] / 255.0)
+                for n in names
+            ]
+        )
         kid, kid_std = kid_from_features(fa, fb)
         out[m] = {"fid": fid_from_features(fa, fb), "kid": kid, "kid_std": kid_std, "n": len(names)}
     return out
@@ -247,17 +286,29 @@ def write_csv(path: Path, rows: list[dict]) -> None:
 
 
 def table(summary: dict[str, dict], lpips: bool) -> tuple[list[str], list[list]]:
-    cols = ["ssim", "masked_ssim", "psnr"] + (["lpips"] if lpips else []) + ["pck@0.05", "pck@0.1", "pck@0.2", "oks", "identity"]
-    header = ["method", "pairs (w/ target)"] + [c.upper() if c in ("ssim", "psnr", "oks") else c for c in cols]
+    cols = (
+        ["ssim", "masked_ssim", "psnr"]
+        + (["lpips"] if lpips else [])
+        + ["pck@0.05", "pck@0.1", "pck@0.2", "oks", "identity"]
+    )
+    header = ["method", "pairs (w/ target)"] + [
+        c.upper() if c in ("ssim", "psnr", "oks") else c for c in cols
+    ]
     # image metrics exist only for pairs with a target photo: say over how many
-    rows = [[m, f"{s['pairs']} ({s['pairs_with_target']})"] + [s[c] for c in cols] for m, s in summary.items()]
+    rows = [
+        [m, f"{s['pairs']} ({s['pairs_with_target']})"] + [s[c] for c in cols]
+        for m, s in summary.items()
+    ]
     return header, rows
 
 
 def text_table(header: list[str], rows: list[list]) -> str:
     cells = [header] + [[c if isinstance(c, str) else fmt(c) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in cells]
+    lines = [
+        "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+        for r in cells
+    ]
     lines.insert(1, "-" * len(lines[0]))
     return "\n".join(lines)
 
@@ -276,19 +327,37 @@ def run(root: Path, out: Path, options: Options, progress: bool = True) -> dict:
         it = jobs
     rows = [ev.pair(m, n) for m, n in it]
     summary = summarize(rows)
-    fidkid = fid_kid_per_method(layout, options.inception_weights) if options.inception_weights else {}
+    fidkid = (
+        fid_kid_per_method(layout, options.inception_weights) if options.inception_weights else {}
+    )
     for m, v in fidkid.items():
         summary[m].update(v)
     out = Path(out)
     write_csv(out / "metrics.csv", rows)
     embedders = sorted({r.get("embedder") for r in rows if r.get("embedder")})
-    doc = {"folder": str(layout.root), "methods": summary, "embedder": embedders,
-           "lpips_weights": options.lpips_weights, "inception_weights": options.inception_weights,
-           "ssim_protocol": "gaussian sigma=1.5, population covariance, data_range=1 (scikit-image compatible)",
-           "pck_reference": "max(width, height) of the target person's joint box", "rows": rows}
+    doc = {
+        "folder": str(layout.root),
+        "methods": summary,
+        "embedder": embedders,
+        "lpips_weights": options.lpips_weights,
+        "inception_weights": options.inception_weights,
+        "ssim_protocol": "gaussian sigma=1.5, population covariance, data_range=1 (scikit-image compatible)",
+        "pck_reference": "max(width, height) of the target person's joint box",
+        "rows": rows,
+    }
     atomic_write_text(out / "summary.json", json.dumps(json_safe(doc), indent=1))
     header, trows = table(summary, options.lpips_weights is not None)
-    bars = [(f"{m} PCK@0.1", s["pck@0.1"]) for m, s in summary.items()] + [(f"{m} SSIM", s["ssim"]) for m, s in summary.items()]
+    bars = [(f"{m} PCK@0.1", s["pck@0.1"]) for m, s in summary.items()] + [
+        (f"{m} SSIM", s["ssim"]) for m, s in summary.items()
+    ]
     note = f"identity embedder: {', '.join(embedders) or 'off'}; image metrics over pairs with a target photo"
-    write_rgb(out / "report.png", render_table(f"Evaluation of {layout.root.name}", header, trows, bars=bars, note=note))
-    return {"summary": summary, "rows": rows, "table": text_table(header, trows), "embedder": embedders}
+    write_rgb(
+        out / "report.png",
+        render_table(f"Evaluation of {layout.root.name}", header, trows, bars=bars, note=note),
+    )
+    return {
+        "summary": summary,
+        "rows": rows,
+        "table": text_table(header, trows),
+        "embedder": embedders,
+    }

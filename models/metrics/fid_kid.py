@@ -85,11 +85,15 @@ def _poly_mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
     return float(sxx + syy - 2 * kxy.mean())
 
 
-def kid_from_features(f1, f2, subsets: int = 100, subset_size: int = 1000, seed: int = 0) -> tuple[float, float]:
+def kid_from_features(
+    f1, f2, subsets: int = 100, subset_size: int = 1000, seed: int = 0
+) -> tuple[float, float]:
     """KID mean and std over ``subsets`` random subsets of ``min(subset_size, n1, n2)`` samples."""
     x, y = np.asarray(f1, np.float64), np.asarray(f2, np.float64)
     if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1]:
-        raise ValueError(f"KID needs two (N, D) feature sets of the same D, got {x.shape} and {y.shape}")
+        raise ValueError(
+            f"KID needs two (N, D) feature sets of the same D, got {x.shape} and {y.shape}"
+        )
     size = min(subset_size, len(x), len(y))
     if size < 2:
         raise ValueError(f"KID needs at least 2 images in each set, got {len(x)} and {len(y)}")
@@ -117,7 +121,7 @@ class InceptionFeatures:
         import torchvision
 
         state = load_state_dict(weights_path)
-        state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
+        state = {k[len("module.") :] if k.startswith("module.") else k: v for k, v in state.items()}
         if "fc.weight" not in state or "Conv2d_1a_3x3.conv.weight" not in state:
             raise ValueError(
                 f"{weights_path}: not an Inception-v3 state dict (no 'Conv2d_1a_3x3.conv.weight' / 'fc.weight'); "
@@ -127,7 +131,9 @@ class InceptionFeatures:
         classes = state["fc.weight"].shape[0]
         # pytorch-fid's TF-ported weights have 1008 classes and expect inputs in [-1, 1].
         self.tf_style = classes == 1008
-        model = torchvision.models.inception_v3(weights=None, aux_logits=False, init_weights=False, num_classes=classes)
+        model = torchvision.models.inception_v3(
+            weights=None, aux_logits=False, init_weights=False, num_classes=classes
+        )
         state = {k: v for k, v in state.items() if not k.startswith("AuxLogits.")}
         missing, unexpected = model.load_state_dict(state, strict=False)
         if missing or unexpected:

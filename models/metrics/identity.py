@@ -30,12 +30,21 @@ log = logging.getLogger("poselab")
 
 INSIGHTFACE = "insightface-arcface"
 FALLBACK = "mtcnn-hog-fallback"
-FALLBACK_NOTE = ("mtcnn-hog-fallback: MTCNN crop + HOG descriptor, NOT a face-recognition model (weak proxy); "
-                 "put an insightface pack (e.g. buffalo_l/) in models/insightface for ArcFace")
+FALLBACK_NOTE = (
+    "mtcnn-hog-fallback: MTCNN crop + HOG descriptor, NOT a face-recognition model (weak proxy); "
+    "put an insightface pack (e.g. buffalo_l/) in models/insightface for ArcFace"
+)
 
 # ArcFace's 5-point template at 112x112 (insightface utils/face_align.py).
 ARCFACE_TEMPLATE = np.array(
-    [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]], np.float32
+    [
+        [38.2946, 51.6963],
+        [73.5318, 51.5014],
+        [56.0252, 71.7366],
+        [41.5493, 92.3655],
+        [70.7299, 92.2041],
+    ],
+    np.float32,
 )
 
 _LOCK = threading.Lock()
@@ -70,8 +79,11 @@ class InsightFaceEmbedder:
                 "and w600k_r50.onnx there"
             )
         try:
-            self.app = FaceAnalysis(name=pack_dir, allowed_modules=["detection", "recognition"],
-                                    providers=["CPUExecutionProvider"])
+            self.app = FaceAnalysis(
+                name=pack_dir,
+                allowed_modules=["detection", "recognition"],
+                providers=["CPUExecutionProvider"],
+            )
         except AssertionError:  # insightface asserts that a detector was found
             raise ValueError(
                 f"{pack_dir}: the insightface pack lacks a detection model (e.g. det_10g.onnx, SCRFD)"
@@ -128,7 +140,13 @@ class MTCNNHogEmbedder:
         if crop is None:
             return None, None
         gray = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY).astype(np.float64) / 255.0
-        feat = hog(gray, orientations=9, pixels_per_cell=(8, 8), cells_per_block=(2, 2), feature_vector=True)
+        feat = hog(
+            gray,
+            orientations=9,
+            pixels_per_cell=(8, 8),
+            cells_per_block=(2, 2),
+            feature_vector=True,
+        )
         return feat, box
 
 
@@ -138,7 +156,9 @@ def get_embedder(insightface_pack: str | None):
     with _LOCK:
         if key not in _CACHE:
             _CACHE.clear()
-            _CACHE[key] = InsightFaceEmbedder(insightface_pack) if insightface_pack else MTCNNHogEmbedder()
+            _CACHE[key] = (
+                InsightFaceEmbedder(insightface_pack) if insightface_pack else MTCNNHogEmbedder()
+            )
         return _CACHE[key]
 
 
@@ -152,5 +172,10 @@ def identity_similarity(source_rgb: np.ndarray, result_rgb: np.ndarray, embedder
         where = " and ".join(w for w, e in (("source", e_src), ("result", e_out)) if e is None)
         note = (f"no face found in the {where}; " + note).strip("; ")
         log.warning("PoseLab identity: no face found in the %s", where)
-    return {"similarity": sim, "embedder": embedder.name, "face_in_source": e_src is not None,
-            "face_in_result": e_out is not None, "note": note}
+    return {
+        "similarity": sim,
+        "embedder": embedder.name,
+        "face_in_source": e_src is not None,
+        "face_in_result": e_out is not None,
+        "note": note,
+    }

@@ -25,7 +25,9 @@ TRUNCATE = 3.5
 PSNR_CAP_DB = 100.0
 
 
-def gaussian_kernel1d(sigma: float = SIGMA, truncate: float = TRUNCATE, dtype=torch.float64) -> torch.Tensor:
+def gaussian_kernel1d(
+    sigma: float = SIGMA, truncate: float = TRUNCATE, dtype=torch.float64
+) -> torch.Tensor:
     """scipy.ndimage's Gaussian taps: radius ``int(truncate * sigma + 0.5)``, normalised."""
     radius = int(truncate * sigma + 0.5)
     x = torch.arange(-radius, radius + 1, dtype=torch.float64)
@@ -65,7 +67,9 @@ def _pair(a, b) -> tuple[torch.Tensor, torch.Tensor]:
         )
     if x.shape[0] != y.shape[0]:
         if 1 not in (x.shape[0], y.shape[0]):
-            raise ValueError(f"batch sizes {x.shape[0]} and {y.shape[0]} differ: give equal batches, or a batch of 1")
+            raise ValueError(
+                f"batch sizes {x.shape[0]} and {y.shape[0]} differ: give equal batches, or a batch of 1"
+            )
         n = max(x.shape[0], y.shape[0])
         x, y = x.expand(n, -1, -1, -1), y.expand(n, -1, -1, -1)
     return x, y
@@ -79,7 +83,9 @@ def _ssim_core(a, b, data_range: float, sigma: float, dtype, pad: bool) -> torch
     r = (k.numel() - 1) // 2
     h, w = x.shape[-2:]
     if min(h, w) < k.numel():
-        raise ValueError(f"images of {h}x{w} are smaller than the {k.numel()}x{k.numel()} SSIM window")
+        raise ValueError(
+            f"images of {h}x{w} are smaller than the {k.numel()}x{k.numel()} SSIM window"
+        )
     # One depthwise 11x11 pass for the moments of all channels, in channels-last layout:
     # oneDNN's depthwise convolution is several times faster there than in NCHW (and than
     # two separable 1-D passes) on the CPU. The moments are stacked along the batch axis, so
@@ -100,7 +106,9 @@ def _ssim_core(a, b, data_range: float, sigma: float, dtype, pad: bool) -> torch
     return num.div_(den)
 
 
-def ssim_map(a, b, data_range: float = 1.0, sigma: float = SIGMA, dtype=torch.float32) -> torch.Tensor:
+def ssim_map(
+    a, b, data_range: float = 1.0, sigma: float = SIGMA, dtype=torch.float32
+) -> torch.Tensor:
     """Per-pixel, per-channel SSIM ``(B, C, H, W)``; equals scikit-image's ``full=True`` map."""
     return _ssim_core(a, b, data_range, sigma, dtype, pad=True)
 
@@ -115,14 +123,24 @@ def ssim(a, b, data_range: float = 1.0, sigma: float = SIGMA, dtype=torch.float3
     x, y = _pair(a, b)
     # Chunks of about 4 M values keep the five-moment stack in memory bounds for big batches.
     step = max(1, (1 << 22) // max(1, x[0].numel()))
-    return torch.cat([
-        _ssim_core(x[i : i + step].permute(0, 2, 3, 1), y[i : i + step].permute(0, 2, 3, 1), data_range, sigma, dtype,
-                   pad=False).mean(dim=(1, 2, 3), dtype=torch.float64)
-        for i in range(0, x.shape[0], step)
-    ])
+    return torch.cat(
+        [
+            _ssim_core(
+                x[i : i + step].permute(0, 2, 3, 1),
+                y[i : i + step].permute(0, 2, 3, 1),
+                data_range,
+                sigma,
+                dtype,
+                pad=False,
+            ).mean(dim=(1, 2, 3), dtype=torch.float64)
+            for i in range(0, x.shape[0], step)
+        ]
+    )
 
 
-def masked_ssim(a, b, mask, data_range: float = 1.0, sigma: float = SIGMA, dtype=torch.float32) -> torch.Tensor:
+def masked_ssim(
+    a, b, mask, data_range: float = 1.0, sigma: float = SIGMA, dtype=torch.float32
+) -> torch.Tensor:
     """Mean of the SSIM map inside ``mask`` (``(B, H, W)`` weights in [0, 1]), per image ``(B,)``.
 
     The whole map is used (no border crop), so a mask touching the edge still counts there.
@@ -135,10 +153,14 @@ def masked_ssim(a, b, mask, data_range: float = 1.0, sigma: float = SIGMA, dtype
     if m.ndim == 4 and m.shape[-1] == 1:
         m = m[..., 0]
     if m.ndim != 3 or m.shape[-2:] != s.shape[-2:]:
-        raise ValueError(f"mask: expected shape (B, {s.shape[-2]}, {s.shape[-1]}) matching the images, got {tuple(m.shape)}")
+        raise ValueError(
+            f"mask: expected shape (B, {s.shape[-2]}, {s.shape[-1]}) matching the images, got {tuple(m.shape)}"
+        )
     if m.shape[0] != s.shape[0]:
         if m.shape[0] != 1:
-            raise ValueError(f"mask batch {m.shape[0]} does not match image batch {s.shape[0]} (give equal batches, or 1 mask)")
+            raise ValueError(
+                f"mask batch {m.shape[0]} does not match image batch {s.shape[0]} (give equal batches, or 1 mask)"
+            )
         m = m.expand(s.shape[0], -1, -1)
     total = m.sum(dim=(1, 2))
     out = (s * m).sum(dim=(1, 2)) / total.clamp_min(1e-12)

@@ -25,7 +25,9 @@ class LPIPSWeightsError(ValueError):
     """The file is not a torchvision AlexNet/VGG16/SqueezeNet backbone state dict."""
 
 
-LPIPSWeightsError.__module__ = "poselab"  # shown by ComfyUI as poselab.LPIPSWeightsError, not a file path
+LPIPSWeightsError.__module__ = (
+    "poselab"  # shown by ComfyUI as poselab.LPIPSWeightsError, not a file path
+)
 
 
 def guess_net(state: dict[str, torch.Tensor], filename: str = "") -> str:
@@ -59,11 +61,13 @@ def _backbone_key_map(model) -> dict[str, str]:
 class LPIPSMetric:
     """LPIPS distance between ``(B, H, W, C)`` images in [0, 1]; lower = more similar."""
 
-    def __init__(self, weights_path: str, net: str | None = None, device: str | torch.device = "cpu"):
+    def __init__(
+        self, weights_path: str, net: str | None = None, device: str | torch.device = "cpu"
+    ):
         import lpips  # heavy; only when LPIPS is asked for
 
         state = load_state_dict(weights_path)
-        state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
+        state = {k[len("module.") :] if k.startswith("module.") else k: v for k, v in state.items()}
         self.net_name = net or guess_net(state, weights_path)
         if self.net_name not in NETS:
             raise ValueError(f"LPIPS net must be one of {NETS}, got {self.net_name!r}")
@@ -96,7 +100,9 @@ class LPIPSMetric:
         if b.ndim == 3:
             b = b[None]
         if a.shape[1:] != b.shape[1:]:
-            raise ValueError(f"LPIPS needs images of the same size, got {tuple(a.shape)} and {tuple(b.shape)}")
+            raise ValueError(
+                f"LPIPS needs images of the same size, got {tuple(a.shape)} and {tuple(b.shape)}"
+            )
         n = max(a.shape[0], b.shape[0])
         if a.shape[0] != n:
             a = a.expand(n, -1, -1, -1)

@@ -16,10 +16,23 @@ from ..pose.keypoints import COCO17_NAMES, OPENPOSE18_NAMES
 
 # COCO keypoint sigmas (cocoapi, pycocotools/cocoeval.py), by joint name.
 _COCO_SIGMA_BY_NAME = {
-    "nose": 0.026, "left_eye": 0.025, "right_eye": 0.025, "left_ear": 0.035, "right_ear": 0.035,
-    "left_shoulder": 0.079, "right_shoulder": 0.079, "left_elbow": 0.072, "right_elbow": 0.072,
-    "left_wrist": 0.062, "right_wrist": 0.062, "left_hip": 0.107, "right_hip": 0.107,
-    "left_knee": 0.087, "right_knee": 0.087, "left_ankle": 0.089, "right_ankle": 0.089,
+    "nose": 0.026,
+    "left_eye": 0.025,
+    "right_eye": 0.025,
+    "left_ear": 0.035,
+    "right_ear": 0.035,
+    "left_shoulder": 0.079,
+    "right_shoulder": 0.079,
+    "left_elbow": 0.072,
+    "right_elbow": 0.072,
+    "left_wrist": 0.062,
+    "right_wrist": 0.062,
+    "left_hip": 0.107,
+    "right_hip": 0.107,
+    "left_knee": 0.087,
+    "right_knee": 0.087,
+    "left_ankle": 0.089,
+    "right_ankle": 0.089,
     # COCO has no neck; OpenPose synthesises it from the shoulders, so it gets their tolerance.
     "neck": 0.079,
 }
@@ -32,14 +45,18 @@ def _as_batch(arr, name: str) -> np.ndarray:
     if a.ndim == 2:
         a = a[None]
     if a.ndim != 3 or a.shape[-1] != 3:
-        raise ValueError(f"{name}: expected keypoints of shape (N, K, 3) or (K, 3) as (x, y, score), got {a.shape}")
+        raise ValueError(
+            f"{name}: expected keypoints of shape (N, K, 3) or (K, 3) as (x, y, score), got {a.shape}"
+        )
     return a
 
 
 def _pair(pred, gt) -> tuple[np.ndarray, np.ndarray]:
     p, g = _as_batch(pred, "pred"), _as_batch(gt, "gt")
     if p.shape != g.shape:
-        raise ValueError(f"pred and gt keypoints must have the same shape, got {p.shape} and {g.shape}")
+        raise ValueError(
+            f"pred and gt keypoints must have the same shape, got {p.shape} and {g.shape}"
+        )
     return p, g
 
 
@@ -90,7 +107,9 @@ def pck(pred, gt, ref_size, alpha: float, visible=None) -> dict:
     if visible is not None:
         vis = np.asarray(visible, dtype=bool).reshape(n, k) if np.size(visible) == n * k else None
         if vis is None:
-            raise ValueError(f"visible: expected a ({n}, {k}) boolean mask, got shape {np.shape(visible)}")
+            raise ValueError(
+                f"visible: expected a ({n}, {k}) boolean mask, got shape {np.shape(visible)}"
+            )
         evaluated &= vis
     dist = np.linalg.norm(p[..., :2] - g[..., :2], axis=-1)
     correct = evaluated & (p[..., 2] > 0) & (dist <= alpha * ref[:, None])
@@ -163,7 +182,9 @@ def match_people(
         scale = max(float(bbox_size(g)[0]), 1.0)
         for j, p in enumerate(preds):
             if p.shape != g.shape:
-                raise ValueError(f"pred_bodies[{j}] has shape {p.shape} but gt_bodies[{i}] has {g.shape}")
+                raise ValueError(
+                    f"pred_bodies[{j}] has shape {p.shape} but gt_bodies[{i}] has {g.shape}"
+                )
             common = (g[:, 2] > 0) & (p[:, 2] > 0)
             if common.any():
                 cost[i, j] = np.linalg.norm(p[common, :2] - g[common, :2], axis=1).mean() / scale
@@ -198,9 +219,16 @@ def pose_accuracy(
     result: dict = {"matches": matches, "evaluated_people": kept}
     if not gt_list:
         k = _as_batch(gt_bodies[0], "gt").shape[1] if len(gt_bodies) else 18
-        empty = {"per_joint": np.full(k, np.nan), "overall": float("nan"), "count": 0, "correct": 0,
-                 "count_per_joint": np.zeros(k, int)}
-        result.update(pck={float(a): dict(empty) for a in alphas}, oks=np.zeros(0), oks_mean=float("nan"))
+        empty = {
+            "per_joint": np.full(k, np.nan),
+            "overall": float("nan"),
+            "count": 0,
+            "correct": 0,
+            "count_per_joint": np.zeros(k, int),
+        }
+        result.update(
+            pck={float(a): dict(empty) for a in alphas}, oks=np.zeros(0), oks_mean=float("nan")
+        )
         return result
     g, p = np.stack(gt_list), np.stack(pred_list)
     ref = bbox_size(g)
@@ -217,15 +245,22 @@ def summarize(results: Sequence[dict], alphas: Sequence[float] = (0.05, 0.1, 0.2
     out: dict = {"pck": {}, "pck_per_joint": {}}
     for a in alphas:
         a = float(a)
-        correct_j = sum(np.nan_to_num(r["pck"][a]["per_joint"]) * r["pck"][a]["count_per_joint"] for r in results)
+        correct_j = sum(
+            np.nan_to_num(r["pck"][a]["per_joint"]) * r["pck"][a]["count_per_joint"]
+            for r in results
+        )
         count_j = sum(np.asarray(r["pck"][a]["count_per_joint"]) for r in results)
         correct = sum(r["pck"][a]["correct"] for r in results)
         count = sum(r["pck"][a]["count"] for r in results)
         out["pck"][a] = correct / count if count else float("nan")
         with np.errstate(invalid="ignore", divide="ignore"):
-            out["pck_per_joint"][a] = np.where(np.asarray(count_j) > 0, correct_j / np.maximum(count_j, 1), np.nan)
+            out["pck_per_joint"][a] = np.where(
+                np.asarray(count_j) > 0, correct_j / np.maximum(count_j, 1), np.nan
+            )
     out["count"] = int(sum(r["pck"][float(alphas[0])]["count"] for r in results)) if alphas else 0
-    oks_all = np.concatenate([np.asarray(r["oks"], float) for r in results]) if results else np.zeros(0)
+    oks_all = (
+        np.concatenate([np.asarray(r["oks"], float) for r in results]) if results else np.zeros(0)
+    )
     oks_all = oks_all[np.isfinite(oks_all)]
     out["oks"] = float(oks_all.mean()) if len(oks_all) else float("nan")
     out["people"] = int(len(oks_all))

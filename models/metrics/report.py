@@ -39,7 +39,7 @@ def fmt(value, digits: int = 4) -> str:
         return "n/a"
     if math.isinf(v):
         return "inf" if v > 0 else "-inf"
-    if v != 0 and abs(v) < 10 ** -digits:
+    if v != 0 and abs(v) < 10**-digits:
         return f"{v:.2e}"
     return f"{v:.2f}" if abs(v) >= 100 else f"{v:.{digits}f}"
 
@@ -56,7 +56,9 @@ def render_table(
     """A titled table (first column left-aligned, numbers formatted with :func:`fmt`) and
     optional labelled bars below it (``bar_max``: the full-scale value, None = the largest)."""
     font, bold = _font(font_size), _font(font_size + 4)
-    cells = [[str(h) for h in header]] + [[fmt(c) if not isinstance(c, str) else c for c in row] for row in rows]
+    cells = [[str(h) for h in header]] + [
+        [fmt(c) if not isinstance(c, str) else c for c in row] for row in rows
+    ]
     ncol = max(len(r) for r in cells)
     cells = [r + [""] * (ncol - len(r)) for r in cells]
     probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
@@ -70,8 +72,19 @@ def render_table(
     bars = list(bars or [])
     label_w = max((width(lbl) for lbl, _ in bars), default=0) + 2 * pad
     bar_area = 260 if bars else 0
-    img_w = max(table_w, width(title, bold), width(note), label_w + bar_area + 80 if bars else 0) + 2 * pad
-    img_h = pad + line + 6 + len(cells) * line + (pad + len(bars) * line if bars else 0) + (line if note else 0) + pad
+    img_w = (
+        max(table_w, width(title, bold), width(note), label_w + bar_area + 80 if bars else 0)
+        + 2 * pad
+    )
+    img_h = (
+        pad
+        + line
+        + 6
+        + len(cells) * line
+        + (pad + len(bars) * line if bars else 0)
+        + (line if note else 0)
+        + pad
+    )
     img = Image.new("RGB", (img_w, img_h), _BG)
     d = ImageDraw.Draw(img)
     y = pad

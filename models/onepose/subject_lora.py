@@ -22,7 +22,10 @@ import torch
 
 LAYOUT_BLOCK = {"sdxl": "output_blocks.1.1.", "sd15": "output_blocks.4.1."}
 # The same block under the diffusers name (kohya/peft LoRA files name modules that way).
-_DIFFUSERS_NAME = {"output_blocks.1.1.": "up_blocks.0.attentions.1.", "output_blocks.4.1.": "up_blocks.1.attentions.1."}
+_DIFFUSERS_NAME = {
+    "output_blocks.1.1.": "up_blocks.0.attentions.1.",
+    "output_blocks.4.1.": "up_blocks.1.attentions.1.",
+}
 GREY = (127, 127, 127)
 
 
@@ -33,7 +36,11 @@ def foreground_on(image: np.ndarray, mask: np.ndarray | None, colour=GREY) -> np
     if mask.shape != image.shape[:2]:
         raise ValueError(f"mask {mask.shape} and image {image.shape[:2]} differ in size")
     m = np.clip(mask.astype(np.float32), 0, 1)[..., None]
-    return (image.astype(np.float32) * m + np.asarray(colour, np.float32) * (1 - m)).round().astype(np.uint8)
+    return (
+        (image.astype(np.float32) * m + np.asarray(colour, np.float32) * (1 - m))
+        .round()
+        .astype(np.uint8)
+    )
 
 
 def random_square_crops(image: np.ndarray, size: int, count: int, seed: int = 0) -> np.ndarray:
@@ -43,13 +50,15 @@ def random_square_crops(image: np.ndarray, size: int, count: int, seed: int = 0)
     h, w = image.shape[:2]
     s = size / min(h, w)
     nh, nw = max(size, round(h * s)), max(size, round(w * s))
-    resized = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
+    resized = cv2.resize(
+        image, (nw, nh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC
+    )
     rng = np.random.default_rng(seed)
     out = np.empty((count, size, size, 3), np.uint8)
     for i in range(count):
         y = int(rng.integers(0, nh - size + 1))
         x = int(rng.integers(0, nw - size + 1))
-        out[i] = resized[y:y + size, x:x + size]
+        out[i] = resized[y : y + size, x : x + size]
     return out
 
 
@@ -60,15 +69,20 @@ def layout_key_forms(prefix: str) -> tuple[str, ...]:
     return tuple(forms + ["lora_unet_" + f.replace(".", "_") for f in forms])
 
 
-def block_weighted(lora_sd: dict[str, torch.Tensor], base: float, layout_prefix: str | None,
-                   layout: float = 1.0) -> dict[str, torch.Tensor]:
+def block_weighted(
+    lora_sd: dict[str, torch.Tensor], base: float, layout_prefix: str | None, layout: float = 1.0
+) -> dict[str, torch.Tensor]:
     """Scale every LoRA delta by ``base``, the ones in the ``layout_prefix`` block by ``layout``
     instead. The scale goes on the up (B) matrix, so ``alpha`` and the down matrix are untouched."""
     forms = layout_key_forms(layout_prefix) if layout_prefix else ()
     out = {}
     for k, v in lora_sd.items():
         if k.endswith((".lora_up.weight", ".lora_B.weight")):
-            name = k.split("diffusion_model.", 1)[-1].removeprefix("unet.").removeprefix("base_model.model.")
+            name = (
+                k.split("diffusion_model.", 1)[-1]
+                .removeprefix("unet.")
+                .removeprefix("base_model.model.")
+            )
             v = v * (layout if any(name.startswith(f) for f in forms) else base)
         out[k] = v
     return out

@@ -58,7 +58,9 @@ class ImageProjection(nn.Module):
         except KeyError as exc:
             raise VCMFileError(f"no image projection weight {exc}") from None
         if out_dim % ctx:
-            raise VCMFileError(f"proj.weight {tuple(sd['proj.weight'].shape)} is not a multiple of the {ctx}-d context")
+            raise VCMFileError(
+                f"proj.weight {tuple(sd['proj.weight'].shape)} is not a multiple of the {ctx}-d context"
+            )
         m = cls(clip_dim, ctx, out_dim // ctx)
         _load(m, sd, "image projection")
         return m
@@ -95,18 +97,42 @@ class Resampler(nn.Module):
     ``layers.<i>.0.*`` (attention), ``layers.<i>.1.{0,1,3}`` (LayerNorm, Linear, GELU, Linear),
     ``proj_out``, ``norm_out``."""
 
-    def __init__(self, dim: int, depth: int, heads: int, queries: int, embedding_dim: int, output_dim: int,
-                 ff_mult: int = 4):
+    def __init__(
+        self,
+        dim: int,
+        depth: int,
+        heads: int,
+        queries: int,
+        embedding_dim: int,
+        output_dim: int,
+        ff_mult: int = 4,
+    ):
         super().__init__()
-        self.config = dict(dim=dim, depth=depth, heads=heads, queries=queries, embedding_dim=embedding_dim,
-                           output_dim=output_dim, ff_mult=ff_mult)
+        self.config = dict(
+            dim=dim,
+            depth=depth,
+            heads=heads,
+            queries=queries,
+            embedding_dim=embedding_dim,
+            output_dim=output_dim,
+            ff_mult=ff_mult,
+        )
         self.latents = nn.Parameter(torch.zeros(1, queries, dim))
         self.proj_in = nn.Linear(embedding_dim, dim)
         self.layers = nn.ModuleList(
-            nn.ModuleList([PerceiverAttention(dim, heads),
-                           nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, dim * ff_mult, bias=False), nn.GELU(),
-                                         nn.Linear(dim * ff_mult, dim, bias=False))])
-            for _ in range(depth))
+            nn.ModuleList(
+                [
+                    PerceiverAttention(dim, heads),
+                    nn.Sequential(
+                        nn.LayerNorm(dim),
+                        nn.Linear(dim, dim * ff_mult, bias=False),
+                        nn.GELU(),
+                        nn.Linear(dim * ff_mult, dim, bias=False),
+                    ),
+                ]
+            )
+            for _ in range(depth)
+        )
         self.proj_out = nn.Linear(dim, output_dim)
         self.norm_out = nn.LayerNorm(output_dim)
 
@@ -141,10 +167,14 @@ def _load(module: nn.Module, sd: dict, what: str) -> None:
     missing = sorted(set(own) - set(sd))
     unexpected = sorted(set(sd) - set(own))
     if missing or unexpected:
-        raise VCMFileError(f"the {what} weights do not fit: missing {missing[:4]}, unexpected {unexpected[:4]}")
+        raise VCMFileError(
+            f"the {what} weights do not fit: missing {missing[:4]}, unexpected {unexpected[:4]}"
+        )
     for k, v in own.items():
         if tuple(sd[k].shape) != tuple(v.shape):
-            raise VCMFileError(f"the {what} weight {k} is {tuple(sd[k].shape)}, expected {tuple(v.shape)}")
+            raise VCMFileError(
+                f"the {what} weight {k} is {tuple(sd[k].shape)}, expected {tuple(v.shape)}"
+            )
     module.load_state_dict({k: sd[k].float() for k in own})
     module.eval().requires_grad_(False)
 
@@ -154,6 +184,7 @@ def _load(module: nn.Module, sd: dict, what: str) -> None:
 class AdapterWeights:
     """An IP-Adapter-layout file: the projection and, per cross-attention layer (in IP-Adapter's
     order), the key and value projections of the extra tokens ``(inner, context_dim)``."""
+
     projection: nn.Module
     kind: str  # "plain" (CLIP image embeds -> 4 tokens), "plus" (penultimate hidden states), "face"
     to_k: list[torch.Tensor]
@@ -181,9 +212,13 @@ def split_adapter_file(sd: dict) -> tuple[dict, dict]:
     if isinstance(sd.get("image_proj"), dict) and isinstance(sd.get("ip_adapter"), dict):
         return sd["image_proj"], sd["ip_adapter"]
     proj = {k.removeprefix("image_proj."): v for k, v in sd.items() if k.startswith("image_proj.")}
-    layers = {k.removeprefix("ip_adapter."): v for k, v in sd.items() if k.startswith("ip_adapter.")}
+    layers = {
+        k.removeprefix("ip_adapter."): v for k, v in sd.items() if k.startswith("ip_adapter.")
+    }
     if not proj or not layers:
-        raise VCMFileError("expected 'image_proj' and 'ip_adapter' weights (the IP-Adapter / InstantID layout)")
+        raise VCMFileError(
+            "expected 'image_proj' and 'ip_adapter' weights (the IP-Adapter / InstantID layout)"
+        )
     return proj, layers
 
 
@@ -197,35 +232,54 @@ def adapter_weights(sd: dict, face: bool = False) -> AdapterWeights:
     elif "latents" in proj_sd:
         proj, kind = Resampler.from_state_dict(proj_sd), "plus"
     else:
-        raise VCMFileError("unsupported IP-Adapter variant (FaceID/full-face/portrait projections are not used by "
-                           "OnePoseTrans): use ip-adapter_sd15, ip-adapter-plus_sd15 or ip-adapter_sdxl_vit-h")
+        raise VCMFileError(
+            "unsupported IP-Adapter variant (FaceID/full-face/portrait projections are not used by "
+            "OnePoseTrans): use ip-adapter_sd15, ip-adapter-plus_sd15 or ip-adapter_sdxl_vit-h"
+        )
     numbers = sorted({int(k.split(".")[0]) for k in layer_sd if k.split(".")[0].isdigit()})
     if not numbers or numbers != list(range(1, 2 * len(numbers), 2)):
-        raise VCMFileError("its ip_adapter layers are not numbered 1, 3, 5, ... (one per cross-attention)")
+        raise VCMFileError(
+            "its ip_adapter layers are not numbered 1, 3, 5, ... (one per cross-attention)"
+        )
     try:
-        to_k = [layer_sd[f"{n}.to_k_ip.weight"] for n in numbers]  # kept in the file's dtype (SDXL: 340M weights)
+        to_k = [
+            layer_sd[f"{n}.to_k_ip.weight"] for n in numbers
+        ]  # kept in the file's dtype (SDXL: 340M weights)
         to_v = [layer_sd[f"{n}.to_v_ip.weight"] for n in numbers]
     except KeyError as exc:
         raise VCMFileError(f"ip_adapter weight {exc} is missing") from None
     return AdapterWeights(proj, kind, to_k, to_v)
 
 
-def check_fits(weights: AdapterWeights, layer_dims: Sequence[int], context_dim: int, what: str) -> None:
+def check_fits(
+    weights: AdapterWeights, layer_dims: Sequence[int], context_dim: int, what: str
+) -> None:
     """The file must have one layer per cross-attention of the model, with its widths."""
     if weights.context_dim != context_dim:
-        raise VCMFileError(f"{what} is for a {weights.context_dim}-d text context and the model uses {context_dim} "
-                           "(SD1.5: 768, SDXL: 2048): use the file made for this model family")
+        raise VCMFileError(
+            f"{what} is for a {weights.context_dim}-d text context and the model uses {context_dim} "
+            "(SD1.5: 768, SDXL: 2048): use the file made for this model family"
+        )
     if len(weights.to_k) != len(layer_dims):
-        raise VCMFileError(f"{what} has {len(weights.to_k)} cross-attention layers and the model {len(layer_dims)}: "
-                           "use the file made for this model family")
+        raise VCMFileError(
+            f"{what} has {len(weights.to_k)} cross-attention layers and the model {len(layer_dims)}: "
+            "use the file made for this model family"
+        )
     for i, (k, dim) in enumerate(zip(weights.to_k, layer_dims)):
         if k.shape[0] != dim:
-            raise VCMFileError(f"{what} layer {2 * i + 1} is {k.shape[0]} wide where the model's attention is {dim}")
+            raise VCMFileError(
+                f"{what} layer {2 * i + 1} is {k.shape[0]} wide where the model's attention is {dim}"
+            )
 
 
 # ---------------------------------------------------------------------------- block scales
-def block_scales(output_keys_by_block: dict[int, int], blocks_per_level: int, layout: float, style: float,
-                 other: float) -> dict[tuple[str, int], float]:
+def block_scales(
+    output_keys_by_block: dict[int, int],
+    blocks_per_level: int,
+    layout: float,
+    style: float,
+    other: float,
+) -> dict[tuple[str, int], float]:
     """The reference's image-token scales: ``layout`` in ``up_blocks.0.attentions.1``, ``style`` in
     ``up_blocks.0.attentions.0``, ``other`` elsewhere. As the LoRA's layout block, this means the
     first decoder level that has attention (SDXL: ``output_blocks.0/1``; SD1.5, whose first decoder
@@ -250,7 +304,9 @@ def face_value(face_tokens: torch.Tensor, to_v_face: torch.Tensor) -> torch.Tens
     return (torch.softmax(fv, dim=1) * fv).sum(dim=1, keepdim=True) * FACE_GAIN
 
 
-def rows_for(cond: torch.Tensor, uncond: torch.Tensor, batch: int, cond_or_uncond: Sequence[int] | None) -> torch.Tensor:
+def rows_for(
+    cond: torch.Tensor, uncond: torch.Tensor, batch: int, cond_or_uncond: Sequence[int] | None
+) -> torch.Tensor:
     """Per-row tokens for a batch made of ``cond_or_uncond`` chunks (ComfyUI: 0 = cond, 1 = uncond)."""
     chunks = list(cond_or_uncond) if cond_or_uncond else [0]
     per = batch // len(chunks)
@@ -261,6 +317,7 @@ def rows_for(cond: torch.Tensor, uncond: torch.Tensor, batch: int, cond_or_uncon
 class LayerVCM:
     """One cross-attention's VCM: its IP key/value weights and scale, its face value weight and the
     wrapping strength."""
+
     ip_scale: float = 0.0
     to_k_ip: torch.Tensor | None = None
     to_v_ip: torch.Tensor | None = None
@@ -271,21 +328,33 @@ class LayerVCM:
         return bool(self.ip_scale and tokens.image is not None) or self.wraps(tokens)
 
     def wraps(self, tokens: "VCMTokens") -> bool:
-        return bool(self.face_strength and tokens.face is not None and tokens.subject_pos is not None)
+        return bool(
+            self.face_strength and tokens.face is not None and tokens.subject_pos is not None
+        )
 
 
 @dataclass
 class VCMTokens:
     image: tuple[torch.Tensor, torch.Tensor] | None  # (cond, uncond), each (1, T, ctx)
-    face: tuple[torch.Tensor, torch.Tensor] | None  # (cond, uncond), each (1, 16, ctx); None: no face
+    face: (
+        tuple[torch.Tensor, torch.Tensor] | None
+    )  # (cond, uncond), each (1, 16, ctx); None: no face
     subject_pos: int | None  # index of the subject word's first token in the text context
 
 
 Attend = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def vcm_cross_attention(q, k, v, layer: LayerVCM, tokens: VCMTokens, attend_text: Attend, attend: Attend,
-                        cond_or_uncond: Sequence[int] | None = None) -> torch.Tensor:
+def vcm_cross_attention(
+    q,
+    k,
+    v,
+    layer: LayerVCM,
+    tokens: VCMTokens,
+    attend_text: Attend,
+    attend: Attend,
+    cond_or_uncond: Sequence[int] | None = None,
+) -> torch.Tensor:
     """Cross-attention output before ``to_out`` with the VCM: ``q`` ``(B, N, inner)``; ``k``, ``v``
     the projected text context ``(B, L, inner)``. ``attend_text`` computes the text attention (the
     unpatched kernel, or a patch already on the model); ``attend`` the image-token attention."""
@@ -294,7 +363,9 @@ def vcm_cross_attention(q, k, v, layer: LayerVCM, tokens: VCMTokens, attend_text
         face = rows_for(*[t.to(q.device) for t in tokens.face], b, cond_or_uncond)
         fv = face_value(face, layer.to_v_face.to(q.device))[:, 0].to(v.dtype)
         p = tokens.subject_pos
-        v = torch.cat([v[:, :p], torch.lerp(v[:, p], fv, layer.face_strength)[:, None], v[:, p + 1:]], dim=1)
+        v = torch.cat(
+            [v[:, :p], torch.lerp(v[:, p], fv, layer.face_strength)[:, None], v[:, p + 1 :]], dim=1
+        )
     out = attend_text(q, k, v)
     if layer.ip_scale and tokens.image is not None:
         img = rows_for(*[t.to(q.device, q.dtype) for t in tokens.image], b, cond_or_uncond)

@@ -23,8 +23,13 @@ from .keypoints import NUM_BODY, OPENPOSE18_NAMES
 
 SUPPORTED_FORMATS = ("mpii16", "aic14", "crowdpose14", "coco17", "openpose18")
 # Dataset joint names that are not the OpenPose joint of the same meaning (see module docstring).
-_NOT_SHARED = {"mpii16": {"thorax", "upper_neck", "head_top", "pelvis"}, "aic14": {"head_top"}, "crowdpose14": {"head_top"},
-               "coco17": set(), "openpose18": set()}
+_NOT_SHARED = {
+    "mpii16": {"thorax", "upper_neck", "head_top", "pelvis"},
+    "aic14": {"head_top"},
+    "crowdpose14": {"head_top"},
+    "coco17": set(),
+    "openpose18": set(),
+}
 
 
 @dataclass
@@ -40,7 +45,9 @@ class AnnotatedPerson:
 def shared_joint_map(fmt: str, joint_names: list[str]) -> dict[int, int]:
     """Dataset joint index -> OpenPose-18 index for the joints both skeletons share."""
     if fmt not in SUPPORTED_FORMATS:
-        raise ValueError(f"unknown annotation format {fmt!r}: expected one of {', '.join(SUPPORTED_FORMATS)}")
+        raise ValueError(
+            f"unknown annotation format {fmt!r}: expected one of {', '.join(SUPPORTED_FORMATS)}"
+        )
     out = {}
     for i, name in enumerate(joint_names):
         if name in _NOT_SHARED[fmt]:
@@ -63,7 +70,11 @@ def person_size(fmt: str, person: dict, keypoints: np.ndarray) -> tuple[float, f
         _, _, w, h = (float(v) for v in person["bbox"])
     else:
         pts = keypoints[keypoints[:, 2] > 0, :2]
-        extra = [v for v in (person.get("extra_keypoints") or {}).values() if isinstance(v, (list, tuple)) and len(v) >= 3]
+        extra = [
+            v
+            for v in (person.get("extra_keypoints") or {}).values()
+            if isinstance(v, (list, tuple)) and len(v) >= 3
+        ]
         extra_pts = np.asarray([v[:2] for v in extra if v[2] > 0], np.float32).reshape(-1, 2)
         pts = np.concatenate([pts, extra_pts])
         if len(pts) == 0:
@@ -80,7 +91,9 @@ def load_annotated_people(entry: dict) -> list[AnnotatedPerson]:
     for person in entry["people"]:
         kp = np.asarray(person["keypoints"], dtype=np.float32).reshape(-1, 3)
         if len(kp) != len(entry["joint_names"]):
-            raise ValueError(f"{entry.get('image')}: {len(kp)} keypoints but {len(entry['joint_names'])} joint names")
+            raise ValueError(
+                f"{entry.get('image')}: {len(kp)} keypoints but {len(entry['joint_names'])} joint names"
+            )
         body = np.zeros((NUM_BODY, 3), np.float32)
         for src, dst in joint_map.items():
             if kp[src, 2] > 0:

@@ -48,7 +48,9 @@ WORK_SIDE = 1600  # larger photos are searched at this size (bounds crop aliasin
 @dataclass
 class _Person:
     views: list[int]  # indices into the landmark results
-    points: np.ndarray = field(default=None)  # fused (33, 5): x, y, z, visibility, presence (pixels)
+    points: np.ndarray = field(
+        default=None
+    )  # fused (33, 5): x, y, z, visibility, presence (pixels)
     flag: float = 0.0
 
 
@@ -127,12 +129,25 @@ class MediaPipePoseDetector:
     ``device``: where the models run (None: CPU).
     """
 
-    def __init__(self, min_score: float = 0.1, hands: bool = False, face: bool = False, model: str = "full",
-                 min_detection: float = 0.5, min_presence: float = 0.5, min_person: float = 0.5, tiles: bool = True,
-                 tile_size: float = 0.6, mirror: bool = False, same_person: float = 0.5,
-                 device: torch.device | str | None = None):
+    def __init__(
+        self,
+        min_score: float = 0.1,
+        hands: bool = False,
+        face: bool = False,
+        model: str = "full",
+        min_detection: float = 0.5,
+        min_presence: float = 0.5,
+        min_person: float = 0.5,
+        tiles: bool = True,
+        tile_size: float = 0.6,
+        mirror: bool = False,
+        same_person: float = 0.5,
+        device: torch.device | str | None = None,
+    ):
         if model not in mp_pose.LANDMARK_MODELS:
-            raise ValueError(f"unknown pose model {model!r}: use one of {', '.join(mp_pose.LANDMARK_MODELS)}")
+            raise ValueError(
+                f"unknown pose model {model!r}: use one of {', '.join(mp_pose.LANDMARK_MODELS)}"
+            )
         self.min_score = float(min_score)
         self.hands = hands
         self.face = face
@@ -147,9 +162,14 @@ class MediaPipePoseDetector:
         self.device = torch.device(device) if device is not None else torch.device("cpu")
 
     # ------------------------------------------------------------------ stages
-    def _people(self, images: list[torch.Tensor]) -> tuple[list[list[_Person]], mp_pose.PoseLandmarks, np.ndarray]:
+    def _people(
+        self, images: list[torch.Tensor]
+    ) -> tuple[list[list[_Person]], mp_pose.PoseLandmarks, np.ndarray]:
         """Detect, crop, run the landmark model and group the views into people, for every image."""
-        regions = [tile_rois(img.shape[1], img.shape[0], self.tile_size) if self.tiles else [] for img in images]
+        regions = [
+            tile_rois(img.shape[1], img.shape[0], self.tile_size) if self.tiles else []
+            for img in images
+        ]
         found = mp_pose.detect(images, min_score=self.min_detection, regions=regions)
         rois, owner = [], []
         for i, (img, per_region) in enumerate(zip(images, found)):
@@ -166,8 +186,14 @@ class MediaPipePoseDetector:
         n = len(rois)
         mirror = np.zeros(n, bool)
         if self.mirror:
-            rois, owner, mirror = np.concatenate([rois, rois]), np.concatenate([owner, owner]), np.r_[mirror, ~mirror]
-        res = mp_pose.landmarks(images, rois, owner, model=self.model, with_mask=True, mirror=mirror)
+            rois, owner, mirror = (
+                np.concatenate([rois, rois]),
+                np.concatenate([owner, owner]),
+                np.r_[mirror, ~mirror],
+            )
+        res = mp_pose.landmarks(
+            images, rois, owner, model=self.model, with_mask=True, mirror=mirror
+        )
         people: list[list[_Person]] = []
         for i in range(len(images)):
             views = [k for k in np.flatnonzero(owner == i) if res.flag[k] >= self.min_presence]
@@ -184,7 +210,9 @@ class MediaPipePoseDetector:
                 g.points = fuse(res.points[g.views], res.flag[g.views])
                 g.flag = float(res.flag[g.views].max())
             # a person's confidence: pose flag x mean visibility of the body (phantoms score low on both)
-            groups = [g for g in groups if g.flag * float(g.points[:25, 3].mean()) >= self.min_person]
+            groups = [
+                g for g in groups if g.flag * float(g.points[:25, 3].mean()) >= self.min_person
+            ]
             people.append(drop_same_head(groups))
         return people, res, owner
 
@@ -199,8 +227,9 @@ class MediaPipePoseDetector:
         return body
 
     # ------------------------------------------------------------------ API
-    def detect_batch(self, images: list[np.ndarray], max_people: int = 10,
-                     masks: bool = True) -> list[tuple[PoseFrame, np.ndarray]]:
+    def detect_batch(
+        self, images: list[np.ndarray], max_people: int = 10, masks: bool = True
+    ) -> list[tuple[PoseFrame, np.ndarray]]:
         """``(PoseFrame, union person mask (H, W) float32 in {0, 1})`` for each image, in one pass."""
         rgbs = [to_rgb_uint8(im) for im in images]
         out: list[tuple[PoseFrame, np.ndarray] | None] = [None] * len(rgbs)
@@ -212,7 +241,9 @@ class MediaPipePoseDetector:
                 continue
             k = min(1.0, WORK_SIDE / max(h, w))
             if k < 1.0:
-                rgb = cv2.resize(rgb, (max(1, round(w * k)), max(1, round(h * k))), interpolation=cv2.INTER_AREA)
+                rgb = cv2.resize(
+                    rgb, (max(1, round(w * k)), max(1, round(h * k))), interpolation=cv2.INTER_AREA
+                )
             work.append(image_tensor(rgb, self.device))
             scales.append(k)
             index.append(i)
@@ -248,7 +279,9 @@ class MediaPipePoseDetector:
                     for part in (person.body, person.left_hand, person.right_hand, person.face):
                         if part is not None:
                             part[:, :2] /= k
-                union = cv2.resize(union.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
+                union = cv2.resize(
+                    union.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST
+                ).astype(bool)
             out[i] = (frame, union.astype(np.float32))
         return out
 
@@ -275,8 +308,14 @@ class MediaPipePoseDetector:
             if rois:
                 owner = np.asarray(owner)
                 refined = mp_hands.recrop(images, np.stack(rois), owner)
-                ok = np.array([geo.valid_rois(refined[k:k + 1], images[owner[k]].shape[1], images[owner[k]].shape[0])[0]
-                               for k in range(len(refined))])
+                ok = np.array(
+                    [
+                        geo.valid_rois(
+                            refined[k : k + 1], images[owner[k]].shape[1], images[owner[k]].shape[0]
+                        )[0]
+                        for k in range(len(refined))
+                    ]
+                )
                 res = mp_hands.landmarks(images, refined[ok], owner[ok])
                 for k, (j, n, attr) in enumerate(s for s, good in zip(slot, ok) if good):
                     if res.flag[k] >= self.min_presence:
@@ -305,7 +344,9 @@ class MediaPipePoseDetector:
                     res = mp_face.mesh(images, np.stack(mesh_rois), np.asarray(mesh_owner))
                     for k, (j, n) in enumerate(mesh_slot):
                         if res.flag[k] >= self.min_presence:
-                            extras[j][n]["face"] = _scored(mp_face.openpose70(res.points[k]), res.flag[k], images[j])
+                            extras[j][n]["face"] = _scored(
+                                mp_face.openpose70(res.points[k]), res.flag[k], images[j]
+                            )
         return extras
 
     def detect(self, image_rgb: np.ndarray, max_people: int = 10) -> tuple[PoseFrame, np.ndarray]:
@@ -319,8 +360,16 @@ class MediaPipePoseDetector:
 def _scored(points: np.ndarray, score: float, image) -> np.ndarray:
     """``(K, 3)`` rows x, y, score; points off the image are missing (0)."""
     h, w = image.shape[:2]
-    out = np.concatenate([points[:, :2], np.full((len(points), 1), max(float(score), 1e-3), np.float32)], 1)
-    off = (out[:, 0] < 0) | (out[:, 1] < 0) | (out[:, 0] >= w) | (out[:, 1] >= h) | ~np.isfinite(out).all(1)
+    out = np.concatenate(
+        [points[:, :2], np.full((len(points), 1), max(float(score), 1e-3), np.float32)], 1
+    )
+    off = (
+        (out[:, 0] < 0)
+        | (out[:, 1] < 0)
+        | (out[:, 0] >= w)
+        | (out[:, 1] >= h)
+        | ~np.isfinite(out).all(1)
+    )
     out[off] = 0.0
     return out.astype(np.float32)
 

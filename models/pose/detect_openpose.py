@@ -45,7 +45,9 @@ def load_state_dict(path: str) -> dict[str, torch.Tensor]:
     else:
         state = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"{path} is not a state dict of tensors: use the OpenPose weights from lllyasviel/Annotators")
+        raise ValueError(
+            f"{path} is not a state dict of tensors: use the OpenPose weights from lllyasviel/Annotators"
+        )
     return state
 
 
@@ -61,7 +63,9 @@ def _load_net(net: torch.nn.Module, path: str, strip_first: bool) -> torch.nn.Mo
             f"{os.path.basename(path)} does not fit this OpenPose network ({len(missing)} missing tensors, e.g. "
             f"{missing[0]!r}): check that the body, hand and face files are not swapped"
         )
-    net.load_state_dict({k: state[src] for k, src in wanted.items()})  # fp16 files are cast to fp32 here
+    net.load_state_dict(
+        {k: state[src] for k, src in wanted.items()}
+    )  # fp16 files are cast to fp32 here
     return net.float().eval()
 
 
@@ -117,7 +121,9 @@ def _points(keypoints, count: int, w: float, h: float) -> np.ndarray | None:
     return out
 
 
-def results_to_people(results, width: int, height: int, max_people: int = 10, min_score: float = 0.0) -> list[Person]:
+def results_to_people(
+    results, width: int, height: int, max_people: int = 10, min_score: float = 0.0
+) -> list[Person]:
     """controlnet-aux ``PoseResult`` list (normalised coordinates) to :class:`Person` objects in
     pixels of a ``width`` x ``height`` image, most confident first. Body joints at or below
     ``min_score`` are dropped; hand and face points carry no score in controlnet-aux (1.0)."""
@@ -127,25 +133,35 @@ def results_to_people(results, width: int, height: int, max_people: int = 10, mi
         body[body[:, 2] <= min_score] = 0.0
         if not (body[:, 2] > 0).any():
             continue
-        people.append(Person(
-            body=body,
-            left_hand=_points(res.left_hand, NUM_HAND, width, height),
-            right_hand=_points(res.right_hand, NUM_HAND, width, height),
-            face=_points(res.face, NUM_FACE, width, height),
-        ))
+        people.append(
+            Person(
+                body=body,
+                left_hand=_points(res.left_hand, NUM_HAND, width, height),
+                right_hand=_points(res.right_hand, NUM_HAND, width, height),
+                face=_points(res.face, NUM_FACE, width, height),
+            )
+        )
     return people[:max_people]
 
 
 class OpenPoseDetector:
     """OpenPose body (+ hands, + face) on an RGB image; returns a :class:`PoseFrame` in its pixels."""
 
-    def __init__(self, body_path: str, hand_path: str | None = None, face_path: str | None = None,
-                 detect_resolution: int = 512, min_score: float = 0.0):
+    def __init__(
+        self,
+        body_path: str,
+        hand_path: str | None = None,
+        face_path: str | None = None,
+        detect_resolution: int = 512,
+        min_score: float = 0.0,
+    ):
         self.paths = (body_path, hand_path, face_path)
         self.detect_resolution = int(detect_resolution)
         self.min_score = float(min_score)
 
-    def __call__(self, image_rgb: np.ndarray, max_people: int = 10, hands: bool = True, face: bool = True) -> PoseFrame:
+    def __call__(
+        self, image_rgb: np.ndarray, max_people: int = 10, hands: bool = True, face: bool = True
+    ) -> PoseFrame:
         rgb = to_rgb_uint8(image_rgb)
         h, w = rgb.shape[:2]
         frame = PoseFrame(width=w, height=h)
@@ -154,16 +170,24 @@ class OpenPoseDetector:
         body_path, hand_path, face_path = self.paths
         det = get_detector(body_path, hand_path if hands else None, face_path if face else None)
         k = self.detect_resolution / min(h, w)
-        small = cv2.resize(rgb, (max(1, round(w * k)), max(1, round(h * k))),
-                           interpolation=cv2.INTER_AREA if k < 1 else cv2.INTER_CUBIC)
+        small = cv2.resize(
+            rgb,
+            (max(1, round(w * k)), max(1, round(h * k))),
+            interpolation=cv2.INTER_AREA if k < 1 else cv2.INTER_CUBIC,
+        )
         with _LOCK, torch.inference_mode():
-            results = det.detect_poses(small, include_hand=hands and det.hand_estimation is not None,
-                                       include_face=face and det.face_estimation is not None)
+            results = det.detect_poses(
+                small,
+                include_hand=hands and det.hand_estimation is not None,
+                include_face=face and det.face_estimation is not None,
+            )
         frame.people = results_to_people(results, w, h, max_people, self.min_score)
         return frame
 
 
-def write_random_weights(folder: str, dtype: torch.dtype = torch.float16, seed: int = 0) -> dict[str, str]:
+def write_random_weights(
+    folder: str, dtype: torch.dtype = torch.float16, seed: int = 0
+) -> dict[str, str]:
     """Random-weight OpenPose files in the real layout (for tests and benchmarks, no download).
 
     fp16 halves the files (~105 + 74 + 77 MB); the loaders cast back to fp32.
@@ -174,11 +198,23 @@ def write_random_weights(folder: str, dtype: torch.dtype = torch.float16, seed: 
     gen = torch.Generator().manual_seed(seed)
     os.makedirs(folder, exist_ok=True)
     paths = {}
-    for name, build, strip in ((BODY_FILE, bodypose_model, True), (HAND_FILE, handpose_model, True), (FACE_FILE, FaceNet, False)):
-        with torch.device("meta"):  # shapes only: PyTorch's default init of ~130M weights takes a minute
+    for name, build, strip in (
+        (BODY_FILE, bodypose_model, True),
+        (HAND_FILE, handpose_model, True),
+        (FACE_FILE, FaceNet, False),
+    ):
+        with torch.device(
+            "meta"
+        ):  # shapes only: PyTorch's default init of ~130M weights takes a minute
             shapes = {k: v.shape for k, v in build().state_dict().items()}
         # Small weights keep activations tame, so the random heatmaps stay mostly below threshold.
-        state = {(".".join(k.split(".")[1:]) if strip else k): (torch.randn(shape, generator=gen) * 0.02).to(dtype)
-                 for k, shape in shapes.items()}
-        paths[name] = str(atomic_write(os.path.join(folder, name), lambda tmp: torch.save(state, tmp)))
+        state = {
+            (".".join(k.split(".")[1:]) if strip else k): (
+                torch.randn(shape, generator=gen) * 0.02
+            ).to(dtype)
+            for k, shape in shapes.items()
+        }
+        paths[name] = str(
+            atomic_write(os.path.join(folder, name), lambda tmp: torch.save(state, tmp))
+        )
     return paths

@@ -40,11 +40,22 @@ FACE70_FLIP = tuple(
 # from the neck because OpenPose has no pelvis joint.
 PARENT = {
     J["nose"]: J["neck"],
-    J["right_shoulder"]: J["neck"], J["right_elbow"]: J["right_shoulder"], J["right_wrist"]: J["right_elbow"],
-    J["left_shoulder"]: J["neck"], J["left_elbow"]: J["left_shoulder"], J["left_wrist"]: J["left_elbow"],
-    J["right_hip"]: J["neck"], J["right_knee"]: J["right_hip"], J["right_ankle"]: J["right_knee"],
-    J["left_hip"]: J["neck"], J["left_knee"]: J["left_hip"], J["left_ankle"]: J["left_knee"],
-    J["right_eye"]: J["nose"], J["left_eye"]: J["nose"], J["right_ear"]: J["right_eye"], J["left_ear"]: J["left_eye"],
+    J["right_shoulder"]: J["neck"],
+    J["right_elbow"]: J["right_shoulder"],
+    J["right_wrist"]: J["right_elbow"],
+    J["left_shoulder"]: J["neck"],
+    J["left_elbow"]: J["left_shoulder"],
+    J["left_wrist"]: J["left_elbow"],
+    J["right_hip"]: J["neck"],
+    J["right_knee"]: J["right_hip"],
+    J["right_ankle"]: J["right_knee"],
+    J["left_hip"]: J["neck"],
+    J["left_knee"]: J["left_hip"],
+    J["left_ankle"]: J["left_knee"],
+    J["right_eye"]: J["nose"],
+    J["left_eye"]: J["nose"],
+    J["right_ear"]: J["right_eye"],
+    J["left_ear"]: J["left_eye"],
 }
 
 # limb name -> (pivot joint, first moved joint). The moved joint's whole subtree follows.
@@ -173,13 +184,19 @@ def parse_person_selection(selection, count: int, strict: bool = True) -> list[i
     """Person indices from ``-1``/``"all"`` (everyone), an int, a list, or text like ``"0, 2"``;
     negative numbers count from the end except -1 alone, which means all. Out-of-range indices
     raise, or with ``strict=False`` are skipped (a video frame may miss a person)."""
-    if selection is None or selection == -1 or (isinstance(selection, str) and selection.strip().lower() in ("", "all", "-1")):
+    if (
+        selection is None
+        or selection == -1
+        or (isinstance(selection, str) and selection.strip().lower() in ("", "all", "-1"))
+    ):
         return list(range(count))
     if isinstance(selection, str):
         try:
             items = [int(s) for s in selection.replace(";", ",").split(",") if s.strip()]
         except ValueError:
-            raise ValueError(f"person selection {selection!r}: use 'all' or comma-separated indices like '0, 2'") from None
+            raise ValueError(
+                f"person selection {selection!r}: use 'all' or comma-separated indices like '0, 2'"
+            ) from None
     elif isinstance(selection, (int, np.integer)):
         items = [int(selection)]
     else:
@@ -190,7 +207,9 @@ def parse_person_selection(selection, count: int, strict: bool = True) -> list[i
         if not 0 <= j < count:
             if not strict:
                 continue
-            raise ValueError(f"person index {i} is out of range: this pose has {count} people (indices 0..{count - 1})")
+            raise ValueError(
+                f"person index {i} is out of range: this pose has {count} people (indices 0..{count - 1})"
+            )
         if j not in out:
             out.append(j)
     return out

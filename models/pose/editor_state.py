@@ -115,7 +115,8 @@ class FrameReport:
 def _fail(where: str, what: str) -> EditStateError:
     return EditStateError(
         f"Pose Editor edits, {where}: {what}. Reset the frame in the editor, or clear the node's "
-        "'edits' value to start from the input pose.")
+        "'edits' value to start from the input pose."
+    )
 
 
 def _index(key: Any, limit: int, where: str) -> int:
@@ -131,10 +132,15 @@ def _index(key: Any, limit: int, where: str) -> int:
 
 
 def _check_on_canvas(x: float, y: float, width: int, height: int, where: str) -> None:
-    if not (-MAX_OFF_CANVAS * width <= x <= (MAX_OFF_CANVAS + 1) * width
-            and -MAX_OFF_CANVAS * height <= y <= (MAX_OFF_CANVAS + 1) * height):
-        raise _fail(where, f"the point ({x:g}, {y:g}) is more than {MAX_OFF_CANVAS} canvas sizes off the "
-                           f"{width}x{height} canvas")
+    if not (
+        -MAX_OFF_CANVAS * width <= x <= (MAX_OFF_CANVAS + 1) * width
+        and -MAX_OFF_CANVAS * height <= y <= (MAX_OFF_CANVAS + 1) * height
+    ):
+        raise _fail(
+            where,
+            f"the point ({x:g}, {y:g}) is more than {MAX_OFF_CANVAS} canvas sizes off the "
+            f"{width}x{height} canvas",
+        )
 
 
 def _point(value: Any, where: str, width: int, height: int) -> Point:
@@ -173,16 +179,25 @@ def _read_frame_edit(raw: Any, where: str) -> FrameEdit:
             raise _fail(p_where, "expected an object")
         if "added" in entry:
             try:
-                (added_frame,) = parse_pose_keypoint([{"people": [entry["added"]], "canvas_width": base.width,
-                                                      "canvas_height": base.height}])
+                (added_frame,) = parse_pose_keypoint(
+                    [
+                        {
+                            "people": [entry["added"]],
+                            "canvas_width": base.width,
+                            "canvas_height": base.height,
+                        }
+                    ]
+                )
             except PoseFormatError as exc:
                 raise _fail(f"{p_where}.added", str(exc)) from None
             added = added_frame.people[0]
             for part in PART_SIZES:
                 arr = getattr(added, part)
-                for x, y, c in (arr if arr is not None else ()):
+                for x, y, c in arr if arr is not None else ():
                     if c > 0:
-                        _check_on_canvas(float(x), float(y), base.width, base.height, f"{p_where}.added.{part}")
+                        _check_on_canvas(
+                            float(x), float(y), base.width, base.height, f"{p_where}.added.{part}"
+                        )
             people.append(PersonEdit(added=added))
             continue
         if "input_person" not in entry:
@@ -194,12 +209,17 @@ def _read_frame_edit(raw: Any, where: str) -> FrameEdit:
             raise _fail(f"{p_where}.points", "expected an object of parts")
         for part, moved in points.items():
             if part not in PART_SIZES:
-                raise _fail(f"{p_where}.points", f"unknown part {part!r} (use {', '.join(PART_SIZES)})")
+                raise _fail(
+                    f"{p_where}.points", f"unknown part {part!r} (use {', '.join(PART_SIZES)})"
+                )
             if not isinstance(moved, dict):
-                raise _fail(f"{p_where}.points.{part}", "expected an object of point index -> [x, y]")
+                raise _fail(
+                    f"{p_where}.points.{part}", "expected an object of point index -> [x, y]"
+                )
             edit.points[part] = {
-                _index(i, PART_SIZES[part], f"{p_where}.points.{part}"):
-                    _point(v, f"{p_where}.points.{part}.{i}", base.width, base.height)
+                _index(i, PART_SIZES[part], f"{p_where}.points.{part}"): _point(
+                    v, f"{p_where}.points.{part}.{i}", base.width, base.height
+                )
                 for i, v in moved.items()
             }
         people.append(edit)
@@ -214,7 +234,9 @@ def parse_edit_state(value: Any) -> EditState:
         try:
             value = json.loads(value)
         except json.JSONDecodeError as exc:
-            raise _fail("document", f"not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
+            raise _fail(
+                "document", f"not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
+            ) from None
         except (RecursionError, ValueError) as exc:  # absurd nesting; bytes that are not UTF-8
             raise _fail("document", f"not readable JSON ({type(exc).__name__})") from None
     if not isinstance(value, dict):
@@ -223,7 +245,10 @@ def parse_edit_state(value: Any) -> EditState:
         raise _fail("document", f"'format' must be {FORMAT!r}, got {value.get('format')!r}")
     version = value.get("version")
     if not isinstance(version, int) or version > VERSION or version < 1:
-        raise _fail("document", f"version {version!r} is not one this PoseLab reads (1..{VERSION}); update PoseLab")
+        raise _fail(
+            "document",
+            f"version {version!r} is not one this PoseLab reads (1..{VERSION}); update PoseLab",
+        )
     frames_raw = value.get("frames", {})
     if not isinstance(frames_raw, dict):
         raise _fail("frames", "expected an object of frame index -> edits")
@@ -248,8 +273,11 @@ def _person_wire(person: Person) -> dict:
 
 
 def _frame_wire(frame: PoseFrame) -> dict:
-    return {"canvas_width": int(frame.width), "canvas_height": int(frame.height),
-            "people": [_person_wire(p) for p in frame.people]}
+    return {
+        "canvas_width": int(frame.width),
+        "canvas_height": int(frame.height),
+        "people": [_person_wire(p) for p in frame.people],
+    }
 
 
 def dump_edit_state(state: EditState) -> str:
@@ -266,11 +294,20 @@ def dump_edit_state(state: EditState) -> str:
             elif pe.deleted:
                 people.append({"input_person": pe.input_person, "deleted": True})
             elif pe.points:
-                people.append({"input_person": pe.input_person, "points": {
-                    part: {str(i): _round_point(p) for i, p in sorted(moved.items())}
-                    for part, moved in pe.points.items() if moved}})
+                people.append(
+                    {
+                        "input_person": pe.input_person,
+                        "points": {
+                            part: {str(i): _round_point(p) for i, p in sorted(moved.items())}
+                            for part, moved in pe.points.items()
+                            if moved
+                        },
+                    }
+                )
         frames[str(index)] = {"input": _frame_wire(fe.input), "people": people}
-    return json.dumps({"format": FORMAT, "version": VERSION, "frames": frames}, separators=(",", ":"))
+    return json.dumps(
+        {"format": FORMAT, "version": VERSION, "frames": frames}, separators=(",", ":")
+    )
 
 
 def _part(person: Person | None, part: str) -> np.ndarray:
@@ -289,8 +326,11 @@ def diff_person(before: Person, after: Person) -> dict[str, dict[int, Point]]:
             pa, pb = a[i, 2] > 0, b[i, 2] > 0
             if pa and not pb:
                 moved[i] = None
-            elif pb and (not pa or abs(float(a[i, 0]) - float(b[i, 0])) > SAME_POINT_PX / 10
-                         or abs(float(a[i, 1]) - float(b[i, 1])) > SAME_POINT_PX / 10):
+            elif pb and (
+                not pa
+                or abs(float(a[i, 0]) - float(b[i, 0])) > SAME_POINT_PX / 10
+                or abs(float(a[i, 1]) - float(b[i, 1])) > SAME_POINT_PX / 10
+            ):
                 moved[i] = (float(b[i, 0]), float(b[i, 1]))
         if moved:
             points[part] = moved
@@ -301,7 +341,9 @@ def diff_frame(base: PoseFrame, edited: list[Person | None], added: list[Person]
     """The frame edit that turns ``base`` into ``edited`` (one entry per base person, ``None`` =
     deleted) plus ``added`` people: what the editor writes after each change."""
     if len(edited) != len(base.people):
-        raise ValueError(f"edited has {len(edited)} entries for {len(base.people)} input people (use None for a deleted one)")
+        raise ValueError(
+            f"edited has {len(edited)} entries for {len(base.people)} input people (use None for a deleted one)"
+        )
     people = []
     for i, (before, after) in enumerate(zip(base.people, edited)):
         if after is None:
@@ -321,7 +363,9 @@ def _all_points(person: Person) -> np.ndarray:
     return np.concatenate([_part(person, part) for part in PART_SIZES])
 
 
-def match_people(stored: list[Person], incoming: list[Person], sx: float = 1.0, sy: float = 1.0) -> dict[int, int]:
+def match_people(
+    stored: list[Person], incoming: list[Person], sx: float = 1.0, sy: float = 1.0
+) -> dict[int, int]:
     """Stored person index -> incoming person index, by position.
 
     The cost of a pair is the mean distance between the points both have (stored points scaled
@@ -370,7 +414,9 @@ def _same_person(a: Person, b: Person, sx: float, sy: float) -> bool:
     return bool((dx <= SAME_POINT_PX).all() and (dy <= SAME_POINT_PX).all())
 
 
-def input_changed(stored: PoseFrame, incoming: PoseFrame, match: dict[int, int] | None = None) -> bool:
+def input_changed(
+    stored: PoseFrame, incoming: PoseFrame, match: dict[int, int] | None = None
+) -> bool:
     """Whether the incoming pose differs from the one the edits were made on."""
     if (stored.width, stored.height) != (incoming.width, incoming.height):
         return True
@@ -383,8 +429,13 @@ def input_changed(stored: PoseFrame, incoming: PoseFrame, match: dict[int, int] 
     return not all(_same_person(a, b, 1.0, 1.0) for a, b in zip(stored.people, incoming.people))
 
 
-def apply_points(person: Person, stored: Person, points: dict[str, dict[int, Point]], sx: float = 1.0,
-                 sy: float = 1.0) -> Person:
+def apply_points(
+    person: Person,
+    stored: Person,
+    points: dict[str, dict[int, Point]],
+    sx: float = 1.0,
+    sy: float = 1.0,
+) -> Person:
     """``person`` with the point edits made on ``stored`` applied as offsets (see the module doc)."""
     out = person.copy()
     for part, moved in points.items():
@@ -414,7 +465,9 @@ def _scaled_person(person: Person, sx: float, sy: float) -> Person:
     return out
 
 
-def apply_frame_edit(frame: PoseFrame, edit: FrameEdit, index: int = 0) -> tuple[PoseFrame, FrameReport]:
+def apply_frame_edit(
+    frame: PoseFrame, edit: FrameEdit, index: int = 0
+) -> tuple[PoseFrame, FrameReport]:
     """The incoming ``frame`` with one frame's edits applied, and what happened."""
     stored = edit.input
     sx, sy = frame.width / stored.width, frame.height / stored.height
@@ -445,7 +498,9 @@ def apply_frame_edit(frame: PoseFrame, edit: FrameEdit, index: int = 0) -> tuple
     return PoseFrame(frame.width, frame.height, people + added), report
 
 
-def apply_edit_state(frames: list[PoseFrame], state: EditState) -> tuple[list[PoseFrame], list[FrameReport]]:
+def apply_edit_state(
+    frames: list[PoseFrame], state: EditState
+) -> tuple[list[PoseFrame], list[FrameReport]]:
     """Every frame with its edits (frames without edits pass through unchanged), and one report
     per edited frame. Edits of a frame index the input does not have are reported as unmatched."""
     out = [f.copy() for f in frames]
@@ -483,5 +538,7 @@ def widget_tables() -> dict:
         "attached": {str(joint): part for joint, part in edit.ATTACHED.items()},
         "body_flip": list(OPENPOSE18_FLIP),
         "face_flip": list(edit.FACE70_FLIP),
-        "library": {name: library.library_body(name).round(4).tolist() for name in library.pose_names()},
+        "library": {
+            name: library.library_body(name).round(4).tolist() for name in library.pose_names()
+        },
     }

@@ -25,7 +25,9 @@ MA_MASK_LIMBS = OPENPOSE18_LIMBS + ((1, 16), (1, 17), (8, 11), (11, 5), (8, 2), 
 def _check_body(body) -> np.ndarray:
     arr = np.asarray(body, dtype=np.float32)
     if arr.shape != (NUM_BODY, 3):
-        raise ValueError(f"expected an OpenPose-18 body of shape (18, 3) (x, y, score), got {arr.shape}")
+        raise ValueError(
+            f"expected an OpenPose-18 body of shape (18, 3) (x, y, score), got {arr.shape}"
+        )
     return arr
 
 
@@ -41,7 +43,9 @@ def _check_size(height: int, width: int) -> tuple[int, int]:
 _REACH = 5.7
 
 
-def gaussian_heatmaps(body, height: int, width: int, sigma: float = 6.0, out: np.ndarray | None = None) -> np.ndarray:
+def gaussian_heatmaps(
+    body, height: int, width: int, sigma: float = 6.0, out: np.ndarray | None = None
+) -> np.ndarray:
     """``float32 (18, height, width)`` Gaussian heatmaps of a body in pixel coordinates.
 
     With ``out`` (an ``(18, height, width)`` float32 array) the heatmaps are max-combined into it
@@ -102,7 +106,9 @@ def gaussian_heatmaps_torch(
     return gy[..., :, None] * gx[..., None, :] * present[..., None, None]
 
 
-def limb_mask(body, height: int, width: int, half_width: float = 4.0, radius: float = 4.0) -> np.ndarray:
+def limb_mask(
+    body, height: int, width: int, half_width: float = 4.0, radius: float = 4.0
+) -> np.ndarray:
     """Boolean ``(height, width)``: limb polygons of ``half_width`` px along the 23 pairs and
     discs of ``radius`` px on the present joints (before closing)."""
     b = _check_body(body)
@@ -125,7 +131,9 @@ def limb_mask(body, height: int, width: int, half_width: float = 4.0, radius: fl
     return mask
 
 
-def pose_mask(body, height: int, width: int, half_width: float = 4.0, radius: float = 4.0, closing: int = 5) -> np.ndarray:
+def pose_mask(
+    body, height: int, width: int, half_width: float = 4.0, radius: float = 4.0, closing: int = 5
+) -> np.ndarray:
     """Ma et al.'s mask-SSIM mask ``float32 (height, width)`` in {0, 1}: :func:`limb_mask` then a
     ``closing`` x ``closing`` dilation and erosion."""
     mask = limb_mask(body, height, width, half_width, radius)

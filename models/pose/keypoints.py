@@ -30,12 +30,24 @@ from typing import Any, Iterable
 import numpy as np
 
 OPENPOSE18_NAMES = (
-    "nose", "neck",
-    "right_shoulder", "right_elbow", "right_wrist",
-    "left_shoulder", "left_elbow", "left_wrist",
-    "right_hip", "right_knee", "right_ankle",
-    "left_hip", "left_knee", "left_ankle",
-    "right_eye", "left_eye", "right_ear", "left_ear",
+    "nose",
+    "neck",
+    "right_shoulder",
+    "right_elbow",
+    "right_wrist",
+    "left_shoulder",
+    "left_elbow",
+    "left_wrist",
+    "right_hip",
+    "right_knee",
+    "right_ankle",
+    "left_hip",
+    "left_knee",
+    "left_ankle",
+    "right_eye",
+    "left_eye",
+    "right_ear",
+    "left_ear",
 )
 J = {name: i for i, name in enumerate(OPENPOSE18_NAMES)}
 NUM_BODY = 18
@@ -45,18 +57,46 @@ NUM_FACE = 70
 # Bones drawn by OpenPose (and controlnet_aux), as (from, to) joint indices, in OpenPose's
 # colour order.
 OPENPOSE18_LIMBS = (
-    (1, 2), (1, 5), (2, 3), (3, 4), (5, 6), (6, 7), (1, 8), (8, 9), (9, 10),
-    (1, 11), (11, 12), (12, 13), (1, 0), (0, 14), (14, 16), (0, 15), (15, 17),
+    (1, 2),
+    (1, 5),
+    (2, 3),
+    (3, 4),
+    (5, 6),
+    (6, 7),
+    (1, 8),
+    (8, 9),
+    (9, 10),
+    (1, 11),
+    (11, 12),
+    (12, 13),
+    (1, 0),
+    (0, 14),
+    (14, 16),
+    (0, 15),
+    (15, 17),
 )
 
 # Left/right partner of each OpenPose-18 joint (for mirroring).
 OPENPOSE18_FLIP = (0, 1, 5, 6, 7, 2, 3, 4, 11, 12, 13, 8, 9, 10, 15, 14, 17, 16)
 
 COCO17_NAMES = (
-    "nose", "left_eye", "right_eye", "left_ear", "right_ear",
-    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
-    "left_wrist", "right_wrist", "left_hip", "right_hip",
-    "left_knee", "right_knee", "left_ankle", "right_ankle",
+    "nose",
+    "left_eye",
+    "right_eye",
+    "left_ear",
+    "right_ear",
+    "left_shoulder",
+    "right_shoulder",
+    "left_elbow",
+    "right_elbow",
+    "left_wrist",
+    "right_wrist",
+    "left_hip",
+    "right_hip",
+    "left_knee",
+    "right_knee",
+    "left_ankle",
+    "right_ankle",
 )
 # COCO-17 index -> OpenPose-18 index (COCO has no neck).
 COCO17_TO_OPENPOSE18 = tuple(J[name] for name in COCO17_NAMES)
@@ -64,10 +104,23 @@ COCO17_TO_OPENPOSE18 = tuple(J[name] for name in COCO17_NAMES)
 # MediaPipe Pose (BlazePose, 33 landmarks) index -> OpenPose-18 index. The neck is
 # synthesised from the shoulders (see :func:`mediapipe33_to_openpose18`).
 MEDIAPIPE33_TO_OPENPOSE18 = {
-    0: J["nose"], 2: J["left_eye"], 5: J["right_eye"], 7: J["left_ear"], 8: J["right_ear"],
-    11: J["left_shoulder"], 12: J["right_shoulder"], 13: J["left_elbow"], 14: J["right_elbow"],
-    15: J["left_wrist"], 16: J["right_wrist"], 23: J["left_hip"], 24: J["right_hip"],
-    25: J["left_knee"], 26: J["right_knee"], 27: J["left_ankle"], 28: J["right_ankle"],
+    0: J["nose"],
+    2: J["left_eye"],
+    5: J["right_eye"],
+    7: J["left_ear"],
+    8: J["right_ear"],
+    11: J["left_shoulder"],
+    12: J["right_shoulder"],
+    13: J["left_elbow"],
+    14: J["right_elbow"],
+    15: J["left_wrist"],
+    16: J["right_wrist"],
+    23: J["left_hip"],
+    24: J["right_hip"],
+    25: J["left_knee"],
+    26: J["right_knee"],
+    27: J["left_ankle"],
+    28: J["right_ankle"],
 }
 
 SCORES_KEY = "poselab_scores"
@@ -149,7 +202,9 @@ def _as_points(value: Any, count: int, what: str) -> np.ndarray:
     if arr.shape == (count, 2):
         arr = np.concatenate([arr, np.ones((count, 1), np.float32)], axis=1)
     if arr.shape != (count, 3):
-        raise PoseFormatError(f"{what}: expected {count} keypoints of (x, y, score), got shape {arr.shape}")
+        raise PoseFormatError(
+            f"{what}: expected {count} keypoints of (x, y, score), got shape {arr.shape}"
+        )
     arr = arr.copy()
     bad = ~np.isfinite(arr).all(axis=1)
     arr[bad] = 0.0
@@ -221,12 +276,16 @@ def _is_normalized(arr: np.ndarray) -> bool:
     return len(present) > 0 and bool(np.all(np.abs(present[:, :2]) <= 1.0))
 
 
-def _read_part(person: dict, key: str, count: int, width: int, height: int, where: str) -> np.ndarray | None:
+def _read_part(
+    person: dict, key: str, count: int, width: int, height: int, where: str
+) -> np.ndarray | None:
     raw = person.get(key)
     if raw is None:
         return None
     if not isinstance(raw, (list, tuple)):
-        raise PoseFormatError(f"{where}.{key}: expected a flat list of numbers, got {type(raw).__name__}")
+        raise PoseFormatError(
+            f"{where}.{key}: expected a flat list of numbers, got {type(raw).__name__}"
+        )
     if len(raw) == 0:
         return None
     if isinstance(raw[0], (list, tuple)):  # tolerate nested [[x, y, c], ...]
@@ -236,7 +295,9 @@ def _read_part(person: dict, key: str, count: int, width: int, height: int, wher
     except (TypeError, ValueError) as exc:
         raise PoseFormatError(f"{where}.{key}: not a list of numbers ({exc})") from None
     if arr.size != count * 3:
-        raise PoseFormatError(f"{where}.{key}: expected {count * 3} numbers ({count} x, y, c), got {arr.size}")
+        raise PoseFormatError(
+            f"{where}.{key}: expected {count * 3} numbers ({count} x, y, c), got {arr.size}"
+        )
     arr = arr.reshape(count, 3)
     # controlnet_aux writes missing points as [0, 0, 0] and some tools as [-1, -1, 0].
     arr[(arr[:, 2] <= 0) | ~np.isfinite(arr).all(axis=1)] = 0.0
@@ -252,8 +313,10 @@ def _check_near_canvas(arr: np.ndarray, width: int, height: int, where: str) -> 
     far = (arr[:, 2] > 0) & ((np.abs(arr[:, 0]) > limit) | (np.abs(arr[:, 1]) > limit))
     if far.any():
         i = int(np.flatnonzero(far)[0])
-        raise PoseFormatError(f"{where}: point {i} at ({arr[i, 0]:.6g}, {arr[i, 1]:.6g}) is more than {FAR_OFF_CANVAS} "
-                              f"canvas sizes outside the {width}x{height} canvas; fix the pose upstream")
+        raise PoseFormatError(
+            f"{where}: point {i} at ({arr[i, 0]:.6g}, {arr[i, 1]:.6g}) is more than {FAR_OFF_CANVAS} "
+            f"canvas sizes outside the {width}x{height} canvas; fix the pose upstream"
+        )
 
 
 def _parse_frame(frame: Any, index: int) -> PoseFrame:
@@ -266,17 +329,23 @@ def _parse_frame(frame: Any, index: int) -> PoseFrame:
     except (TypeError, ValueError):
         raise PoseFormatError(f"{where}: canvas_width/canvas_height must be integers") from None
     if width <= 0 or height <= 0:
-        raise PoseFormatError(f"{where}: canvas_width and canvas_height must be positive (got {width}x{height})")
+        raise PoseFormatError(
+            f"{where}: canvas_width and canvas_height must be positive (got {width}x{height})"
+        )
     if max(width, height) > MAX_CANVAS_SIDE:
-        raise PoseFormatError(f"{where}: the {width}x{height} canvas is larger than {MAX_CANVAS_SIDE} pixels per side "
-                              "(ComfyUI's largest image); rescale the pose")
+        raise PoseFormatError(
+            f"{where}: the {width}x{height} canvas is larger than {MAX_CANVAS_SIDE} pixels per side "
+            "(ComfyUI's largest image); rescale the pose"
+        )
     people_raw = frame.get("people", [])
     if people_raw is None:
         people_raw = []
     if not isinstance(people_raw, list):
         raise PoseFormatError(f"{where}.people: expected a list, got {type(people_raw).__name__}")
     if len(people_raw) > MAX_PEOPLE:
-        raise PoseFormatError(f"{where}: {len(people_raw)} people; at most {MAX_PEOPLE} per frame are accepted")
+        raise PoseFormatError(
+            f"{where}: {len(people_raw)} people; at most {MAX_PEOPLE} per frame are accepted"
+        )
     people = []
     for p_idx, person in enumerate(people_raw):
         p_where = f"{where}.people[{p_idx}]"
@@ -296,7 +365,9 @@ def _parse_frame(frame: Any, index: int) -> PoseFrame:
                     try:
                         s = np.asarray(s, dtype=np.float32)
                     except (TypeError, ValueError):
-                        raise PoseFormatError(f"{p_where}.{SCORES_KEY}.{attr}: expected {count} numbers") from None
+                        raise PoseFormatError(
+                            f"{p_where}.{SCORES_KEY}.{attr}: expected {count} numbers"
+                        ) from None
                     present = (arr[:, 2] > 0) & np.isfinite(s)
                     arr[present, 2] = np.clip(s[present], 1e-3, None)
         people.append(Person(**parts))
@@ -309,15 +380,21 @@ def parse_pose_keypoint(value: Any) -> list[PoseFrame]:
         try:
             value = value.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise PoseFormatError(f"pose JSON is not UTF-8 text (byte {exc.start} is 0x{value[exc.start]:02x})") from None
+            raise PoseFormatError(
+                f"pose JSON is not UTF-8 text (byte {exc.start} is 0x{value[exc.start]:02x})"
+            ) from None
     if isinstance(value, str):
         _check_json_depth(value)
         try:
             value = json.loads(value)
         except json.JSONDecodeError as exc:
-            raise PoseFormatError(f"pose JSON is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
+            raise PoseFormatError(
+                f"pose JSON is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
+            ) from None
         except RecursionError:
-            raise PoseFormatError(f"pose JSON is nested too deeply (a pose needs {MAX_JSON_DEPTH} levels at most)") from None
+            raise PoseFormatError(
+                f"pose JSON is nested too deeply (a pose needs {MAX_JSON_DEPTH} levels at most)"
+            ) from None
     if isinstance(value, dict):
         value = [value]
     if not isinstance(value, list):
@@ -335,8 +412,10 @@ def _check_json_depth(text: str) -> None:
             if depth > peak:
                 peak = depth
                 if peak > MAX_JSON_DEPTH:
-                    raise PoseFormatError(f"pose JSON is nested more than {MAX_JSON_DEPTH} levels deep; a pose needs "
-                                          "a handful")
+                    raise PoseFormatError(
+                        f"pose JSON is nested more than {MAX_JSON_DEPTH} levels deep; a pose needs "
+                        "a handful"
+                    )
         elif ch in "]}":
             depth -= 1
 
@@ -354,8 +433,10 @@ def read_frames(value: Any, what: str = "pose") -> list[PoseFrame]:
     """``parse_pose_keypoint`` for a node input, which must hold at least one frame."""
     frames = parse_pose_keypoint(value)
     if not frames:
-        raise PoseFormatError(f"the {what} input holds no frames: connect a pose detector, the pose library or a "
-                              "pose JSON loader")
+        raise PoseFormatError(
+            f"the {what} input holds no frames: connect a pose detector, the pose library or a "
+            "pose JSON loader"
+        )
     return frames
 
 
@@ -385,7 +466,9 @@ def to_pose_keypoint(frames: Iterable[PoseFrame]) -> list[dict]:
                     scores[attr] = score
             entry[SCORES_KEY] = scores
             people.append(entry)
-        result.append({"people": people, "canvas_width": int(frame.width), "canvas_height": int(frame.height)})
+        result.append(
+            {"people": people, "canvas_width": int(frame.width), "canvas_height": int(frame.height)}
+        )
     return result
 
 

@@ -26,27 +26,130 @@ LIBRARY_FILE = Path(__file__).with_name("library_poses.json")
 
 # Word -> canonical token. Anything not listed is lower-cased and crudely de-suffixed.
 _SYNONYMS = {
-    "raise": "up", "raised": "up", "raising": "up", "raises": "up", "lift": "up", "lifted": "up",
-    "lifting": "up", "up": "up", "high": "up", "above": "up", "overhead": "up", "air": "up",
-    "arm": "arm", "arms": "arm", "hand": "hand", "hands": "hand",
-    "sit": "sit", "sitting": "sit", "seated": "sit", "sits": "sit", "sat": "sit", "chair": "sit",
-    "stand": "stand", "standing": "stand", "stands": "stand", "stood": "stand",
-    "walk": "walk", "walking": "walk", "walks": "walk", "stroll": "walk", "strolling": "walk", "stride": "walk",
-    "run": "run", "running": "run", "runs": "run", "jog": "run", "jogging": "run", "sprint": "run", "sprinting": "run",
-    "kneel": "kneel", "kneeling": "kneel", "knees": "kneel", "knee": "kneel", "knelt": "kneel",
-    "wave": "wave", "waving": "wave", "waves": "wave", "hello": "wave", "hi": "wave", "greet": "wave", "greeting": "wave",
-    "squat": "squat", "squatting": "squat", "crouch": "squat", "crouching": "squat",
-    "jump": "jump", "jumping": "jump", "jumps": "jump", "leap": "jump", "leaping": "jump",
-    "point": "point", "pointing": "point", "points": "point",
-    "cross": "cross", "crossed": "cross", "crossing": "cross", "fold": "cross", "folded": "cross",
-    "hip": "hip", "hips": "hip", "waist": "hip",
-    "lie": "lie", "lying": "lie", "laying": "lie", "lay": "lie", "lies": "lie", "reclining": "lie", "sleeping": "lie",
-    "tpose": "tpose", "t": "tpose", "spread": "out", "outstretched": "out", "sideways": "out", "out": "out",
+    "raise": "up",
+    "raised": "up",
+    "raising": "up",
+    "raises": "up",
+    "lift": "up",
+    "lifted": "up",
+    "lifting": "up",
+    "up": "up",
+    "high": "up",
+    "above": "up",
+    "overhead": "up",
+    "air": "up",
+    "arm": "arm",
+    "arms": "arm",
+    "hand": "hand",
+    "hands": "hand",
+    "sit": "sit",
+    "sitting": "sit",
+    "seated": "sit",
+    "sits": "sit",
+    "sat": "sit",
+    "chair": "sit",
+    "stand": "stand",
+    "standing": "stand",
+    "stands": "stand",
+    "stood": "stand",
+    "walk": "walk",
+    "walking": "walk",
+    "walks": "walk",
+    "stroll": "walk",
+    "strolling": "walk",
+    "stride": "walk",
+    "run": "run",
+    "running": "run",
+    "runs": "run",
+    "jog": "run",
+    "jogging": "run",
+    "sprint": "run",
+    "sprinting": "run",
+    "kneel": "kneel",
+    "kneeling": "kneel",
+    "knees": "kneel",
+    "knee": "kneel",
+    "knelt": "kneel",
+    "wave": "wave",
+    "waving": "wave",
+    "waves": "wave",
+    "hello": "wave",
+    "hi": "wave",
+    "greet": "wave",
+    "greeting": "wave",
+    "squat": "squat",
+    "squatting": "squat",
+    "crouch": "squat",
+    "crouching": "squat",
+    "jump": "jump",
+    "jumping": "jump",
+    "jumps": "jump",
+    "leap": "jump",
+    "leaping": "jump",
+    "point": "point",
+    "pointing": "point",
+    "points": "point",
+    "cross": "cross",
+    "crossed": "cross",
+    "crossing": "cross",
+    "fold": "cross",
+    "folded": "cross",
+    "hip": "hip",
+    "hips": "hip",
+    "waist": "hip",
+    "lie": "lie",
+    "lying": "lie",
+    "laying": "lie",
+    "lay": "lie",
+    "lies": "lie",
+    "reclining": "lie",
+    "sleeping": "lie",
+    "tpose": "tpose",
+    "t": "tpose",
+    "spread": "out",
+    "outstretched": "out",
+    "sideways": "out",
+    "out": "out",
 }
 _STOPWORDS = {
-    "a", "an", "the", "both", "two", "with", "his", "her", "their", "my", "in", "on", "of", "and", "is",
-    "are", "while", "someone", "person", "man", "woman", "people", "pose", "posing", "make", "him",
-    "them", "to", "be", "into", "like", "doing", "do", "at", "from", "that", "this", "please",
+    "a",
+    "an",
+    "the",
+    "both",
+    "two",
+    "with",
+    "his",
+    "her",
+    "their",
+    "my",
+    "in",
+    "on",
+    "of",
+    "and",
+    "is",
+    "are",
+    "while",
+    "someone",
+    "person",
+    "man",
+    "woman",
+    "people",
+    "pose",
+    "posing",
+    "make",
+    "him",
+    "them",
+    "to",
+    "be",
+    "into",
+    "like",
+    "doing",
+    "do",
+    "at",
+    "from",
+    "that",
+    "this",
+    "please",
 }
 
 
@@ -54,7 +157,9 @@ class PoseLibraryError(ValueError):
     """No library pose matches the text; the message lists the names."""
 
 
-PoseLibraryError.__module__ = "poselab"  # shown by ComfyUI as poselab.PoseLibraryError, not a file path
+PoseLibraryError.__module__ = (
+    "poselab"  # shown by ComfyUI as poselab.PoseLibraryError, not a file path
+)
 
 
 def _token(word: str) -> str:
@@ -69,7 +174,9 @@ def _token(word: str) -> str:
 
 def normalize_text(text: str) -> tuple[str, ...]:
     """Canonical tokens of a phrase, stopwords dropped ("Raise both arms!" -> ('up', 'arm'))."""
-    words = re.findall(r"[a-z]+", text.lower().replace("t-pose", "tpose").replace("t pose", "tpose"))
+    words = re.findall(
+        r"[a-z]+", text.lower().replace("t-pose", "tpose").replace("t pose", "tpose")
+    )
     return tuple(_token(w) for w in words if w not in _STOPWORDS)
 
 
@@ -80,7 +187,9 @@ def _load_library() -> dict:
     for name, entry in doc["poses"].items():
         body = np.asarray(entry["body"], np.float32)
         if body.shape != (NUM_BODY, 3):
-            raise ValueError(f"{LIBRARY_FILE}: pose {name!r} must have 18 (x, y, c) rows, got {body.shape}")
+            raise ValueError(
+                f"{LIBRARY_FILE}: pose {name!r} must have 18 (x, y, c) rows, got {body.shape}"
+            )
         poses[name] = {"aliases": tuple(entry.get("aliases", ())), "body": body}
     return poses
 
@@ -113,7 +222,9 @@ def match_scores(text: str) -> list[tuple[str, float]]:
 def find_pose(text: str, min_score: float = 0.5) -> str:
     """The library pose name that best matches free text, or :class:`PoseLibraryError`."""
     if not isinstance(text, str) or not text.strip():
-        raise PoseLibraryError(f"describe the pose in words, e.g. one of: {', '.join(pose_names())}")
+        raise PoseLibraryError(
+            f"describe the pose in words, e.g. one of: {', '.join(pose_names())}"
+        )
     key = text.strip().lower()
     if key in _load_library():
         return key
@@ -155,7 +266,9 @@ def fit_to_person(body, reference) -> np.ndarray:
     both = (body[:, 2] > 0) & (ref[:, 2] > 0)
     st_b, st_r = torso_scale(body * both[:, None]), torso_scale(ref * both[:, None])
     if st_b <= 0 or st_r <= 0:
-        raise ValueError("cannot fit the pose to the reference person: it needs at least two body joints in common (shoulders and hips are best)")
+        raise ValueError(
+            "cannot fit the pose to the reference person: it needs at least two body joints in common (shoulders and hips are best)"
+        )
     torso = [1, 2, 5, 8, 11]  # neck, shoulders, hips
     idx = [j for j in torso if both[j]] or list(np.flatnonzero(both))
     cb, cr = body[idx, :2].mean(0), ref[idx, :2].mean(0)

@@ -28,13 +28,25 @@ import torch.nn.functional as F
 from .keypoints import NUM_BODY, J
 
 PART_NAMES = (
-    "torso", "head",
-    "right_upper_arm", "right_forearm", "left_upper_arm", "left_forearm",
-    "right_thigh", "right_shin", "left_thigh", "left_shin",
+    "torso",
+    "head",
+    "right_upper_arm",
+    "right_forearm",
+    "left_upper_arm",
+    "left_forearm",
+    "right_thigh",
+    "right_shin",
+    "left_thigh",
+    "left_shin",
 )
 NUM_PARTS = len(PART_NAMES)
 
-TORSO_JOINTS = (J["right_hip"], J["left_hip"], J["left_shoulder"], J["right_shoulder"])  # polygon order
+TORSO_JOINTS = (
+    J["right_hip"],
+    J["left_hip"],
+    J["left_shoulder"],
+    J["right_shoulder"],
+)  # polygon order
 HEAD_JOINTS = (J["nose"], J["right_eye"], J["left_eye"], J["right_ear"], J["left_ear"])
 SHOULDERS = (J["right_shoulder"], J["left_shoulder"])
 
@@ -68,7 +80,9 @@ TORSO_MASK_MODES = ("polygon", "box", "ones")
 def _check_body(body, what: str = "body") -> np.ndarray:
     arr = np.asarray(body, dtype=np.float32)
     if arr.shape != (NUM_BODY, 3):
-        raise ValueError(f"{what}: expected an OpenPose-18 array of shape (18, 3) (x, y, score), got {arr.shape}")
+        raise ValueError(
+            f"{what}: expected an OpenPose-18 array of shape (18, 3) (x, y, score), got {arr.shape}"
+        )
     return arr
 
 
@@ -103,7 +117,9 @@ def torso_scale(body) -> float:
     return 0.0
 
 
-def limb_rectangle(a: np.ndarray, b: np.ndarray, inc_from: float, inc_to: float, half_width: float) -> np.ndarray | None:
+def limb_rectangle(
+    a: np.ndarray, b: np.ndarray, inc_from: float, inc_to: float, half_width: float
+) -> np.ndarray | None:
     """Corners ``(4, 2)`` of the rectangle around segment a->b, extended by ``inc_from``/``inc_to``
     segment lengths at each end, ``half_width`` px either side. None for a zero-length segment."""
     a = np.asarray(a, np.float64)[:2]
@@ -138,7 +154,10 @@ def fit_affine(tgt_pts: np.ndarray, src_pts: np.ndarray) -> np.ndarray | None:
     affine = sol.T  # (2, 3)
     lin = affine[:, :2]
     # A (near-)singular linear part would collapse the part to a line: the paper's no-point case.
-    if abs(np.linalg.det(lin)) < 1e-8 * max(np.abs(lin).max(), 1e-12) ** 2 or not np.isfinite(affine).all():
+    if (
+        abs(np.linalg.det(lin)) < 1e-8 * max(np.abs(lin).max(), 1e-12) ** 2
+        or not np.isfinite(affine).all()
+    ):
         return None
     return affine
 
@@ -246,7 +265,10 @@ def part_masks(tgt_body, height: int, width: int, torso: str = "polygon", valid=
     if head and st > 0:
         cx, cy = body[head, :2].mean(0)
         r = HEAD_BOX * st
-        _fill(masks[1], np.array([[cx - r, cy - r], [cx + r, cy - r], [cx + r, cy + r], [cx - r, cy + r]]))
+        _fill(
+            masks[1],
+            np.array([[cx - r, cy - r], [cx + r, cy - r], [cx + r, cy + r], [cx - r, cy + r]]),
+        )
 
     for i, name in enumerate(PART_NAMES[2:], start=2):
         a, b, lower, _ = LIMBS[name]
@@ -259,7 +281,9 @@ def part_masks(tgt_body, height: int, width: int, torso: str = "polygon", valid=
     if valid is not None:
         valid = np.asarray(valid, bool).reshape(-1)
         if valid.shape != (NUM_PARTS,):
-            raise ValueError(f"valid must have {NUM_PARTS} entries (one per part), got {valid.shape}")
+            raise ValueError(
+                f"valid must have {NUM_PARTS} entries (one per part), got {valid.shape}"
+            )
         masks[~valid] = 0.0
     return masks
 
@@ -278,8 +302,16 @@ def pixel_affines_to_theta(affines: torch.Tensor, image_size: tuple[int, int]) -
     h, w = int(image_size[0]), int(image_size[1])
     aff = affines.to(torch.float32) if not affines.is_floating_point() else affines
     dtype, device = aff.dtype, aff.device
-    to_norm = torch.tensor([[2.0 / w, 0.0, 1.0 / w - 1.0], [0.0, 2.0 / h, 1.0 / h - 1.0], [0.0, 0.0, 1.0]], dtype=dtype, device=device)
-    from_norm = torch.tensor([[w / 2.0, 0.0, (w - 1) / 2.0], [0.0, h / 2.0, (h - 1) / 2.0], [0.0, 0.0, 1.0]], dtype=dtype, device=device)
+    to_norm = torch.tensor(
+        [[2.0 / w, 0.0, 1.0 / w - 1.0], [0.0, 2.0 / h, 1.0 / h - 1.0], [0.0, 0.0, 1.0]],
+        dtype=dtype,
+        device=device,
+    )
+    from_norm = torch.tensor(
+        [[w / 2.0, 0.0, (w - 1) / 2.0], [0.0, h / 2.0, (h - 1) / 2.0], [0.0, 0.0, 1.0]],
+        dtype=dtype,
+        device=device,
+    )
     bottom = torch.tensor([0.0, 0.0, 1.0], dtype=dtype, device=device).expand(*aff.shape[:-2], 1, 3)
     full = torch.cat([aff, bottom], dim=-2)
     return (to_norm @ full @ from_norm)[..., :2, :]
@@ -318,7 +350,9 @@ def warp_parts(
     # The grid is built in float32 even for half-precision features: half has ~3 significant
     # digits, i.e. a few tenths of a pixel at 256 px, and cannot hold the no-point shift.
     theta = pixel_affines_to_theta(affines.to(device=feats.device, dtype=torch.float32), image_size)
-    grid = F.affine_grid(theta.reshape(b * p, 2, 3), [b * p, c, h, w], align_corners=False).to(feats.dtype)
+    grid = F.affine_grid(theta.reshape(b * p, 2, 3), [b * p, c, h, w], align_corners=False).to(
+        feats.dtype
+    )
     tiled = feats.unsqueeze(1).expand(b, p, c, h, w).reshape(b * p, c, h, w)
     warped = F.grid_sample(tiled, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     warped = warped.reshape(b, p, c, h, w) * masks.unsqueeze(2)

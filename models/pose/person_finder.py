@@ -14,10 +14,27 @@ from .keypoints import J
 
 # Joints used to judge whether two skeletons are the same person: the torso and limbs, which
 # every backend places reliably (faces are tiny and eyes/ears flip between detectors).
-CORE_JOINTS = np.array([J[n] for n in (
-    "neck", "right_shoulder", "right_elbow", "right_wrist", "left_shoulder", "left_elbow", "left_wrist",
-    "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee", "left_ankle", "nose",
-)])
+CORE_JOINTS = np.array(
+    [
+        J[n]
+        for n in (
+            "neck",
+            "right_shoulder",
+            "right_elbow",
+            "right_wrist",
+            "left_shoulder",
+            "left_elbow",
+            "left_wrist",
+            "right_hip",
+            "right_knee",
+            "right_ankle",
+            "left_hip",
+            "left_knee",
+            "left_ankle",
+            "nose",
+        )
+    ]
+)
 
 
 def skeleton_size(body: np.ndarray) -> float:

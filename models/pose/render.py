@@ -27,29 +27,81 @@ from .keypoints import OPENPOSE18_LIMBS, Person, PoseFrame, openpose18_to_coco17
 
 # controlnet_aux's colours (RGB), one per limb in OPENPOSE18_LIMBS order and one per joint.
 OPENPOSE_COLORS = (
-    (255, 0, 0), (255, 85, 0), (255, 170, 0), (255, 255, 0), (170, 255, 0), (85, 255, 0),
-    (0, 255, 0), (0, 255, 85), (0, 255, 170), (0, 255, 255), (0, 170, 255), (0, 85, 255),
-    (0, 0, 255), (85, 0, 255), (170, 0, 255), (255, 0, 255), (255, 0, 170), (255, 0, 85),
+    (255, 0, 0),
+    (255, 85, 0),
+    (255, 170, 0),
+    (255, 255, 0),
+    (170, 255, 0),
+    (85, 255, 0),
+    (0, 255, 0),
+    (0, 255, 85),
+    (0, 255, 170),
+    (0, 255, 255),
+    (0, 170, 255),
+    (0, 85, 255),
+    (0, 0, 255),
+    (85, 0, 255),
+    (170, 0, 255),
+    (255, 0, 255),
+    (255, 0, 170),
+    (255, 0, 85),
 )
 OPENPOSE_STICK_WIDTH = 4
 HAND_EDGES = (
-    (0, 1), (1, 2), (2, 3), (3, 4), (0, 5), (5, 6), (6, 7), (7, 8), (0, 9), (9, 10),
-    (10, 11), (11, 12), (0, 13), (13, 14), (14, 15), (15, 16), (0, 17), (17, 18), (18, 19), (19, 20),
+    (0, 1),
+    (1, 2),
+    (2, 3),
+    (3, 4),
+    (0, 5),
+    (5, 6),
+    (6, 7),
+    (7, 8),
+    (0, 9),
+    (9, 10),
+    (10, 11),
+    (11, 12),
+    (0, 13),
+    (13, 14),
+    (14, 15),
+    (15, 16),
+    (0, 17),
+    (17, 18),
+    (18, 19),
+    (19, 20),
 )
 
 # HumanSD / Stable-Pose skeleton on COCO-17 indices; the i-th limb gets the i-th palette colour.
 STABLEPOSE_LIMBS = (
-    (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6), (5, 7), (6, 8),
-    (7, 9), (8, 10), (5, 11), (6, 12), (11, 13), (12, 14), (13, 15), (14, 16),
+    (0, 1),
+    (0, 2),
+    (1, 3),
+    (2, 4),
+    (3, 5),
+    (4, 6),
+    (5, 7),
+    (6, 8),
+    (7, 9),
+    (8, 10),
+    (5, 11),
+    (6, 12),
+    (11, 13),
+    (12, 14),
+    (13, 15),
+    (14, 16),
 )
 STABLEPOSE_LINE_WIDTH = 10  # at a 512-px short side
 STABLEPOSE_MAX_PEOPLE = 10
 
 
-def hls_palette(n: int, h: float = 0.01, lightness: float = 0.6, saturation: float = 0.65) -> list[tuple[int, int, int]]:
+def hls_palette(
+    n: int, h: float = 0.01, lightness: float = 0.6, saturation: float = 0.65
+) -> list[tuple[int, int, int]]:
     """seaborn's ``color_palette("hls", n)`` as uint8 RGB, truncated as HumanSD does (``int(255 * c)``)."""
     hues = (np.linspace(0, 1, n + 1)[:-1] + h) % 1
-    return [tuple(int(255 * c) for c in colorsys.hls_to_rgb(float(hue), lightness, saturation)) for hue in hues]
+    return [
+        tuple(int(255 * c) for c in colorsys.hls_to_rgb(float(hue), lightness, saturation))
+        for hue in hues
+    ]
 
 
 STABLEPOSE_COLORS = tuple(hls_palette(len(STABLEPOSE_LIMBS)))
@@ -63,11 +115,15 @@ def _people(frame_or_people) -> list[Person]:
     people = list(frame_or_people)
     for p in people:
         if not isinstance(p, Person):
-            raise TypeError(f"expected a PoseFrame, a Person or a list of Person, got a list holding {type(p).__name__}")
+            raise TypeError(
+                f"expected a PoseFrame, a Person or a list of Person, got a list holding {type(p).__name__}"
+            )
     return people
 
 
-def _canvas_size(frame_or_people, width: int | None, height: int | None) -> tuple[int, int, float, float]:
+def _canvas_size(
+    frame_or_people, width: int | None, height: int | None
+) -> tuple[int, int, float, float]:
     """Output size and the factors that scale the pose's pixel coordinates onto it."""
     if isinstance(frame_or_people, PoseFrame):
         fw, fh = frame_or_people.width, frame_or_people.height
@@ -76,7 +132,9 @@ def _canvas_size(frame_or_people, width: int | None, height: int | None) -> tupl
         sx, sy = width / fw, height / fh
     else:
         if not width or not height:
-            raise ValueError("give width and height when rendering people without a PoseFrame (whose canvas size is known)")
+            raise ValueError(
+                "give width and height when rendering people without a PoseFrame (whose canvas size is known)"
+            )
         width, height, sx, sy = int(width), int(height), 1.0, 1.0
     if width <= 0 or height <= 0:
         raise ValueError(f"canvas size must be positive, got {width}x{height}")
@@ -101,7 +159,9 @@ def _blank(height: int, width: int, canvas: np.ndarray | None) -> np.ndarray:
     return canvas
 
 
-def draw_openpose_body(canvas: np.ndarray, body: np.ndarray, stick_width: int = OPENPOSE_STICK_WIDTH) -> None:
+def draw_openpose_body(
+    canvas: np.ndarray, body: np.ndarray, stick_width: int = OPENPOSE_STICK_WIDTH
+) -> None:
     """Body limbs and joints in place, as controlnet_aux's ``draw_bodypose`` (pixel coordinates)."""
     for (a, b), color in zip(OPENPOSE18_LIMBS, OPENPOSE_COLORS):
         if body[a, 2] <= 0 or body[b, 2] <= 0:
@@ -110,7 +170,14 @@ def draw_openpose_body(canvas: np.ndarray, body: np.ndarray, stick_width: int = 
         ys = np.array([body[a, 1], body[b, 1]])
         length = math.hypot(xs[0] - xs[1], ys[0] - ys[1])
         angle = math.degrees(math.atan2(ys[0] - ys[1], xs[0] - xs[1]))
-        polygon = cv2.ellipse2Poly((int(np.mean(xs)), int(np.mean(ys))), (int(length / 2), stick_width), int(angle), 0, 360, 1)
+        polygon = cv2.ellipse2Poly(
+            (int(np.mean(xs)), int(np.mean(ys))),
+            (int(length / 2), stick_width),
+            int(angle),
+            0,
+            360,
+            1,
+        )
         cv2.fillConvexPoly(canvas, polygon, [int(float(c) * 0.6) for c in color])
     for point, color in zip(body, OPENPOSE_COLORS):
         if point[2] > 0:
@@ -123,7 +190,13 @@ def draw_openpose_hand(canvas: np.ndarray, hand: np.ndarray | None) -> None:
     for i, (a, b) in enumerate(HAND_EDGES):
         if hand[a, 2] > 0 and hand[b, 2] > 0:
             color = [c * 255 for c in colorsys.hsv_to_rgb(i / float(len(HAND_EDGES)), 1.0, 1.0)]
-            cv2.line(canvas, (int(hand[a, 0]), int(hand[a, 1])), (int(hand[b, 0]), int(hand[b, 1])), color, thickness=2)
+            cv2.line(
+                canvas,
+                (int(hand[a, 0]), int(hand[a, 1])),
+                (int(hand[b, 0]), int(hand[b, 1])),
+                color,
+                thickness=2,
+            )
     for point in hand:
         if point[2] > 0:
             cv2.circle(canvas, (int(point[0]), int(point[1])), 4, (0, 0, 255), thickness=-1)
@@ -202,7 +275,13 @@ def render_coco17_stablepose(
 RENDER_STYLES = {"openpose": render_openpose, "stablepose_coco17": render_coco17_stablepose}
 
 
-def render_frames(frames: Sequence[PoseFrame], style: str = "openpose", width: int | None = None, height: int | None = None, **kwargs) -> list[np.ndarray]:
+def render_frames(
+    frames: Sequence[PoseFrame],
+    style: str = "openpose",
+    width: int | None = None,
+    height: int | None = None,
+    **kwargs,
+) -> list[np.ndarray]:
     """Render every frame of a batch in one style; all outputs share one size (the first frame's
     canvas unless ``width``/``height`` are given) so they can form one IMAGE batch."""
     if style not in RENDER_STYLES:
@@ -216,7 +295,9 @@ def render_frames(frames: Sequence[PoseFrame], style: str = "openpose", width: i
     return [RENDER_STYLES[style](f, width, height, **kwargs) for f in frames]
 
 
-def overlay_pose(image: np.ndarray, skeleton: np.ndarray, opacity: float = 1.0, dim: float = 0.0) -> np.ndarray:
+def overlay_pose(
+    image: np.ndarray, skeleton: np.ndarray, opacity: float = 1.0, dim: float = 0.0
+) -> np.ndarray:
     """Skeleton (black background) drawn over a photo of the same size.
 
     Skeleton pixels replace the photo with the given ``opacity``; ``dim`` in [0, 1) darkens the
@@ -225,8 +306,12 @@ def overlay_pose(image: np.ndarray, skeleton: np.ndarray, opacity: float = 1.0, 
     img = np.asarray(image)
     sk = np.asarray(skeleton)
     if img.shape[:2] != sk.shape[:2]:
-        raise ValueError(f"overlay: photo {img.shape[:2]} and skeleton {sk.shape[:2]} differ in size; resize the photo or render at its size")
+        raise ValueError(
+            f"overlay: photo {img.shape[:2]} and skeleton {sk.shape[:2]} differ in size; resize the photo or render at its size"
+        )
     base = img.astype(np.float32) * (1.0 - float(np.clip(dim, 0.0, 1.0)))
-    drawn = (sk.max(axis=2, keepdims=True) > 0).astype(np.float32) * float(np.clip(opacity, 0.0, 1.0))
+    drawn = (sk.max(axis=2, keepdims=True) > 0).astype(np.float32) * float(
+        np.clip(opacity, 0.0, 1.0)
+    )
     out = base * (1.0 - drawn) + sk.astype(np.float32) * drawn
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)

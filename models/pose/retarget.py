@@ -24,7 +24,13 @@ from .keypoints import NUM_BODY, OPENPOSE18_FLIP, J, Person, PoseFrame
 from .parts import torso_scale
 
 NECK = J["neck"]
-TORSO_CENTRE_JOINTS = (J["neck"], J["right_shoulder"], J["left_shoulder"], J["right_hip"], J["left_hip"])
+TORSO_CENTRE_JOINTS = (
+    J["neck"],
+    J["right_shoulder"],
+    J["left_shoulder"],
+    J["right_hip"],
+    J["left_hip"],
+)
 ANCHORS = ("source", "target", "neck")
 
 
@@ -102,7 +108,9 @@ def retarget_body(src_body, tgt_body, anchor: str = "source") -> np.ndarray:
     src, tgt = np.asarray(src_body, np.float32), np.asarray(tgt_body, np.float32)
     for arr, what in ((src, "source"), (tgt, "target")):
         if arr.shape != (NUM_BODY, 3):
-            raise ValueError(f"{what} body: expected an OpenPose-18 array of shape (18, 3), got {arr.shape}")
+            raise ValueError(
+                f"{what} body: expected an OpenPose-18 array of shape (18, 3), got {arr.shape}"
+            )
     src, tgt = _with_neck(src), _with_neck(tgt)
     st_src, st_tgt = _common_scales(src, tgt)
     if st_src <= 0 or st_tgt <= 0 or not (tgt[:, 2] > 0).any():
@@ -153,7 +161,9 @@ def retarget_body(src_body, tgt_body, anchor: str = "source") -> np.ndarray:
     return out.astype(np.float32)
 
 
-def _follow(part: np.ndarray | None, old_anchor: np.ndarray, new_anchor: np.ndarray, ratio: float) -> np.ndarray | None:
+def _follow(
+    part: np.ndarray | None, old_anchor: np.ndarray, new_anchor: np.ndarray, ratio: float
+) -> np.ndarray | None:
     # Without both anchors there is no place to put it: drop it rather than leave it floating.
     if part is None or old_anchor[2] <= 0 or new_anchor[2] <= 0:
         return None
@@ -171,7 +181,9 @@ def retarget_person(src: Person, tgt: Person, anchor: str = "source") -> Person:
     return Person(
         body=body,
         left_hand=_follow(tgt.left_hand, tgt.body[J["left_wrist"]], body[J["left_wrist"]], ratio),
-        right_hand=_follow(tgt.right_hand, tgt.body[J["right_wrist"]], body[J["right_wrist"]], ratio),
+        right_hand=_follow(
+            tgt.right_hand, tgt.body[J["right_wrist"]], body[J["right_wrist"]], ratio
+        ),
         face=_follow(tgt.face, tgt.body[J["nose"]], body[J["nose"]], ratio),
     )
 
@@ -184,7 +196,9 @@ def retarget_frame(src: PoseFrame, tgt: PoseFrame, anchor: str = "source") -> Po
     if anchor not in ANCHORS:
         raise ValueError(f"anchor must be one of {ANCHORS}, got {anchor!r}")
     if not src.people:
-        raise ValueError("cannot retarget: no person in the source pose (run pose extraction on the source image first)")
+        raise ValueError(
+            "cannot retarget: no person in the source pose (run pose extraction on the source image first)"
+        )
     if not tgt.people:
         raise ValueError("cannot retarget: no person in the target pose")
     if len(tgt.people) not in (1, len(src.people)):

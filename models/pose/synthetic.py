@@ -44,22 +44,76 @@ POSES: dict[str, dict] = {
     "arms_out": dict(_DOWN, r_upper=90, r_fore=90, l_upper=90, l_fore=90),
     "waving_right": dict(_DOWN, r_upper=100, r_fore=170),
     "waving_left": dict(_DOWN, l_upper=100, l_fore=170),
-    "hands_on_hips": dict(_DOWN, r_upper=40, r_fore=-55, l_upper=40, l_fore=-55, scale_r_fore=0.85, scale_l_fore=0.85),
-    "hands_on_head": dict(_DOWN, r_upper=140, r_fore=-125, l_upper=140, l_fore=-125, scale_r_fore=0.9, scale_l_fore=0.9),
+    "hands_on_hips": dict(
+        _DOWN, r_upper=40, r_fore=-55, l_upper=40, l_fore=-55, scale_r_fore=0.85, scale_l_fore=0.85
+    ),
+    "hands_on_head": dict(
+        _DOWN,
+        r_upper=140,
+        r_fore=-125,
+        l_upper=140,
+        l_fore=-125,
+        scale_r_fore=0.9,
+        scale_l_fore=0.9,
+    ),
     "pointing_right": dict(_DOWN, r_upper=88, r_fore=88),
     "walking": dict(
-        _DOWN, r_upper=18, r_fore=10, l_upper=-4, l_fore=-8, r_thigh=9, r_shin=4, l_thigh=-1, l_shin=6,
-        scale_l_thigh=0.88, scale_l_shin=0.95, scale_l_upper=0.9,
+        _DOWN,
+        r_upper=18,
+        r_fore=10,
+        l_upper=-4,
+        l_fore=-8,
+        r_thigh=9,
+        r_shin=4,
+        l_thigh=-1,
+        l_shin=6,
+        scale_l_thigh=0.88,
+        scale_l_shin=0.95,
+        scale_l_upper=0.9,
     ),
     "sitting": dict(
-        _DOWN, r_upper=12, r_fore=-25, l_upper=12, l_fore=-25, scale_r_fore=0.75, scale_l_fore=0.75,
-        r_thigh=22, r_shin=3, l_thigh=22, l_shin=3, scale_r_thigh=0.38, scale_l_thigh=0.38, drop=0.55,
+        _DOWN,
+        r_upper=12,
+        r_fore=-25,
+        l_upper=12,
+        l_fore=-25,
+        scale_r_fore=0.75,
+        scale_l_fore=0.75,
+        r_thigh=22,
+        r_shin=3,
+        l_thigh=22,
+        l_shin=3,
+        scale_r_thigh=0.38,
+        scale_l_thigh=0.38,
+        drop=0.55,
     ),
     "squatting": dict(
-        _DOWN, r_upper=60, r_fore=75, l_upper=60, l_fore=75, scale_r_upper=0.8, scale_l_upper=0.8,
-        r_thigh=58, r_shin=-8, l_thigh=58, l_shin=-8, scale_r_thigh=0.7, scale_l_thigh=0.7, drop=0.45,
+        _DOWN,
+        r_upper=60,
+        r_fore=75,
+        l_upper=60,
+        l_fore=75,
+        scale_r_upper=0.8,
+        scale_l_upper=0.8,
+        r_thigh=58,
+        r_shin=-8,
+        l_thigh=58,
+        l_shin=-8,
+        scale_r_thigh=0.7,
+        scale_l_thigh=0.7,
+        drop=0.45,
     ),
-    "jumping_jack": dict(_DOWN, r_upper=135, r_fore=145, l_upper=135, l_fore=145, r_thigh=22, r_shin=22, l_thigh=22, l_shin=22),
+    "jumping_jack": dict(
+        _DOWN,
+        r_upper=135,
+        r_fore=145,
+        l_upper=135,
+        l_fore=145,
+        r_thigh=22,
+        r_shin=22,
+        l_thigh=22,
+        l_shin=22,
+    ),
 }
 
 # Verb phrases for the instruction text; the target pose decides the sentence.
@@ -73,7 +127,10 @@ POSE_PHRASES: dict[str, tuple[str, ...]] = {
     "waving_left": ("wave with the left hand", "raise the left hand to wave"),
     "hands_on_hips": ("put the hands on the hips", "stand with hands on hips"),
     "hands_on_head": ("put both hands on the head", "place the hands on top of the head"),
-    "pointing_right": ("point to the side with the right arm", "stretch the right arm out to point"),
+    "pointing_right": (
+        "point to the side with the right arm",
+        "stretch the right arm out to point",
+    ),
     "walking": ("walk towards the camera", "take a step forward"),
     "sitting": ("sit down", "sit on a chair"),
     "squatting": ("squat down", "crouch with bent knees"),
@@ -81,8 +138,22 @@ POSE_PHRASES: dict[str, tuple[str, ...]] = {
 }
 _TEMPLATES = ("make the person {p}", "have the person {p}", "{p}")
 
-SKIN_TONES = ((255, 224, 196), (241, 194, 155), (224, 172, 125), (198, 134, 86), (141, 85, 54), (92, 58, 38))
-HAIR_COLOURS = ((20, 16, 14), (70, 45, 25), (120, 80, 40), (200, 165, 95), (150, 60, 30), (160, 160, 160))
+SKIN_TONES = (
+    (255, 224, 196),
+    (241, 194, 155),
+    (224, 172, 125),
+    (198, 134, 86),
+    (141, 85, 54),
+    (92, 58, 38),
+)
+HAIR_COLOURS = (
+    (20, 16, 14),
+    (70, 45, 25),
+    (120, 80, 40),
+    (200, 165, 95),
+    (150, 60, 30),
+    (160, 160, 160),
+)
 TEXTURES = ("solid", "stripes", "checks", "dots", "across")
 BACKGROUNDS = ("flat", "gradient", "floor", "noise", "stripes")
 
@@ -142,16 +213,28 @@ def random_appearance(rng: np.random.Generator) -> Appearance:
         skin=SKIN_TONES[rng.integers(len(SKIN_TONES))],
         hair=HAIR_COLOURS[rng.integers(len(HAIR_COLOURS))],
         hair_style=("short", "long", "bald")[rng.choice(3, p=[0.5, 0.4, 0.1])],
-        shirt=_colour(rng), shirt2=_colour(rng), shirt_texture=TEXTURES[rng.integers(len(TEXTURES))],
+        shirt=_colour(rng),
+        shirt2=_colour(rng),
+        shirt_texture=TEXTURES[rng.integers(len(TEXTURES))],
         long_sleeves=bool(rng.random() < 0.5),
-        trousers=_colour(rng), trousers2=_colour(rng), trousers_texture=TEXTURES[rng.integers(len(TEXTURES))],
+        trousers=_colour(rng),
+        trousers2=_colour(rng),
+        trousers_texture=TEXTURES[rng.integers(len(TEXTURES))],
         shorts=bool(rng.random() < 0.25),
         shoes=_colour(rng),
         texture_period=u(0.03, 0.07),
-        shoulder_half=u(0.095, 0.125), hip_half=u(0.06, 0.08), torso=u(0.28, 0.32), neck=u(0.04, 0.055),
-        head_w=u(0.05, 0.06), head_h=u(0.062, 0.072),
-        upper_arm=u(0.16, 0.18), forearm=u(0.14, 0.16), thigh=u(0.23, 0.26), shin=u(0.22, 0.25),
-        arm_r=u(0.026, 0.036), leg_r=u(0.036, 0.05),
+        shoulder_half=u(0.095, 0.125),
+        hip_half=u(0.06, 0.08),
+        torso=u(0.28, 0.32),
+        neck=u(0.04, 0.055),
+        head_w=u(0.05, 0.06),
+        head_h=u(0.062, 0.072),
+        upper_arm=u(0.16, 0.18),
+        forearm=u(0.14, 0.16),
+        thigh=u(0.23, 0.26),
+        shin=u(0.22, 0.25),
+        arm_r=u(0.026, 0.036),
+        leg_r=u(0.036, 0.05),
     )
 
 
@@ -162,7 +245,9 @@ def _direction(angle_deg: float, side: int) -> np.ndarray:
     return np.array([side * math.sin(a), math.cos(a)])
 
 
-def jitter_pose(name: str, rng: np.random.Generator, amount: float = 6.0, lean: bool = True) -> dict:
+def jitter_pose(
+    name: str, rng: np.random.Generator, amount: float = 6.0, lean: bool = True
+) -> dict:
     """A named pose with every angle moved by up to ``amount`` degrees and a slight lean."""
     if name not in POSES:
         raise ValueError(f"unknown pose {name!r}; choose one of {sorted(POSES)}")
@@ -201,7 +286,9 @@ def skeleton(app: Appearance, pose: dict) -> Skeleton:
     for side, s in ((-1, "r"), (1, "l")):
         prefix = "right" if side < 0 else "left"
         sho = joints[J[f"{prefix}_shoulder"]]
-        elbow = sho + rot @ (_direction(pose[f"{s}_upper"], side) * app.upper_arm * sc(f"{s}_upper"))
+        elbow = sho + rot @ (
+            _direction(pose[f"{s}_upper"], side) * app.upper_arm * sc(f"{s}_upper")
+        )
         fdir = rot @ _direction(pose[f"{s}_fore"], side)
         wrist = elbow + fdir * app.forearm * sc(f"{s}_fore")
         joints[J[f"{prefix}_elbow"]], joints[J[f"{prefix}_wrist"]] = elbow, wrist
@@ -221,7 +308,13 @@ def skeleton(app: Appearance, pose: dict) -> Skeleton:
     joints[J["left_eye"]] = face(0.38, -0.12)
     joints[J["right_ear"]] = face(-0.98, 0.0)
     joints[J["left_ear"]] = face(0.98, 0.0)
-    return Skeleton(joints=joints, head_centre=head_centre, head_angle=tilt, hands=tuple(hands), feet=tuple(feet))
+    return Skeleton(
+        joints=joints,
+        head_centre=head_centre,
+        head_angle=tilt,
+        hands=tuple(hands),
+        feet=tuple(feet),
+    )
 
 
 def _extent(app: Appearance, sk: Skeleton) -> tuple[np.ndarray, np.ndarray]:
@@ -263,7 +356,9 @@ class _Canvas:
     """Supersampled RGB canvas plus a person mask; parts are painted in order (painter's algorithm)."""
 
     def __init__(self, background: np.ndarray, scale: float, offset: np.ndarray):
-        self.img = cv2.resize(background, None, fx=SUPERSAMPLE, fy=SUPERSAMPLE, interpolation=cv2.INTER_NEAREST).astype(np.float32)
+        self.img = cv2.resize(
+            background, None, fx=SUPERSAMPLE, fy=SUPERSAMPLE, interpolation=cv2.INTER_NEAREST
+        ).astype(np.float32)
         self.mask = np.zeros(self.img.shape[:2], np.uint8)
         self.out_scale, self.out_offset = float(scale), np.asarray(offset, float)
         self.scale = scale * SUPERSAMPLE
@@ -297,7 +392,14 @@ class _Canvas:
         m = self._blank()
         pa, pb = self.px(a), self.px(b)
         r = max(int(round(radius * self.scale)), 1)
-        cv2.line(m, tuple(np.round(pa).astype(int)), tuple(np.round(pb).astype(int)), 1, thickness=2 * r, lineType=cv2.LINE_8)
+        cv2.line(
+            m,
+            tuple(np.round(pa).astype(int)),
+            tuple(np.round(pb).astype(int)),
+            1,
+            thickness=2 * r,
+            lineType=cv2.LINE_8,
+        )
         cv2.circle(m, tuple(np.round(pa).astype(int)), r, 1, -1)
         cv2.circle(m, tuple(np.round(pb).astype(int)), r, 1, -1)
         self._paint(m, _shaded(colour_fn, radius) if shade else colour_fn, a, np.subtract(b, a))
@@ -392,15 +494,28 @@ def render_person(
     for side in ("right", "left"):
         foot = sk.feet[0 if side == "right" else 1]
         cv.ellipse(foot, (app.leg_r * 1.1, app.leg_r * 0.75), 0.0, shoes)
-        cv.capsule(*seg(f"{side}_knee", f"{side}_ankle"), app.leg_r * 0.85, skin if app.shorts else trousers)
+        cv.capsule(
+            *seg(f"{side}_knee", f"{side}_ankle"),
+            app.leg_r * 0.85,
+            skin if app.shorts else trousers,
+        )
         cv.capsule(*seg(f"{side}_hip", f"{side}_knee"), app.leg_r, trousers)
     # trouser seat between the hips
     hips = np.stack([jt[J["right_hip"]], jt[J["left_hip"]]])
     cv.capsule(hips[0], hips[1], app.leg_r, trousers)
     # torso: shoulders to hips, a little wider than the joints
-    rs, ls, rh, lh = (jt[J[n]] for n in ("right_shoulder", "left_shoulder", "right_hip", "left_hip"))
+    rs, ls, rh, lh = (
+        jt[J[n]] for n in ("right_shoulder", "left_shoulder", "right_hip", "left_hip")
+    )
     out = lambda p, q, k: p + (p - q) / max(np.hypot(*(p - q)), 1e-6) * k  # noqa: E731
-    torso_pts = np.stack([out(rs, ls, app.arm_r * 0.8), out(ls, rs, app.arm_r * 0.8), out(lh, rh, app.leg_r * 0.6), out(rh, lh, app.leg_r * 0.6)])
+    torso_pts = np.stack(
+        [
+            out(rs, ls, app.arm_r * 0.8),
+            out(ls, rs, app.arm_r * 0.8),
+            out(lh, rh, app.leg_r * 0.6),
+            out(rh, lh, app.leg_r * 0.6),
+        ]
+    )
     neck = jt[J["neck"]]
     pelvis = (rh + lh) / 2
     cv.polygon(torso_pts, shirt, neck, pelvis - neck, app.shoulder_half + app.arm_r)
@@ -410,16 +525,28 @@ def render_person(
     if app.hair_style != "bald":
         cap = sk.head_centre + np.array([math.sin(a), -math.cos(a)]) * app.head_h * 0.12
         cv.ellipse(cap, (app.head_w * 1.08, app.head_h * 1.05), a, hair)
-    face_c = sk.head_centre + np.array([-math.sin(a), math.cos(a)]) * app.head_h * (0.1 if app.hair_style != "bald" else 0.0)
+    face_c = sk.head_centre + np.array([-math.sin(a), math.cos(a)]) * app.head_h * (
+        0.1 if app.hair_style != "bald" else 0.0
+    )
     cv.ellipse(face_c, (app.head_w * 0.95, app.head_h * 0.92), a, skin)
     eye_r = app.head_w * 0.12
     for eye in ("right_eye", "left_eye"):
         cv.ellipse(jt[J[eye]], (eye_r, eye_r), 0.0, _solid((30, 25, 25)), shade=False)
-    cv.ellipse(jt[J["nose"]] + np.array([0, app.head_h * 0.35]), (app.head_w * 0.3, app.head_h * 0.06), a, _solid((150, 60, 60)), shade=False)
+    cv.ellipse(
+        jt[J["nose"]] + np.array([0, app.head_h * 0.35]),
+        (app.head_w * 0.3, app.head_h * 0.06),
+        a,
+        _solid((150, 60, 60)),
+        shade=False,
+    )
     # arms last: in front of the torso
     for i, side in enumerate(("right", "left")):
         cv.capsule(*seg(f"{side}_shoulder", f"{side}_elbow"), app.arm_r, shirt)
-        cv.capsule(*seg(f"{side}_elbow", f"{side}_wrist"), app.arm_r * 0.85, shirt if app.long_sleeves else skin)
+        cv.capsule(
+            *seg(f"{side}_elbow", f"{side}_wrist"),
+            app.arm_r * 0.85,
+            shirt if app.long_sleeves else skin,
+        )
         cv.capsule(jt[J[f"{side}_wrist"]], sk.hands[i], app.arm_r * 0.9, skin)
 
     img, mask = cv.result((h, w))
@@ -472,8 +599,13 @@ def make_pair(
     if h < 16 or w < 16:
         raise ValueError(f"synthetic images must be at least 16x16 pixels, got {h}x{w}")
     names = tuple(poses) if poses else (STILL_TORSO_POSES if still_torso else tuple(POSES))
-    if still_torso and any(n not in STILL_TORSO_POSES for n in names + tuple(p for p in (source_pose, target_pose) if p)):
-        raise ValueError(f"still_torso pairs can only use poses without a pelvis drop: {STILL_TORSO_POSES}")
+    if still_torso and any(
+        n not in STILL_TORSO_POSES
+        for n in names + tuple(p for p in (source_pose, target_pose) if p)
+    ):
+        raise ValueError(
+            f"still_torso pairs can only use poses without a pelvis drop: {STILL_TORSO_POSES}"
+        )
     for n in names + tuple(p for p in (source_pose, target_pose) if p):
         if n not in POSES:
             raise ValueError(f"unknown pose {n!r}; choose from {sorted(POSES)}")
@@ -499,14 +631,29 @@ def make_pair(
     src, src_mask, src_body = render_person(app, sk_s, bg, scale, offset)
     tgt, tgt_mask, tgt_body = render_person(app, sk_t, bg, scale, offset)
     return SyntheticPair(
-        source=src, target=tgt, source_body=src_body, target_body=tgt_body,
-        source_mask=src_mask, target_mask=tgt_mask, source_pose=src_name, target_pose=tgt_name,
-        instruction=instruction_for(tgt_name, rng), background=bg_kind,
+        source=src,
+        target=tgt,
+        source_body=src_body,
+        target_body=tgt_body,
+        source_mask=src_mask,
+        target_mask=tgt_mask,
+        source_pose=src_name,
+        target_pose=tgt_name,
+        instruction=instruction_for(tgt_name, rng),
+        background=bg_kind,
     )
 
 
-def make_pairs(count: int, seed: int = 0, size: tuple[int, int] = (128, 64), poses=None, still_torso: bool = False) -> list[SyntheticPair]:
+def make_pairs(
+    count: int,
+    seed: int = 0,
+    size: tuple[int, int] = (128, 64),
+    poses=None,
+    still_torso: bool = False,
+) -> list[SyntheticPair]:
     """``count`` pairs with seeds ``seed, seed+1, ...`` (each pair reproducible on its own)."""
     if count < 1:
         raise ValueError(f"count must be at least 1, got {count}")
-    return [make_pair(seed + i, size, poses=poses, still_torso=still_torso) for i in range(int(count))]
+    return [
+        make_pair(seed + i, size, poses=poses, still_torso=still_torso) for i in range(int(count))
+    ]

@@ -28,7 +28,9 @@ FORMAT = "poselab.posegan.v1"
 STATE_FORMAT = "poselab.posegan.trainstate.v1"
 
 
-def atomic_save(tensors: dict[str, torch.Tensor], path: os.PathLike, metadata: dict[str, str]) -> Path:
+def atomic_save(
+    tensors: dict[str, torch.Tensor], path: os.PathLike, metadata: dict[str, str]
+) -> Path:
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
     return atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
 
@@ -40,9 +42,16 @@ def _read(path: os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     return tensors, meta
 
 
-def save_model(path: os.PathLike, generator: Generator, step: int = 0, info: dict | None = None) -> Path:
+def save_model(
+    path: os.PathLike, generator: Generator, step: int = 0, info: dict | None = None
+) -> Path:
     tensors = {f"generator.{k}": v for k, v in generator.state_dict().items()}
-    meta = {"poselab_format": FORMAT, "config": generator.config.to_json(), "step": str(int(step)), "info": json.dumps(info or {})}
+    meta = {
+        "poselab_format": FORMAT,
+        "config": generator.config.to_json(),
+        "step": str(int(step)),
+        "info": json.dumps(info or {}),
+    }
     return atomic_save(tensors, path, meta)
 
 
@@ -54,7 +63,11 @@ def read_model_metadata(path: os.PathLike) -> dict:
             f"{path}: not a PoseLab Deformable-GAN checkpoint (format {meta.get('poselab_format')!r}); "
             "train one with the PoseLab Train PoseGAN node or scripts/train_posegan.py"
         )
-    return {"config": PoseGANConfig.from_json(meta["config"]), "step": int(meta.get("step", 0)), "info": json.loads(meta.get("info", "{}"))}
+    return {
+        "config": PoseGANConfig.from_json(meta["config"]),
+        "step": int(meta.get("step", 0)),
+        "info": json.loads(meta.get("info", "{}")),
+    }
 
 
 def load_model(path: os.PathLike, device: str | torch.device = "cpu") -> tuple[Generator, dict]:
@@ -62,14 +75,18 @@ def load_model(path: os.PathLike, device: str | torch.device = "cpu") -> tuple[G
     meta = read_model_metadata(path)
     tensors, _ = _read(path)
     gen = Generator(meta["config"])
-    state = {k[len("generator."):]: v for k, v in tensors.items() if k.startswith("generator.")}
+    state = {k[len("generator.") :]: v for k, v in tensors.items() if k.startswith("generator.")}
     missing, unexpected = gen.load_state_dict(state, strict=False)
     if missing or unexpected:
-        raise ValueError(f"{path}: weights do not match its config (missing {missing[:5]}, unexpected {unexpected[:5]})")
+        raise ValueError(
+            f"{path}: weights do not match its config (missing {missing[:5]}, unexpected {unexpected[:5]})"
+        )
     return gen.to(device).eval(), meta
 
 
-def _flatten_optimizer(opt: torch.optim.Optimizer, prefix: str) -> tuple[dict[str, torch.Tensor], str]:
+def _flatten_optimizer(
+    opt: torch.optim.Optimizer, prefix: str
+) -> tuple[dict[str, torch.Tensor], str]:
     sd = opt.state_dict()
     tensors = {}
     for idx, st in sd["state"].items():
@@ -89,7 +106,9 @@ def _unflatten_optimizer(tensors: dict[str, torch.Tensor], prefix: str, groups_j
     return {"state": state, "param_groups": json.loads(groups_json)}
 
 
-def save_train_state(path: os.PathLike, generator, discriminator, opt_g, opt_d, step: int, extra: dict | None = None) -> Path:
+def save_train_state(
+    path: os.PathLike, generator, discriminator, opt_g, opt_d, step: int, extra: dict | None = None
+) -> Path:
     tensors = {f"generator.{k}": v for k, v in generator.state_dict().items()}
     tensors.update({f"discriminator.{k}": v for k, v in discriminator.state_dict().items()})
     t_g, groups_g = _flatten_optimizer(opt_g, "opt_g")
@@ -97,8 +116,12 @@ def save_train_state(path: os.PathLike, generator, discriminator, opt_g, opt_d, 
     tensors.update(t_g)
     tensors.update(t_d)
     meta = {
-        "poselab_format": STATE_FORMAT, "config": generator.config.to_json(), "step": str(int(step)),
-        "opt_g_groups": groups_g, "opt_d_groups": groups_d, "extra": json.dumps(extra or {}),
+        "poselab_format": STATE_FORMAT,
+        "config": generator.config.to_json(),
+        "step": str(int(step)),
+        "opt_g_groups": groups_g,
+        "opt_d_groups": groups_d,
+        "extra": json.dumps(extra or {}),
     }
     return atomic_save(tensors, path, meta)
 
@@ -115,7 +138,13 @@ def load_train_state(path: os.PathLike, generator, discriminator, opt_g, opt_d) 
             "resume with the same settings, or start a new run (resume off)"
         )
     generator.load_state_dict({k[10:]: v for k, v in tensors.items() if k.startswith("generator.")})
-    discriminator.load_state_dict({k[14:]: v for k, v in tensors.items() if k.startswith("discriminator.")})
+    discriminator.load_state_dict(
+        {k[14:]: v for k, v in tensors.items() if k.startswith("discriminator.")}
+    )
     opt_g.load_state_dict(_unflatten_optimizer(tensors, "opt_g", meta["opt_g_groups"]))
     opt_d.load_state_dict(_unflatten_optimizer(tensors, "opt_d", meta["opt_d_groups"]))
-    return {"step": int(meta["step"]), "extra": json.loads(meta.get("extra", "{}")), "config": config}
+    return {
+        "step": int(meta["step"]),
+        "extra": json.loads(meta.get("extra", "{}")),
+        "config": config,
+    }

@@ -52,17 +52,21 @@ def keypoint_strings(body: np.ndarray) -> tuple[str, str]:
     return json.dumps(ys), json.dumps(xs)
 
 
-def write_dataset(root: os.PathLike, pairs: Sequence, test_fraction: float = 0.1, info: dict | None = None) -> dict:
+def write_dataset(
+    root: os.PathLike, pairs: Sequence, test_fraction: float = 0.1, info: dict | None = None
+) -> dict:
     """Write synthetic pairs (``synthetic.SyntheticPair``) as a dataset folder. ``root`` must not
     exist yet (the caller picks a free name). The last ``test_fraction`` of the pairs is the test
     split. Returns a summary (counts, paths)."""
     root = Path(root)
     if root.exists():
-        raise FileExistsError(f"dataset folder {root} already exists: choose a new name (datasets are never overwritten)")
+        raise FileExistsError(
+            f"dataset folder {root} already exists: choose a new name (datasets are never overwritten)"
+        )
     root.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}-"))
     n_test = int(round(len(pairs) * test_fraction)) if len(pairs) > 1 else 0
-    splits = {"train": pairs[: len(pairs) - n_test], "test": pairs[len(pairs) - n_test:]}
+    splits = {"train": pairs[: len(pairs) - n_test], "test": pairs[len(pairs) - n_test :]}
     meta_lines = []
     try:
         for split, items in splits.items():
@@ -72,20 +76,32 @@ def write_dataset(root: os.PathLike, pairs: Sequence, test_fraction: float = 0.1
             rows = ["from,to"]
             for i, pair in enumerate(items):
                 names = []
-                for tag, img, body, mask in (("a", pair.source, pair.source_body, pair.source_mask),
-                                             ("b", pair.target, pair.target_body, pair.target_mask)):
+                for tag, img, body, mask in (
+                    ("a", pair.source, pair.source_body, pair.source_mask),
+                    ("b", pair.target, pair.target_body, pair.target_mask),
+                ):
                     name = f"{split}_{i:06d}_{tag}.png"
                     atomic_write_image(staging / split / name, img)
-                    atomic_write_image(staging / "masks" / split / name, np.clip(mask * 255 + 0.5, 0, 255).astype(np.uint8))
+                    atomic_write_image(
+                        staging / "masks" / split / name,
+                        np.clip(mask * 255 + 0.5, 0, 255).astype(np.uint8),
+                    )
                     ys, xs = keypoint_strings(body)
                     ann.append(f"{name}: {ys}: {xs}")
                     names.append(name)
                 rows.append(f"{names[0]},{names[1]}")
-                meta_lines.append(json.dumps({
-                    "original_image": f"{split}/{names[0]}", "edit_prompt": pair.instruction,
-                    "edited_image": f"{split}/{names[1]}", "split": split,
-                    "source_pose": pair.source_pose, "target_pose": pair.target_pose,
-                }))
+                meta_lines.append(
+                    json.dumps(
+                        {
+                            "original_image": f"{split}/{names[0]}",
+                            "edit_prompt": pair.instruction,
+                            "edited_image": f"{split}/{names[1]}",
+                            "split": split,
+                            "source_pose": pair.source_pose,
+                            "target_pose": pair.target_pose,
+                        }
+                    )
+                )
             (staging / f"annotation-{split}.csv").write_text("\n".join(ann) + "\n")
             (staging / f"pairs-{split}.csv").write_text("\n".join(rows) + "\n")
         (staging / "metadata.jsonl").write_text("\n".join(meta_lines) + "\n")
@@ -109,9 +125,13 @@ def parse_keypoints(ys: str, xs: str, where: str = "") -> np.ndarray:
         y = np.asarray(json.loads(ys), np.float32)
         x = np.asarray(json.loads(xs), np.float32)
     except (json.JSONDecodeError, TypeError, ValueError) as exc:
-        raise ValueError(f"{where}: keypoints must be JSON lists like [12, -1, ...] ({exc})") from None
+        raise ValueError(
+            f"{where}: keypoints must be JSON lists like [12, -1, ...] ({exc})"
+        ) from None
     if y.shape != (NUM_BODY,) or x.shape != (NUM_BODY,):
-        raise ValueError(f"{where}: expected {NUM_BODY} y and {NUM_BODY} x values (OpenPose-18), got {y.size} and {x.size}")
+        raise ValueError(
+            f"{where}: expected {NUM_BODY} y and {NUM_BODY} x values (OpenPose-18), got {y.size} and {x.size}"
+        )
     body = np.zeros((NUM_BODY, 3), np.float32)
     present = (y != MISSING) & (x != MISSING)
     body[present, 0] = x[present]
@@ -123,8 +143,14 @@ def parse_keypoints(ys: str, xs: str, where: str = "") -> np.ndarray:
 def read_annotations(path: os.PathLike) -> dict[str, np.ndarray]:
     text = Path(path).read_text()
     lines = [ln for ln in text.splitlines() if ln.strip()]
-    if not lines or [c.strip() for c in lines[0].split(":")] != ["name", "keypoints_y", "keypoints_x"]:
-        raise ValueError(f"{path}: the first line must be 'name:keypoints_y:keypoints_x' (Market-1501 pose-transfer layout)")
+    if not lines or [c.strip() for c in lines[0].split(":")] != [
+        "name",
+        "keypoints_y",
+        "keypoints_x",
+    ]:
+        raise ValueError(
+            f"{path}: the first line must be 'name:keypoints_y:keypoints_x' (Market-1501 pose-transfer layout)"
+        )
     out = {}
     for n, line in enumerate(lines[1:], start=2):
         cols = line.split(":")
@@ -137,7 +163,9 @@ def read_annotations(path: os.PathLike) -> dict[str, np.ndarray]:
 def read_pairs(path: os.PathLike) -> list[tuple[str, str]]:
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
-        if reader.fieldnames is None or not {"from", "to"} <= {c.strip() for c in reader.fieldnames}:
+        if reader.fieldnames is None or not {"from", "to"} <= {
+            c.strip() for c in reader.fieldnames
+        }:
             raise ValueError(f"{path}: expected a CSV with columns 'from,to'")
         return [(row["from"].strip(), row["to"].strip()) for row in reader]
 
@@ -145,7 +173,9 @@ def read_pairs(path: os.PathLike) -> list[tuple[str, str]]:
 def _find(root: Path, pattern: str, what: str) -> Path:
     hits = sorted(root.glob(pattern))
     if not hits:
-        raise FileNotFoundError(f"{root}: no {what} ({pattern}); a dataset folder needs annotation-<split>.csv, pairs-<split>.csv and <split>/ images")
+        raise FileNotFoundError(
+            f"{root}: no {what} ({pattern}); a dataset folder needs annotation-<split>.csv, pairs-<split>.csv and <split>/ images"
+        )
     return hits[0]
 
 
@@ -160,27 +190,37 @@ class PairRecord:
 class FolderPairs:
     """Pairs of a dataset folder split, loaded lazily: ``dataset[i] -> (src uint8, src_body, tgt uint8, tgt_body)``."""
 
-    def __init__(self, root: os.PathLike, split: str = "train", images_dir: os.PathLike | None = None):
+    def __init__(
+        self, root: os.PathLike, split: str = "train", images_dir: os.PathLike | None = None
+    ):
         self.root = Path(root)
         if not self.root.is_dir():
             raise FileNotFoundError(f"dataset folder {self.root} does not exist")
-        ann = read_annotations(_find(self.root, f"*annotation-{split}.csv", f"{split} annotation CSV"))
+        ann = read_annotations(
+            _find(self.root, f"*annotation-{split}.csv", f"{split} annotation CSV")
+        )
         pair_list = read_pairs(_find(self.root, f"*pairs-{split}.csv", f"{split} pairs CSV"))
         img_dir = Path(images_dir) if images_dir else self.root / split
         self.records: list[PairRecord] = []
         skipped = 0
         for a, b in pair_list:
             if a not in ann or b not in ann:
-                skipped += 1  # the original pair lists reference images filtered out of the annotations
+                skipped += (
+                    1  # the original pair lists reference images filtered out of the annotations
+                )
                 continue
             for name in (a, b):
                 # names come from the user's CSV: never let one reach outside the dataset folder
                 if not is_inside(self.root, img_dir / name):
-                    raise ValueError(f"{self.root.name}: the pairs CSV names '{name}', which is not an image "
-                                     f"inside the dataset's {img_dir.name}/ folder")
+                    raise ValueError(
+                        f"{self.root.name}: the pairs CSV names '{name}', which is not an image "
+                        f"inside the dataset's {img_dir.name}/ folder"
+                    )
             self.records.append(PairRecord(img_dir / a, img_dir / b, ann[a], ann[b]))
         if not self.records:
-            raise ValueError(f"{self.root}: no usable {split} pairs (every pair names an image missing from the annotations)")
+            raise ValueError(
+                f"{self.root}: no usable {split} pairs (every pair names an image missing from the annotations)"
+            )
         self.skipped = skipped
 
     def __len__(self) -> int:
@@ -189,7 +229,6 @@ class FolderPairs:
     def __getitem__(self, i: int):
         r = self.records[i]
         return read_rgb(r.source_path), r.source_body, read_rgb(r.target_path), r.target_body
-
 
 
 class MemoryPairs:
@@ -209,13 +248,17 @@ class MemoryPairs:
 # ------------------------------------------------------------------------------ model inputs
 
 
-def resize_pair_item(img: np.ndarray, body: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+def resize_pair_item(
+    img: np.ndarray, body: np.ndarray, size: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
     """Resize an image to ``size=(h, w)`` and scale its keypoints (integer pixel centres)."""
     h, w = size
     ih, iw = img.shape[:2]
     if (ih, iw) == (h, w):
         return img, body
-    out = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA if ih * iw > h * w else cv2.INTER_LINEAR)
+    out = cv2.resize(
+        img, (w, h), interpolation=cv2.INTER_AREA if ih * iw > h * w else cv2.INTER_LINEAR
+    )
     b = body.copy()
     present = b[:, 2] > 0
     b[present, 0] = (b[present, 0] + 0.5) * w / iw - 0.5
@@ -234,14 +277,20 @@ def tensor_to_image(t: torch.Tensor) -> np.ndarray:
     return arr.astype(np.uint8)
 
 
-def pose_inputs(src_body: np.ndarray, tgt_body: np.ndarray, config: PoseGANConfig) -> dict[str, torch.Tensor]:
+def pose_inputs(
+    src_body: np.ndarray, tgt_body: np.ndarray, config: PoseGANConfig
+) -> dict[str, torch.Tensor]:
     """Heatmaps of both poses and the part affines/masks of the pair, at the model's size."""
     h, w = config.image_size
     affines, valid = parts.part_affines(src_body, tgt_body)
     masks = parts.part_masks(tgt_body, h, w, torso=config.torso_mask, valid=valid)
     return {
-        "h_a": torch.from_numpy(heatmaps.gaussian_heatmaps(src_body, h, w, sigma=config.heatmap_sigma)),
-        "h_b": torch.from_numpy(heatmaps.gaussian_heatmaps(tgt_body, h, w, sigma=config.heatmap_sigma)),
+        "h_a": torch.from_numpy(
+            heatmaps.gaussian_heatmaps(src_body, h, w, sigma=config.heatmap_sigma)
+        ),
+        "h_b": torch.from_numpy(
+            heatmaps.gaussian_heatmaps(tgt_body, h, w, sigma=config.heatmap_sigma)
+        ),
         "affines": torch.from_numpy(affines),
         "masks": torch.from_numpy(masks),
     }

@@ -54,11 +54,18 @@ def compare(model, dataset, indices: Sequence[int], device="cpu") -> dict:
         mask = _source_mask(dataset, i, src_body, size)
         warped.append(part_warp.repose_person(src, src_body, tgt_body, mask).image)
     outputs = predict(model, SampleCache(dataset, cfg), list(indices), device=device)
-    return {"identity": score(sources, targets), "part_warp": score(warped, targets), "model": score(outputs, targets)}
+    return {
+        "identity": score(sources, targets),
+        "part_warp": score(warped, targets),
+        "model": score(outputs, targets),
+    }
 
 
 def format_table(table: dict) -> str:
-    lines = ["| method | SSIM (higher is better) | L1 (lower is better) | pairs |", "|---|---|---|---|"]
+    lines = [
+        "| method | SSIM (higher is better) | L1 (lower is better) | pairs |",
+        "|---|---|---|---|",
+    ]
     for m in METHODS:
         if m in table:
             r = table[m]

@@ -42,9 +42,13 @@ VGG_KEYS = ("features.0.weight", "features.0.bias", "features.2.weight", "featur
 def nn_loss(fake: torch.Tensor, real: torch.Tensor, window: int = 3) -> torch.Tensor:
     """Nearest-neighbour L1 between feature maps ``(B, C, H, W)`` (see module docstring)."""
     if fake.shape != real.shape:
-        raise ValueError(f"nn_loss: fake {tuple(fake.shape)} and real {tuple(real.shape)} must have the same shape")
+        raise ValueError(
+            f"nn_loss: fake {tuple(fake.shape)} and real {tuple(real.shape)} must have the same shape"
+        )
     if window < 1 or window % 2 == 0:
-        raise ValueError(f"nn_loss window must be an odd positive size (3 or 5 in the paper), got {window}")
+        raise ValueError(
+            f"nn_loss window must be an odd positive size (3 or 5 in the paper), got {window}"
+        )
     if window == 1:
         return (fake - real).abs().sum(1).mean()
     r = window // 2
@@ -53,7 +57,7 @@ def nn_loss(fake: torch.Tensor, real: torch.Tensor, window: int = 3) -> torch.Te
     best = None
     for dy in range(window):
         for dx in range(window):
-            dist = (padded[:, :, dy:dy + h, dx:dx + w] - fake).abs().sum(1)
+            dist = (padded[:, :, dy : dy + h, dx : dx + w] - fake).abs().sum(1)
             best = dist if best is None else torch.minimum(best, dist)
     return best.mean()
 
@@ -105,9 +109,16 @@ def load_vgg_block1(path: str | os.PathLike) -> VGGBlock1:
         if missing:
             raise ValueError(f"{path}: not a torchvision VGG19 state dict (missing {missing})")
     shapes = {k: tuple(state[k].shape) for k in VGG_KEYS}
-    expect = {VGG_KEYS[0]: (64, 3, 3, 3), VGG_KEYS[1]: (64,), VGG_KEYS[2]: (64, 64, 3, 3), VGG_KEYS[3]: (64,)}
+    expect = {
+        VGG_KEYS[0]: (64, 3, 3, 3),
+        VGG_KEYS[1]: (64,),
+        VGG_KEYS[2]: (64, 64, 3, 3),
+        VGG_KEYS[3]: (64,),
+    }
     if shapes != expect:
-        raise ValueError(f"{path}: VGG block1 tensors have shapes {shapes}, expected {expect} (is it VGG19/VGG16?)")
+        raise ValueError(
+            f"{path}: VGG block1 tensors have shapes {shapes}, expected {expect} (is it VGG19/VGG16?)"
+        )
     return VGGBlock1({k: state[k].float() for k in VGG_KEYS})
 
 
@@ -118,14 +129,23 @@ class GeneratorLoss(nn.Module):
     one was used, so the trainer can report it.
     """
 
-    def __init__(self, nn_weight: float, nn_window: int, l1_weight: float, gan_weight: float, features: nn.Module | None):
+    def __init__(
+        self,
+        nn_weight: float,
+        nn_window: int,
+        l1_weight: float,
+        gan_weight: float,
+        features: nn.Module | None,
+    ):
         super().__init__()
         self.nn_weight, self.nn_window = float(nn_weight), int(nn_window)
         self.l1_weight, self.gan_weight = float(l1_weight), float(gan_weight)
         self.features = features
         self.space = "vgg" if features is not None else "pixel"
 
-    def forward(self, fake: torch.Tensor, real: torch.Tensor, d_fake_logits: torch.Tensor | None) -> tuple[torch.Tensor, dict]:
+    def forward(
+        self, fake: torch.Tensor, real: torch.Tensor, d_fake_logits: torch.Tensor | None
+    ) -> tuple[torch.Tensor, dict]:
         terms = {}
         total = fake.new_zeros(())
         if self.gan_weight > 0 and d_fake_logits is not None:

@@ -126,7 +126,9 @@ class PoseGANConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:
-            raise ValueError(f"checkpoint config has unknown fields {sorted(unknown)}: written by a newer PoseLab?")
+            raise ValueError(
+                f"checkpoint config has unknown fields {sorted(unknown)}: written by a newer PoseLab?"
+            )
         return cls(**data)
 
 
@@ -160,7 +162,9 @@ class Encoder(nn.Module):
 class Decoder(nn.Module):
     """U-Net decoder over skips given innermost first; ``skip_channels`` in the same order."""
 
-    def __init__(self, skip_channels: list[int], filters: tuple[int, ...], dropout: float, extra_out: int = 0):
+    def __init__(
+        self, skip_channels: list[int], filters: tuple[int, ...], dropout: float, extra_out: int = 0
+    ):
         super().__init__()
         self.blocks = nn.ModuleList()
         cin = 0
@@ -171,7 +175,11 @@ class Decoder(nn.Module):
                 head = [nn.ReLU(), nn.Conv2d(cin, f + extra_out, 3, 1, 1)]
                 self.out = nn.Sequential(*head) if extra_out else nn.Sequential(*head, nn.Tanh())
             else:
-                layers = [nn.ReLU(), nn.ConvTranspose2d(cin, f, 4, 2, 1, bias=False), nn.InstanceNorm2d(f, affine=True)]
+                layers = [
+                    nn.ReLU(),
+                    nn.ConvTranspose2d(cin, f, 4, 2, 1, bias=False),
+                    nn.InstanceNorm2d(f, affine=True),
+                ]
                 if i < 3 and dropout > 0:
                     layers.append(nn.Dropout(dropout))
                 self.blocks.append(nn.Sequential(*layers))
@@ -204,8 +212,12 @@ class Generator(nn.Module):
             self.app_encoder = Encoder(3 + NUM_JOINTS, enc)
             self.pose_encoder = Encoder(NUM_JOINTS, enc)
             skip_channels = [2 * f for f in enc]
-        self.decoder = Decoder(skip_channels[::-1], config.dec_filters, config.dropout,
-                               extra_out=1 if config.output == "blend" else 0)
+        self.decoder = Decoder(
+            skip_channels[::-1],
+            config.dec_filters,
+            config.dropout,
+            extra_out=1 if config.output == "blend" else 0,
+        )
         keras_init(self)
 
     def skips(self, x_a, h_a, h_b, affines=None, masks=None) -> list[torch.Tensor]:
@@ -215,10 +227,14 @@ class Generator(nn.Module):
         if cfg.warp_skip == "none":
             return self.encoder(torch.cat([x_a, h_a, h_b], 1))
         if affines is None or masks is None:
-            raise ValueError("the deformable-skip generator needs the part affines and masks of each pair")
+            raise ValueError(
+                "the deformable-skip generator needs the part affines and masks of each pair"
+            )
         app = self.app_encoder(torch.cat([x_a, h_a], 1))
         pose = self.pose_encoder(h_b)
-        size = tuple(x_a.shape[-2:])  # the padded frame; pixel affines are unchanged by padding right/bottom
+        size = tuple(
+            x_a.shape[-2:]
+        )  # the padded frame; pixel affines are unchanged by padding right/bottom
         out = []
         for i, (fa, fp) in enumerate(zip(app, pose)):
             if i < cfg.warped_levels:
@@ -229,7 +245,9 @@ class Generator(nn.Module):
     def forward(self, x_a, h_a, h_b, affines=None, masks=None) -> torch.Tensor:
         h, w = self.config.image_size
         if tuple(x_a.shape[-2:]) != (h, w):
-            raise ValueError(f"this model works at {h}x{w} (height x width); got inputs of {tuple(x_a.shape[-2:])}")
+            raise ValueError(
+                f"this model works at {h}x{w} (height x width); got inputs of {tuple(x_a.shape[-2:])}"
+            )
         ph, pw = self.config.padded_size
         if (ph, pw) != (h, w):
             pad = lambda t: None if t is None else F.pad(t, (0, pw - w, 0, ph - h))  # noqa: E731
@@ -249,7 +267,11 @@ class Discriminator(nn.Module):
         fs = [max(int(round(f * config.width_mult)), 4) for f in filters]
         layers: list[nn.Module] = [nn.Conv2d(2 * (3 + NUM_JOINTS), fs[0], 4, 2, 0)]
         for cin, cout in zip(fs[:-1], fs[1:]):
-            layers += [nn.LeakyReLU(0.2), nn.Conv2d(cin, cout, 4, 2, 1, bias=False), nn.InstanceNorm2d(cout, affine=True)]
+            layers += [
+                nn.LeakyReLU(0.2),
+                nn.Conv2d(cin, cout, 4, 2, 1, bias=False),
+                nn.InstanceNorm2d(cout, affine=True),
+            ]
         layers += [nn.LeakyReLU(0.2), nn.Conv2d(fs[-1], 1, 4, 2, 1, bias=False)]
         self.net = nn.Sequential(*layers)
         keras_init(self)
@@ -275,5 +297,3 @@ def build(config: PoseGANConfig) -> tuple[Generator, Discriminator]:
 
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
-
-

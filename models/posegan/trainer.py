@@ -72,7 +72,9 @@ def resolve_loss_config(config: PoseGANConfig, vgg: VGGBlock1 | None) -> tuple[P
             "block1_conv2 features (put torchvision's vgg19 state dict in models/vgg/ for the paper's loss)"
         )
     weight = config.nn_weight
-    if weight == AUTO or (space != config.nn_space and weight == DEFAULT_NN_WEIGHT[config.nn_space]):
+    if weight == AUTO or (
+        space != config.nn_space and weight == DEFAULT_NN_WEIGHT[config.nn_space]
+    ):
         weight = DEFAULT_NN_WEIGHT[space]
     if not note:
         note = f"nearest-neighbour loss on {'VGG19 block1_conv2 features' if space == 'vgg' else 'pixels'} ({config.nn_window}x{config.nn_window} window)"
@@ -143,17 +145,26 @@ def train(
         raise ValueError("the training dataset has no pairs")
     cache = SampleCache(dataset, config)
     sample_cache = SampleCache(sample_dataset, config) if sample_dataset is not None else cache
-    sample_items = list(sample_items) if sample_items is not None else list(range(min(4, len(sample_cache))))
+    sample_items = (
+        list(sample_items) if sample_items is not None else list(range(min(4, len(sample_cache))))
+    )
 
-    with torch.random.fork_rng():  # initial weights from the seed, without touching the caller's RNG
+    with (
+        torch.random.fork_rng()
+    ):  # initial weights from the seed, without touching the caller's RNG
         torch.manual_seed(settings.seed)
         gen = Generator(config).to(device)
         disc = Discriminator(config).to(device)
     betas = (settings.beta1, settings.beta2)
     opt_g = torch.optim.Adam(gen.parameters(), lr=settings.lr, betas=betas)
     opt_d = torch.optim.Adam(disc.parameters(), lr=settings.lr, betas=betas)
-    loss_g_fn = GeneratorLoss(config.nn_weight, config.nn_window, config.l1_weight, config.gan_weight,
-                              vgg.to(device) if (vgg is not None and config.nn_space == "vgg") else None)
+    loss_g_fn = GeneratorLoss(
+        config.nn_weight,
+        config.nn_window,
+        config.l1_weight,
+        config.gan_weight,
+        vgg.to(device) if (vgg is not None and config.nn_space == "vgg") else None,
+    )
 
     step = 0
     if resume and state_path.is_file():
@@ -169,14 +180,25 @@ def train(
     def info(final: bool) -> dict:
         last = losses.rows[-1] if losses.rows else {}
         return {
-            "steps": step, "target_steps": settings.steps, "finished": final, "loss_note": loss_note,
-            "nn_space": config.nn_space, "nn_weight": config.nn_weight, "last_losses": last,
-            "model_path": str(model_path), "run_dir": str(run_dir), "pairs": len(dataset),
-            "batch_size": settings.batch_size, "lr": settings.lr, "seed": settings.seed,
+            "steps": step,
+            "target_steps": settings.steps,
+            "finished": final,
+            "loss_note": loss_note,
+            "nn_space": config.nn_space,
+            "nn_weight": config.nn_weight,
+            "last_losses": last,
+            "model_path": str(model_path),
+            "run_dir": str(run_dir),
+            "pairs": len(dataset),
+            "batch_size": settings.batch_size,
+            "lr": settings.lr,
+            "seed": settings.seed,
         }
 
     def save(final: bool = False) -> None:
-        checkpoint.save_train_state(state_path, gen, disc, opt_g, opt_d, step, {"loss_note": loss_note})
+        checkpoint.save_train_state(
+            state_path, gen, disc, opt_g, opt_d, step, {"loss_note": loss_note}
+        )
         checkpoint.save_model(model_path, gen, step, info(final))
 
     if progress:
@@ -184,7 +206,9 @@ def train(
     try:
         while step < settings.steps:
             idx = batch_indices(settings.seed, step, len(cache), settings.batch_size)
-            torch.manual_seed(settings.seed * 1_000_003 + step)  # dropout, reproducible across resumes
+            torch.manual_seed(
+                settings.seed * 1_000_003 + step
+            )  # dropout, reproducible across resumes
             batch = _to(cache.batch(idx), device)
             gen.train()
             fake = generate(gen, batch)
@@ -204,7 +228,9 @@ def train(
                 d_fake_g = None
             loss_g, terms = loss_g_fn(fake, batch["x_b"], d_fake_g)
             if not math.isfinite(float(loss_g.detach())):
-                raise FloatingPointError(f"generator loss became {float(loss_g)} at step {step}: lower the learning rate")
+                raise FloatingPointError(
+                    f"generator loss became {float(loss_g)} at step {step}: lower the learning rate"
+                )
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             opt_g.step()
@@ -214,16 +240,27 @@ def train(
                 acc.setdefault(k, []).append(v)
             if step % settings.log_every == 0 or step == settings.steps:
                 mean = {k: float(np.mean(v)) for k, v in acc.items()}
-                losses.append(dict(mean, step=step, seconds=round(time.perf_counter() - started, 3)))
+                losses.append(
+                    dict(mean, step=step, seconds=round(time.perf_counter() - started, 3))
+                )
                 acc = {}
             if step % settings.sample_every == 0 or step == settings.steps:
-                write_samples(gen, sample_cache, sample_items, run_dir / "samples" / f"step_{step:06d}.png", device)
+                write_samples(
+                    gen,
+                    sample_cache,
+                    sample_items,
+                    run_dir / "samples" / f"step_{step:06d}.png",
+                    device,
+                )
             if step % settings.checkpoint_every == 0 and step < settings.steps:
                 save()
             if progress:
                 progress(step, settings.steps)
     except BaseException:
-        log.warning("PoseLab PoseGAN: training interrupted at step %d; saving a checkpoint to resume from", step)
+        log.warning(
+            "PoseLab PoseGAN: training interrupted at step %d; saving a checkpoint to resume from",
+            step,
+        )
         save()
         _write_curve(losses.rows, run_dir / "loss_curve.png")
         raise
@@ -237,14 +274,25 @@ def train(
 
 
 @torch.no_grad()
-def write_samples(gen: Generator, cache: SampleCache, items: Sequence[int], path: Path, device) -> np.ndarray:
+def write_samples(
+    gen: Generator, cache: SampleCache, items: Sequence[int], path: Path, device
+) -> np.ndarray:
     """Rows of source | target | generated for fixed pairs, as a PNG (and returned, RGB)."""
     was_training = gen.training
     gen.eval()
     batch = _to(cache.batch(items), device)
     fake = generate(gen, batch)
-    rows = [np.concatenate([tensor_to_image(batch["x_a"][i]), tensor_to_image(batch["x_b"][i]), tensor_to_image(fake[i])], 1)
-            for i in range(len(items))]
+    rows = [
+        np.concatenate(
+            [
+                tensor_to_image(batch["x_a"][i]),
+                tensor_to_image(batch["x_b"][i]),
+                tensor_to_image(fake[i]),
+            ],
+            1,
+        )
+        for i in range(len(items))
+    ]
     grid = np.concatenate(rows, 0)
     cv2.imwrite(str(path), grid[..., ::-1])
     gen.train(was_training)
@@ -261,11 +309,26 @@ def loss_curve_image(rows: list[dict], size: tuple[int, int] = (320, 512)) -> np
     """A small plot of the logged losses (each series scaled to its own range, as the legend says)."""
     h, w = size
     img = np.full((h, w, 3), 255, np.uint8)
-    series = [("g_total", (200, 40, 40)), ("d_loss", (40, 40, 200)), ("g_nn", (40, 150, 40)), ("g_l1", (180, 120, 0)), ("g_gan", (140, 0, 140))]
+    series = [
+        ("g_total", (200, 40, 40)),
+        ("d_loss", (40, 40, 200)),
+        ("g_nn", (40, 150, 40)),
+        ("g_l1", (180, 120, 0)),
+        ("g_gan", (140, 0, 140)),
+    ]
     left, right, top, bottom = 40, 10, 10, 30
     cv2.rectangle(img, (left, top), (w - right, h - bottom), (0, 0, 0), 1)
     if len(rows) < 1:
-        cv2.putText(img, "no losses logged yet", (left + 10, h // 2), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.putText(
+            img,
+            "no losses logged yet",
+            (left + 10, h // 2),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.5,
+            (0, 0, 0),
+            1,
+            cv2.LINE_AA,
+        )
         return img
     steps = np.array([r["step"] for r in rows], float)
     s0, s1 = steps.min(), max(steps.max(), steps.min() + 1)
@@ -280,9 +343,27 @@ def loss_curve_image(rows: list[dict], size: tuple[int, int] = (320, 512)) -> np
         ys = (h - bottom) - (vals - lo) / span * (h - top - bottom)
         pts = np.stack([xs, ys], 1).round().astype(np.int32).reshape(-1, 1, 2)
         cv2.polylines(img, [pts], False, colour, 1, cv2.LINE_AA)
-        cv2.putText(img, f"{name} {lo:.3g}..{hi:.3g}", (left + 6, legend_y), cv2.FONT_HERSHEY_SIMPLEX, 0.4, colour, 1, cv2.LINE_AA)
+        cv2.putText(
+            img,
+            f"{name} {lo:.3g}..{hi:.3g}",
+            (left + 6, legend_y),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.4,
+            colour,
+            1,
+            cv2.LINE_AA,
+        )
         legend_y += 14
-    cv2.putText(img, f"step {int(s0)}..{int(steps.max())}", (left, h - 10), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(
+        img,
+        f"step {int(s0)}..{int(steps.max())}",
+        (left, h - 10),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        0.4,
+        (0, 0, 0),
+        1,
+        cv2.LINE_AA,
+    )
     return img
 
 
@@ -292,8 +373,17 @@ def loss_curve_image(rows: list[dict], size: tuple[int, int] = (320, 512)) -> np
 def ssim_uint8(a: np.ndarray, b: np.ndarray) -> float:
     """SSIM as in the paper's test.py (Gaussian weights, sigma 1.5, population covariance),
     with a fixed data range of 255 (the original used the generated image's max - min)."""
-    return float(structural_similarity(a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
-                                       channel_axis=2, data_range=255))
+    return float(
+        structural_similarity(
+            a,
+            b,
+            gaussian_weights=True,
+            sigma=1.5,
+            use_sample_covariance=False,
+            channel_axis=2,
+            data_range=255,
+        )
+    )
 
 
 def l1_uint8(a: np.ndarray, b: np.ndarray) -> float:
@@ -302,11 +392,13 @@ def l1_uint8(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @torch.no_grad()
-def predict(gen: Generator, cache: SampleCache, indices: Sequence[int], batch_size: int = 16, device="cpu") -> list[np.ndarray]:
+def predict(
+    gen: Generator, cache: SampleCache, indices: Sequence[int], batch_size: int = 16, device="cpu"
+) -> list[np.ndarray]:
     gen.eval()
     out = []
     for i in range(0, len(indices), batch_size):
-        batch = _to(cache.batch(indices[i:i + batch_size]), device)
+        batch = _to(cache.batch(indices[i : i + batch_size]), device)
         fake = generate(gen, batch)
         out.extend(tensor_to_image(f) for f in fake)
     return out

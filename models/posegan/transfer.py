@@ -65,7 +65,9 @@ def target_in_source_canvas(src_body, tgt_body, src_size, tgt_size) -> np.ndarra
     return tgt
 
 
-def crop_box(src_body: np.ndarray, tgt_body: np.ndarray, model_size: tuple[int, int]) -> tuple[float, float, float, float]:
+def crop_box(
+    src_body: np.ndarray, tgt_body: np.ndarray, model_size: tuple[int, int]
+) -> tuple[float, float, float, float]:
     """``(x0, y0, w, h)`` in source pixels with the model's aspect, covering both poses."""
     mh, mw = model_size
     pts = np.concatenate([_present(src_body), _present(tgt_body)])
@@ -104,8 +106,13 @@ class TransferResult:
 
 @torch.no_grad()
 def transfer_one(
-    gen: Generator, source: np.ndarray, src_body: np.ndarray, tgt_body: np.ndarray,
-    tgt_canvas: tuple[int, int] | None = None, output: str = "paste", feather: float = 0.04,
+    gen: Generator,
+    source: np.ndarray,
+    src_body: np.ndarray,
+    tgt_body: np.ndarray,
+    tgt_canvas: tuple[int, int] | None = None,
+    output: str = "paste",
+    feather: float = 0.04,
 ) -> TransferResult:
     """Repose the person ``src_body`` of ``source`` (uint8 RGB) into ``tgt_body``.
 
@@ -118,11 +125,18 @@ def transfer_one(
     src_body = np.asarray(src_body, np.float32)
     tgt = target_in_source_canvas(src_body, tgt_body, (iw, ih), tgt_canvas or (iw, ih))
     if len(_present(src_body)) < 2 or len(_present(tgt)) < 2:
-        raise ValueError("pose transfer needs at least two joints in both the source and the target pose")
+        raise ValueError(
+            "pose transfer needs at least two joints in both the source and the target pose"
+        )
     box = crop_box(src_body, tgt, (mh, mw))
     affine = _box_affine(box, (mh, mw))
-    crop = cv2.warpAffine(source, affine, (mw, mh), flags=cv2.INTER_AREA if box[3] > mh else cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_REPLICATE)
+    crop = cv2.warpAffine(
+        source,
+        affine,
+        (mw, mh),
+        flags=cv2.INTER_AREA if box[3] > mh else cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
     s_m, t_m = _map_body(src_body, affine), _map_body(tgt, affine)
     sample = pose_inputs(s_m, t_m, cfg)
     sample["x_a"] = image_to_tensor(crop)
@@ -135,7 +149,9 @@ def transfer_one(
     if output == "crop":
         return TransferResult(fake, union, box)
     inv = cv2.invertAffineTransform(affine)
-    back = cv2.warpAffine(fake, inv, (iw, ih), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    back = cv2.warpAffine(
+        fake, inv, (iw, ih), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
     # feathered rectangle: 1 inside the box, ramping to 0 over `feather` of the box size
     ramp = np.ones((mh, mw), np.float32)
     fy, fx = max(int(round(mh * feather)), 1), max(int(round(mw * feather)), 1)

@@ -32,8 +32,16 @@ from ..segmentation.fill import dilate, fill_background
 # Back to front: limbs in front of the torso, the extremities in front of the limbs they hang
 # from, the head over everything (what a person facing the camera shows).
 DEPTH_ORDER = (
-    "torso", "right_thigh", "left_thigh", "right_upper_arm", "left_upper_arm",
-    "right_shin", "left_shin", "right_forearm", "left_forearm", "head",
+    "torso",
+    "right_thigh",
+    "left_thigh",
+    "right_upper_arm",
+    "left_upper_arm",
+    "right_shin",
+    "left_shin",
+    "right_forearm",
+    "left_forearm",
+    "head",
 )
 ALIGN_MODES = ("none", "source")
 
@@ -59,7 +67,9 @@ class ReposeResult:
 def _check_body(body, what: str) -> np.ndarray:
     arr = np.asarray(body, np.float32)
     if arr.shape != (NUM_BODY, 3):
-        raise ValueError(f"{what}: expected an OpenPose-18 array of shape (18, 3) (x, y, score), got {arr.shape}")
+        raise ValueError(
+            f"{what}: expected an OpenPose-18 array of shape (18, 3) (x, y, score), got {arr.shape}"
+        )
     return arr
 
 
@@ -86,7 +96,9 @@ def align_to_source(tgt_body, src_body) -> np.ndarray:
     ct, cs = torso_centre(tgt), torso_centre(src)
     st, ss = parts.torso_scale(tgt), parts.torso_scale(src)
     if ct is None or cs is None:
-        raise ValueError("cannot align the target pose to the source: one of them has no visible keypoints")
+        raise ValueError(
+            "cannot align the target pose to the source: one of them has no visible keypoints"
+        )
     scale = ss / st if st > 0 and ss > 0 else 1.0
     vis = tgt[:, 2] > 0
     tgt[vis, :2] = (tgt[vis, :2] - ct) * scale + cs
@@ -166,7 +178,9 @@ def _source_part_of(src: np.ndarray) -> list[int | None]:
     return out
 
 
-def source_part_regions(src_body, person_mask: np.ndarray, use: set[int] | None = None) -> dict[int, np.ndarray]:
+def source_part_regions(
+    src_body, person_mask: np.ndarray, use: set[int] | None = None
+) -> dict[int, np.ndarray]:
     """Soft regions float32 ``(H, W)`` of the source person belonging to each source part.
 
     Every person pixel goes to the nearest part core, so nothing of the person is lost (hands
@@ -198,7 +212,9 @@ def source_part_regions(src_body, person_mask: np.ndarray, use: set[int] | None 
     if not cores:
         return {}
     keys = sorted(cores)
-    dists = np.stack([cv2.distanceTransform((1 - cores[k]).astype(np.uint8), cv2.DIST_L2, 3) for k in keys])
+    dists = np.stack(
+        [cv2.distanceTransform((1 - cores[k]).astype(np.uint8), cv2.DIST_L2, 3) for k in keys]
+    )
     # a limb owns only a sleeve-wide band around its bone: in a turned or back view the
     # shoulder joint sits inside the shirt, and the nearest-bone rule alone would hand a
     # slab of back to the upper arm, which then swings out with it as a flap
@@ -223,7 +239,13 @@ def source_part_regions(src_body, person_mask: np.ndarray, use: set[int] | None 
             a, b, lower, _ = parts.LIMBS[parts.PART_NAMES[k]]
             zone = np.zeros(own.shape, np.uint8)
             for j in (a,) if lower else (a, b):
-                cv2.circle(zone, tuple(int(round(v)) for v in local[j, :2]), max(int(round(zone_r)), 1), 1, -1)
+                cv2.circle(
+                    zone,
+                    tuple(int(round(v)) for v in local[j, :2]),
+                    max(int(round(zone_r)), 1),
+                    1,
+                    -1,
+                )
             grown = own | (dilate(own, grow) & (zone > 0))
         full = np.zeros((H, W), np.float32)
         full[y0:y1, x0:x1] = np.where(grown, crop_mask, 0.0)
@@ -232,12 +254,23 @@ def source_part_regions(src_body, person_mask: np.ndarray, use: set[int] | None 
 
 
 # limb -> the limb hanging from it
-CHILD = {"right_upper_arm": "right_forearm", "left_upper_arm": "left_forearm", "right_thigh": "right_shin", "left_thigh": "left_shin"}
+CHILD = {
+    "right_upper_arm": "right_forearm",
+    "left_upper_arm": "left_forearm",
+    "right_thigh": "right_shin",
+    "left_thigh": "left_shin",
+}
 DANGLE = 1.2  # how far (segment lengths / torso scales) an undrawn extremity may hang on
 
 
 def _fill_poly(mask: np.ndarray, poly: np.ndarray) -> None:
-    cv2.fillPoly(mask, [np.round(np.asarray(poly, np.float64) * 16).astype(np.int32).reshape(-1, 1, 2)], 1.0, cv2.LINE_8, shift=4)
+    cv2.fillPoly(
+        mask,
+        [np.round(np.asarray(poly, np.float64) * 16).astype(np.int32).reshape(-1, 1, 2)],
+        1.0,
+        cv2.LINE_8,
+        shift=4,
+    )
 
 
 def _extend_for_missing_children(tgt: np.ndarray, tgt_masks: np.ndarray, drawn: np.ndarray) -> None:
@@ -255,19 +288,28 @@ def _extend_for_missing_children(tgt: np.ndarray, tgt_masks: np.ndarray, drawn: 
         i, c = parts.PART_NAMES.index(parent), parts.PART_NAMES.index(child)
         if drawn[i] and not drawn[c]:
             a, b, _, _ = parts.LIMBS[parent]
-            rect = parts.limb_rectangle(tgt[a], tgt[b], parts.INC_FROM, DANGLE, parts.HALF_WIDTH * st)
+            rect = parts.limb_rectangle(
+                tgt[a], tgt[b], parts.INC_FROM, DANGLE, parts.HALF_WIDTH * st
+            )
             if rect is not None:
                 _fill_poly(tgt_masks[i], rect)
     thighs = [parts.PART_NAMES.index(n) for n in ("right_thigh", "left_thigh")]
     if drawn[0] and not drawn[thighs].any():
-        rs, ls, rh, lh = (J[n] for n in ("right_shoulder", "left_shoulder", "right_hip", "left_hip"))
+        rs, ls, rh, lh = (
+            J[n] for n in ("right_shoulder", "left_shoulder", "right_hip", "left_hip")
+        )
         if (tgt[[rs, ls, rh, lh], 2] > 0).all():
             down = (tgt[rh, :2] + tgt[lh, :2] - tgt[rs, :2] - tgt[ls, :2]) / 2.0
             down = down / max(float(np.hypot(*down)), 1e-6) * DANGLE * st
-            _fill_poly(tgt_masks[0], np.stack([tgt[rh, :2], tgt[lh, :2], tgt[lh, :2] + down, tgt[rh, :2] + down]))
+            _fill_poly(
+                tgt_masks[0],
+                np.stack([tgt[rh, :2], tgt[lh, :2], tgt[lh, :2] + down, tgt[rh, :2] + down]),
+            )
 
 
-def warp_person(image: np.ndarray, src_body, tgt_body, person_mask: np.ndarray, depth_order=DEPTH_ORDER):
+def warp_person(
+    image: np.ndarray, src_body, tgt_body, person_mask: np.ndarray, depth_order=DEPTH_ORDER
+):
     """The source person's parts warped into the target pose, stacked back to front.
 
     Returns ``(colour float32 (H, W, 3) in [0, 255], alpha float32 (H, W))``; colour is
@@ -287,7 +329,9 @@ def warp_person(image: np.ndarray, src_body, tgt_body, person_mask: np.ndarray, 
     drawn = np.array([bool(valid[i]) and supplier[i] is not None for i in range(parts.NUM_PARTS)])
     # a source limb the target does not draw gives its pixels to the part it hangs from
     # (legs to the torso, a hand to the forearm) instead of vanishing with it
-    regions = source_part_regions(src, person_mask, use={0, 1} | {supplier[i] for i in np.flatnonzero(drawn)})
+    regions = source_part_regions(
+        src, person_mask, use={0, 1} | {supplier[i] for i in np.flatnonzero(drawn)}
+    )
     drawn &= np.array([supplier[i] in regions for i in range(parts.NUM_PARTS)])
     _extend_for_missing_children(tgt, tgt_masks, drawn)
     st_t = max(parts.torso_scale(tgt), 1.0)
@@ -313,7 +357,9 @@ def warp_person(image: np.ndarray, src_body, tgt_body, person_mask: np.ndarray, 
         shift = np.array([[1.0, 0.0, bx0], [0.0, 1.0, by0], [0.0, 0.0, 1.0]])
         mb = (np.vstack([m, [0.0, 0.0, 1.0]]) @ shift)[:2]
         size = (int(bx1 - bx0), int(by1 - by0))
-        a = cv2.warpAffine(regions[k], mb, size, flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        a = cv2.warpAffine(
+            regions[k], mb, size, flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=0
+        )
         a *= allowed
         if not a.any():
             continue
@@ -345,29 +391,41 @@ def repose_person(
     the inpainted one when given (e.g. a clean plate)."""
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError(f"expected an RGB uint8 image of shape (H, W, 3), got {image.dtype} {image.shape}")
+        raise ValueError(
+            f"expected an RGB uint8 image of shape (H, W, 3), got {image.dtype} {image.shape}"
+        )
     H, W = image.shape[:2]
     mask = np.clip(np.nan_to_num(np.asarray(person_mask, np.float32)), 0.0, 1.0)
     if mask.shape != (H, W):
-        raise ValueError(f"person mask has shape {mask.shape} but the image is {W}x{H}: give a mask of the image's size")
+        raise ValueError(
+            f"person mask has shape {mask.shape} but the image is {W}x{H}: give a mask of the image's size"
+        )
     if align not in ALIGN_MODES:
         raise ValueError(f"align must be one of {ALIGN_MODES}, got {align!r}")
     src = _check_body(src_body, "source body")
     tgt = _check_body(tgt_body, "target body")
     if not (src[:, 2] > 0).any():
-        raise ValueError("the source pose has no visible keypoints: detect the pose of the source image first")
+        raise ValueError(
+            "the source pose has no visible keypoints: detect the pose of the source image first"
+        )
     if not (tgt[:, 2] > 0).any():
         raise ValueError("the target pose has no visible keypoints: nothing to move the person to")
     if align == "source":
         tgt = align_to_source(tgt, src)
     if background is None:
-        background = fill_background(image, mask, method=fill_method, dilation=fill_dilation) if (mask > 0.5).any() else image.copy()
+        background = (
+            fill_background(image, mask, method=fill_method, dilation=fill_dilation)
+            if (mask > 0.5).any()
+            else image.copy()
+        )
     elif background.shape != image.shape:
         raise ValueError(f"background {background.shape} must match the image {image.shape}")
     colour, alpha = warp_person(image, src, tgt, mask)
     # feather inwards only: outside the stack there is no colour to blend from
     if feather > 0:
-        soft = cv2.GaussianBlur(alpha, (0, 0), sigmaX=float(feather), borderType=cv2.BORDER_REPLICATE)
+        soft = cv2.GaussianBlur(
+            alpha, (0, 0), sigmaX=float(feather), borderType=cv2.BORDER_REPLICATE
+        )
         final = np.minimum(alpha, soft)
     else:
         final = alpha

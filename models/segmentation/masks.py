@@ -29,7 +29,9 @@ MIN_CROP = 16  # a smaller crop holds nothing the 256-px pose model can segment
 def _check_image(image: np.ndarray) -> np.ndarray:
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError(f"expected an RGB uint8 image of shape (H, W, 3), got {image.dtype} {image.shape}")
+        raise ValueError(
+            f"expected an RGB uint8 image of shape (H, W, 3), got {image.dtype} {image.shape}"
+        )
     if image.shape[0] < 2 or image.shape[1] < 2:
         raise ValueError(f"image is too small to segment: {image.shape[1]}x{image.shape[0]}")
     return np.ascontiguousarray(image)
@@ -41,7 +43,9 @@ def selfie_mask(image: np.ndarray, device=None) -> np.ndarray:
     return mp_segmentation.selfie([image_tensor(image, device or "cpu")])[0]
 
 
-def pose_model_mask(image: np.ndarray, body: np.ndarray | None = None, device=None) -> np.ndarray | None:
+def pose_model_mask(
+    image: np.ndarray, body: np.ndarray | None = None, device=None
+) -> np.ndarray | None:
     """Soft mask of one person from MediaPipe Pose's own segmentation head, or None if it finds nobody.
 
     Trained on full bodies, it follows legs and outstretched arms better than the selfie model
@@ -60,7 +64,9 @@ def pose_model_mask(image: np.ndarray, body: np.ndarray | None = None, device=No
             return None
         size = max(float(np.ptp(pts[:, 0])), float(np.ptp(pts[:, 1])), 2.0 * body_scale(body), 16.0)
         cx, cy = (pts.min(0) + pts.max(0)) / 2
-        half = (0.5 + 0.6) * size  # half the body's extent plus 0.6 of it for hair, hands, feet and context
+        half = (
+            0.5 + 0.6
+        ) * size  # half the body's extent plus 0.6 of it for hair, hands, feet and context
         x0, y0 = int(np.clip(cx - half, 0, W)), int(np.clip(cy - half, 0, H))
         x1, y1 = int(np.clip(cx + half, 0, W)), int(np.clip(cy + half, 0, H))
     if x1 - x0 < MIN_CROP or y1 - y0 < MIN_CROP:
@@ -91,7 +97,9 @@ def body_scale(body: np.ndarray) -> float:
     return 0.0
 
 
-def skeleton_mask(body: np.ndarray, height: int, width: int, thickness: float | None = None) -> np.ndarray:
+def skeleton_mask(
+    body: np.ndarray, height: int, width: int, thickness: float | None = None
+) -> np.ndarray:
     """Boolean ``(H, W)`` mask of a person's bones drawn as thick lines plus the joints as discs."""
     body = np.asarray(body, np.float32)
     vis = body[:, 2] > 0
@@ -104,7 +112,14 @@ def skeleton_mask(body: np.ndarray, height: int, width: int, thickness: float | 
     pts = np.round(body[:, :2]).astype(np.int64)
     for a, b in OPENPOSE18_LIMBS:
         if vis[a] and vis[b]:
-            cv2.line(canvas, tuple(int(v) for v in pts[a]), tuple(int(v) for v in pts[b]), 1, t, cv2.LINE_8)
+            cv2.line(
+                canvas,
+                tuple(int(v) for v in pts[a]),
+                tuple(int(v) for v in pts[b]),
+                1,
+                t,
+                cv2.LINE_8,
+            )
     for i in np.flatnonzero(vis):
         cv2.circle(canvas, tuple(int(v) for v in pts[i]), max(t // 2, 1), 1, -1)
     # the torso polygon, so its middle counts as this person's even where bones don't cross it
@@ -133,11 +148,15 @@ def restrict_to_person(
     if mask.ndim != 2:
         raise ValueError(f"expected a mask of shape (H, W), got {mask.shape}")
     if not 0 <= index < len(bodies):
-        raise ValueError(f"person index {index} is out of range: the pose has {len(bodies)} people (use 0..{len(bodies) - 1})")
+        raise ValueError(
+            f"person index {index} is out of range: the pose has {len(bodies)} people (use 0..{len(bodies) - 1})"
+        )
     H, W = mask.shape
     skel = skeleton_mask(bodies[index], H, W)
     if not skel.any():
-        raise ValueError(f"person {index} has no visible keypoints, so their mask cannot be found; pick another person index")
+        raise ValueError(
+            f"person {index} has no visible keypoints, so their mask cannot be found; pick another person index"
+        )
     binary = mask > threshold
     if add_skeleton:
         binary |= skel
@@ -182,7 +201,11 @@ def person_mask_mediapipe(
         raise ValueError(f"unknown MediaPipe mask model {model!r}: use one of {MEDIAPIPE_MODELS}")
     mask = None
     if model == "pose":
-        body = bodies[index] if bodies is not None and index is not None and 0 <= index < len(bodies) else None
+        body = (
+            bodies[index]
+            if bodies is not None and index is not None and 0 <= index < len(bodies)
+            else None
+        )
         mask = pose_model_mask(image, body, device)
     if mask is None:
         mask = selfie_mask(image, device)

@@ -48,24 +48,45 @@ class StablePoseConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "StablePoseConfig":
-        known = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in cls.__dataclass_fields__}
+        known = {
+            k: (tuple(v) if isinstance(v, list) else v)
+            for k, v in d.items()
+            if k in cls.__dataclass_fields__
+        }
         return cls(**known)
 
 
 class AttnResBlock(nn.Module):
     """Input block 1 of the adapter (reference key names; no GroupNorm before the first conv)."""
 
-    def __init__(self, channels: int, emb_channels: int, out_channels: int, cond_channels: int,
-                 vit_depth: int, mlp_dim: int):
+    def __init__(
+        self,
+        channels: int,
+        emb_channels: int,
+        out_channels: int,
+        cond_channels: int,
+        vit_depth: int,
+        mlp_dim: int,
+    ):
         super().__init__()
-        self.in_layers = nn.Sequential(nn.Identity(), nn.SiLU(), nn.Conv2d(channels, out_channels, 3, padding=1))
+        self.in_layers = nn.Sequential(
+            nn.Identity(), nn.SiLU(), nn.Conv2d(channels, out_channels, 3, padding=1)
+        )
         self.emb_layers = nn.Sequential(nn.SiLU(), nn.Linear(emb_channels, out_channels))
-        self.attn_layer = PMSAViT(channels=out_channels, depth=vit_depth, dim_head=out_channels // 8, mlp_dim=mlp_dim)
+        self.attn_layer = PMSAViT(
+            channels=out_channels, depth=vit_depth, dim_head=out_channels // 8, mlp_dim=mlp_dim
+        )
         self.norm = nn.GroupNorm(32, out_channels, affine=False)
         self.cond_conv = nn.Conv2d(cond_channels, out_channels, 3, padding=1)
-        self.out_layers = nn.Sequential(nn.Identity(), nn.SiLU(), nn.Dropout(0.0),
-                                        nn.Conv2d(out_channels, out_channels, 3, padding=1))
-        self.skip_connection = nn.Identity() if out_channels == channels else nn.Conv2d(channels, out_channels, 1)
+        self.out_layers = nn.Sequential(
+            nn.Identity(),
+            nn.SiLU(),
+            nn.Dropout(0.0),
+            nn.Conv2d(out_channels, out_channels, 3, padding=1),
+        )
+        self.skip_connection = (
+            nn.Identity() if out_channels == channels else nn.Conv2d(channels, out_channels, 1)
+        )
 
     def forward(self, x, emb, pose_features, masks):
         h = self.in_layers(x) + self.emb_layers(emb).to(x.dtype)[..., None, None]
@@ -99,7 +120,9 @@ class PoseFeatureExtractor(nn.Module):
         for cin, cout, stride in chans:
             layers += [nn.Conv2d(cin, cout, 3, padding=1, stride=stride), nn.SiLU()]
         self.pre_extractor = nn.Sequential(*layers)
-        self.extractors = nn.ModuleList([nn.Sequential(nn.Conv2d(128, out_channels, 3, padding=1, stride=2), nn.SiLU())])
+        self.extractors = nn.ModuleList(
+            [nn.Sequential(nn.Conv2d(128, out_channels, 3, padding=1, stride=2), nn.SiLU())]
+        )
         self.zero_convs = nn.ModuleList([nn.Conv2d(out_channels, out_channels, 3, padding=1)])
 
     def forward(self, pose_image):
@@ -129,12 +152,20 @@ class StablePoseAdapter(nn.Module):
             for _ in range(cfg.num_res_blocks[level]):
                 out = mult * mc
                 if len(self.input_blocks) in cfg.inject_layers:
-                    layers: list[nn.Module] = [AttnResBlock(ch, emb_ch, out, cfg.inject_channels, len(cfg.kernels), cfg.mlp_dim)]
+                    layers: list[nn.Module] = [
+                        AttnResBlock(
+                            ch, emb_ch, out, cfg.inject_channels, len(cfg.kernels), cfg.mlp_dim
+                        )
+                    ]
                 else:
                     layers = [ResBlock(ch, emb_ch, out)]
                 ch = out
                 if cfg.transformer_depth[level] > 0:
-                    layers.append(SpatialTransformer(ch, cfg.num_heads, cfg.transformer_depth[level], cfg.context_dim))
+                    layers.append(
+                        SpatialTransformer(
+                            ch, cfg.num_heads, cfg.transformer_depth[level], cfg.context_dim
+                        )
+                    )
                 self.input_blocks.append(Block(*layers))
                 self.zero_convs.append(_zero_conv(ch))
             if level != len(cfg.channel_mult) - 1:
@@ -152,7 +183,9 @@ class StablePoseAdapter(nn.Module):
         for zero in (self.feature_extractor.zero_convs[0],):
             nn.init.zeros_(zero.weight)
             nn.init.zeros_(zero.bias)
-        for block in self.input_blocks:  # the AttnResBlock's last conv starts at zero, as in ResBlocks
+        for (
+            block
+        ) in self.input_blocks:  # the AttnResBlock's last conv starts at zero, as in ResBlocks
             for layer in block:
                 if isinstance(layer, AttnResBlock):
                     nn.init.zeros_(layer.out_layers[3].weight)
@@ -166,15 +199,25 @@ class StablePoseAdapter(nn.Module):
         """Pose masks at the latent grid for a ``[0, 1]`` skeleton image batch."""
         return pose_masks(hint[:, :3] * 2 - 1, self.config.kernels, self.mask_threshold)
 
-    def forward(self, x, hint, timesteps, context, masks: torch.Tensor | None = None,
-                open_rows: torch.Tensor | None = None, **_ignored):
+    def forward(
+        self,
+        x,
+        hint,
+        timesteps,
+        context,
+        masks: torch.Tensor | None = None,
+        open_rows: torch.Tensor | None = None,
+        **_ignored,
+    ):
         """``x``: noisy latent; ``hint``: ``(B, 3, 8h, 8w)`` skeleton image in [0, 1] (ComfyUI's
         control hint); ``masks``: precomputed pose masks, else made from ``hint``; ``open_rows``:
         ``bool (B,)``, rows whose attention is not masked (Stable-Pose's sampler gives the
         unconditional CFG half the pose image but open masks). Returns ComfyUI's control dict: one
         residual per UNet input block (``output``) and the middle."""
         if hint.shape[-2] != x.shape[-2] * 8 or hint.shape[-1] != x.shape[-1] * 8:
-            raise ValueError(f"pose image {tuple(hint.shape[-2:])} is not 8x the latent {tuple(x.shape[-2:])}")
+            raise ValueError(
+                f"pose image {tuple(hint.shape[-2:])} is not 8x the latent {tuple(x.shape[-2:])}"
+            )
         if masks is None:
             masks = self.masks_for(hint)
         if open_rows is not None and bool(open_rows.any()):
@@ -200,7 +243,9 @@ def strip_prefix(sd: dict) -> dict:
     if "state_dict" in sd and isinstance(sd["state_dict"], dict):
         sd = sd["state_dict"]
     if any(k.startswith(CHECKPOINT_PREFIX) for k in sd):
-        return {k[len(CHECKPOINT_PREFIX):]: v for k, v in sd.items() if k.startswith(CHECKPOINT_PREFIX)}
+        return {
+            k[len(CHECKPOINT_PREFIX) :]: v for k, v in sd.items() if k.startswith(CHECKPOINT_PREFIX)
+        }
     return dict(sd)
 
 
@@ -210,9 +255,18 @@ def infer_config(sd: dict, unet_prefix: str = "") -> StablePoseConfig:
     p = unet_prefix
     conv_in = sd.get(f"{p}input_blocks.0.0.weight")
     if conv_in is None:
-        raise ValueError("not a Stable-Pose adapter or SD UNet state dict: no input_blocks.0.0.weight")
+        raise ValueError(
+            "not a Stable-Pose adapter or SD UNet state dict: no input_blocks.0.0.weight"
+        )
     mc = int(conv_in.shape[0])
-    indices = sorted({int(m.group(1)) for k in sd for m in [re.match(rf"{re.escape(p)}input_blocks\.(\d+)\.", k)] if m})
+    indices = sorted(
+        {
+            int(m.group(1))
+            for k in sd
+            for m in [re.match(rf"{re.escape(p)}input_blocks\.(\d+)\.", k)]
+            if m
+        }
+    )
     mults, res_blocks, depths = [], [], []
     count, depth = 0, 0
     inject, ctx = [], 768
@@ -228,29 +282,57 @@ def infer_config(sd: dict, unet_prefix: str = "") -> StablePoseConfig:
         count += 1
         if f"{p}input_blocks.{i}.0.attn_layer.to_patch_embedding.0.weight" in sd:
             inject.append(i)
-        d = len({k for k in sd if k.startswith(f"{p}input_blocks.{i}.1.transformer_blocks.") and k.endswith("attn1.to_q.weight")})
+        d = len(
+            {
+                k
+                for k in sd
+                if k.startswith(f"{p}input_blocks.{i}.1.transformer_blocks.")
+                and k.endswith("attn1.to_q.weight")
+            }
+        )
         depth = max(depth, d)
         if d:
             ctx = int(sd[f"{p}input_blocks.{i}.1.transformer_blocks.0.attn2.to_k.weight"].shape[1])
     res_blocks.append(count)
     depths.append(depth)
     if f"{p}middle_block.0.in_layers.0.weight" in sd:
-        middle = len({k for k in sd if k.startswith(f"{p}middle_block.1.transformer_blocks.") and k.endswith("attn1.to_q.weight")})
+        middle = len(
+            {
+                k
+                for k in sd
+                if k.startswith(f"{p}middle_block.1.transformer_blocks.")
+                and k.endswith("attn1.to_q.weight")
+            }
+        )
     else:
         middle = -1
-    cfg = StablePoseConfig(in_channels=int(conv_in.shape[1]), model_channels=mc, channel_mult=tuple(mults),
-                           num_res_blocks=tuple(res_blocks), transformer_depth=tuple(depths), middle_depth=middle,
-                           context_dim=ctx)
+    cfg = StablePoseConfig(
+        in_channels=int(conv_in.shape[1]),
+        model_channels=mc,
+        channel_mult=tuple(mults),
+        num_res_blocks=tuple(res_blocks),
+        transformer_depth=tuple(depths),
+        middle_depth=middle,
+        context_dim=ctx,
+    )
     if inject:  # an adapter's own weights: read its pose branch too
         first = f"input_blocks.{inject[0]}.0.attn_layer."
-        vit_depth = len({k for k in sd if k.startswith(first + "transformer.layers.") and k.endswith(".0.to_qkv.weight")})
+        vit_depth = len(
+            {
+                k
+                for k in sd
+                if k.startswith(first + "transformer.layers.") and k.endswith(".0.to_qkv.weight")
+            }
+        )
         cfg.inject_layers = tuple(inject)
         cfg.inject_channels = int(sd["feature_extractor.zero_convs.0.weight"].shape[0])
         cfg.cond_channels = int(sd["feature_extractor.pre_extractor.0.weight"].shape[1])
         cfg.mlp_dim = int(sd[first + "transformer.layers.0.1.net.1.weight"].shape[0])
         cfg.kernels = KERNELS[:vit_depth] if vit_depth <= len(KERNELS) else cfg.kernels
         if vit_depth != len(cfg.kernels):
-            raise ValueError(f"the adapter's PMSA-ViT has {vit_depth} layers; masks exist for {len(KERNELS)}")
+            raise ValueError(
+                f"the adapter's PMSA-ViT has {vit_depth} layers; masks exist for {len(KERNELS)}"
+            )
     return cfg
 
 
@@ -259,17 +341,22 @@ def adapter_from_state_dict(sd: dict) -> StablePoseAdapter:
     sd = strip_prefix(sd)
     cfg = infer_config(sd)
     if not any(k.startswith("feature_extractor.") for k in sd):
-        raise ValueError("not a Stable-Pose adapter: no feature_extractor.* weights (is it a ControlNet or a UNet?)")
+        raise ValueError(
+            "not a Stable-Pose adapter: no feature_extractor.* weights (is it a ControlNet or a UNet?)"
+        )
     model = StablePoseAdapter(cfg)
     missing, unexpected = model.load_state_dict(sd, strict=False)
     if missing or unexpected:
-        raise ValueError(f"Stable-Pose adapter weights do not match the layout they describe: "
-                         f"missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}")
+        raise ValueError(
+            f"Stable-Pose adapter weights do not match the layout they describe: "
+            f"missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}"
+        )
     return model
 
 
-def adapter_for_unet(unet_sd: dict, prefix: str = "diffusion_model.", seed: int | None = None,
-                     **overrides) -> StablePoseAdapter:
+def adapter_for_unet(
+    unet_sd: dict, prefix: str = "diffusion_model.", seed: int | None = None, **overrides
+) -> StablePoseAdapter:
     """A new adapter for a UNet, initialised from its encoder as Stable-Pose's ``prepare_weights``
     does: every adapter weight with a same-named, same-shaped UNet weight is copied; the pose
     branch is fresh (from ``seed`` when given, so a seeded training run repeats exactly) and the
@@ -289,4 +376,3 @@ def adapter_for_unet(unet_sd: dict, prefix: str = "diffusion_model.", seed: int 
             copied[k] = src.to(v.dtype)
     model.load_state_dict(copied, strict=False)
     return model
-

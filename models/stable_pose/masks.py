@@ -39,8 +39,9 @@ def gaussian_blur(image: torch.Tensor, size: int, sigma: float = SIGMA) -> torch
     return F.conv2d(x, k.view(1, 1, size, 1).expand(c, 1, size, 1), groups=c)
 
 
-def pose_masks(pose_image: torch.Tensor, kernels=KERNELS, threshold: float = INFER_THRESHOLD,
-               cell: int = 8) -> torch.Tensor:
+def pose_masks(
+    pose_image: torch.Tensor, kernels=KERNELS, threshold: float = INFER_THRESHOLD, cell: int = 8
+) -> torch.Tensor:
     """Latent-grid pose masks, ``bool (B, len(kernels), H // cell, W // cell)``, coarse first.
 
     ``pose_image``: ``(B, 3, H, W)`` skeleton image in [-1, 1] (background -1), H and W multiples

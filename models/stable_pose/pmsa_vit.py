@@ -30,14 +30,17 @@ class MaskedAttention(nn.Module):
     def __init__(self, dim: int, heads: int, dim_head: int):
         super().__init__()
         self.heads = heads
-        self.scale = dim_head ** -0.5
+        self.scale = dim_head**-0.5
         self.norm = nn.LayerNorm(dim)
         self.to_qkv = nn.Linear(dim, heads * dim_head * 3, bias=False)
         self.to_out = nn.Linear(heads * dim_head, dim, bias=False)
 
     def forward(self, x: torch.Tensor, allowed: torch.Tensor | None) -> torch.Tensor:
         b, n, _ = x.shape
-        q, k, v = (t.view(b, n, self.heads, -1).transpose(1, 2) for t in self.to_qkv(self.norm(x)).chunk(3, dim=-1))
+        q, k, v = (
+            t.view(b, n, self.heads, -1).transpose(1, 2)
+            for t in self.to_qkv(self.norm(x)).chunk(3, dim=-1)
+        )
         logits = (q @ k.transpose(-1, -2)) * self.scale
         if allowed is not None:
             # Blocked pairs get the smallest logit rather than -inf, as the released weights were
@@ -52,7 +55,9 @@ class MaskedAttention(nn.Module):
 class FeedForward(nn.Module):
     def __init__(self, dim: int, hidden: int):
         super().__init__()
-        self.net = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
+        self.net = nn.Sequential(
+            nn.LayerNorm(dim), nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim)
+        )
 
     def forward(self, x):
         return self.net(x)
@@ -62,7 +67,9 @@ class Transformer(nn.Module):
     def __init__(self, dim: int, depth: int, heads: int, dim_head: int, mlp_dim: int):
         super().__init__()
         self.layers = nn.ModuleList(
-            nn.ModuleList([MaskedAttention(dim, heads, dim_head), FeedForward(dim, mlp_dim)]) for _ in range(depth))
+            nn.ModuleList([MaskedAttention(dim, heads, dim_head), FeedForward(dim, mlp_dim)])
+            for _ in range(depth)
+        )
 
     def forward(self, x, allowed: list[torch.Tensor] | None):
         for i, (attn, ff) in enumerate(self.layers):
@@ -84,32 +91,50 @@ class _Patchify(nn.Module):
 
 
 class PMSAViT(nn.Module):
-    def __init__(self, channels: int = 320, patch: int = 2, dim: int = 512, depth: int = 2, heads: int = 8,
-                 dim_head: int = 40, mlp_dim: int = 512):
+    def __init__(
+        self,
+        channels: int = 320,
+        patch: int = 2,
+        dim: int = 512,
+        depth: int = 2,
+        heads: int = 8,
+        dim_head: int = 40,
+        mlp_dim: int = 512,
+    ):
         super().__init__()
         patch_dim = REDUCED_CHANNELS * patch * patch
         if patch_dim != dim:  # un-patchifying reads the token back as (p, p, 128)
             raise ValueError(f"PMSA-ViT needs dim == 128*patch^2 ({patch_dim}), got {dim}")
         self.patch, self.depth, self.dim = patch, depth, dim
         self.to_patch_embedding = nn.Sequential(
-            nn.Conv2d(channels, REDUCED_CHANNELS, 3, padding=1), _Patchify(patch),
-            nn.LayerNorm(patch_dim), nn.Linear(patch_dim, dim), nn.LayerNorm(dim))
+            nn.Conv2d(channels, REDUCED_CHANNELS, 3, padding=1),
+            _Patchify(patch),
+            nn.LayerNorm(patch_dim),
+            nn.Linear(patch_dim, dim),
+            nn.LayerNorm(dim),
+        )
         self.transformer = Transformer(dim, depth, heads, dim_head, mlp_dim)
-        self.to_out = nn.Sequential(nn.Identity(), nn.Conv2d(REDUCED_CHANNELS, channels, 3, padding=1))
+        self.to_out = nn.Sequential(
+            nn.Identity(), nn.Conv2d(REDUCED_CHANNELS, channels, 3, padding=1)
+        )
 
     def forward(self, x: torch.Tensor, masks: torch.Tensor | None = None) -> torch.Tensor:
         """``masks``: ``(B, depth, h, w)`` latent-grid pose masks, one per layer, or None (no masking)."""
         b, _, h, w = x.shape
         p = self.patch
         if h % p or w % p:
-            raise ValueError(f"PMSA-ViT patches of {p}: latent {w}x{h} must be a multiple of {p} "
-                             f"(image sides multiples of {8 * p} px)")
+            raise ValueError(
+                f"PMSA-ViT patches of {p}: latent {w}x{h} must be a multiple of {p} "
+                f"(image sides multiples of {8 * p} px)"
+            )
         tokens = self.to_patch_embedding(x)
         tokens = tokens + sincos_2d(h // p, w // p, self.dim).to(tokens)
         allowed = None
         if masks is not None:
             if masks.shape[1] != self.depth:
-                raise ValueError(f"PMSA-ViT has {self.depth} layers but got {masks.shape[1]} pose masks")
+                raise ValueError(
+                    f"PMSA-ViT has {self.depth} layers but got {masks.shape[1]} pose masks"
+                )
             allowed = [token_attention_mask(masks[:, i], p) for i in range(self.depth)]
         tokens = self.transformer(tokens, allowed)
         y = tokens.view(b, h // p, w // p, p, p, REDUCED_CHANNELS).permute(0, 5, 1, 3, 2, 4)

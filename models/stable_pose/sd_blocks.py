@@ -15,10 +15,16 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def timestep_embedding(timesteps: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
+def timestep_embedding(
+    timesteps: torch.Tensor, dim: int, max_period: float = 10000.0
+) -> torch.Tensor:
     """LDM's sinusoidal embedding: ``[cos, sin]`` halves."""
     half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=timesteps.device) / half)
+    freqs = torch.exp(
+        -math.log(max_period)
+        * torch.arange(half, dtype=torch.float32, device=timesteps.device)
+        / half
+    )
     args = timesteps[:, None].float() * freqs[None]
     return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
 
@@ -32,14 +38,28 @@ class TimestepBlock(nn.Module):
 
 
 class ResBlock(TimestepBlock):
-    def __init__(self, channels: int, emb_channels: int, out_channels: int | None = None, dropout: float = 0.0):
+    def __init__(
+        self,
+        channels: int,
+        emb_channels: int,
+        out_channels: int | None = None,
+        dropout: float = 0.0,
+    ):
         super().__init__()
         out_channels = out_channels or channels
-        self.in_layers = nn.Sequential(group_norm(channels), nn.SiLU(), nn.Conv2d(channels, out_channels, 3, padding=1))
+        self.in_layers = nn.Sequential(
+            group_norm(channels), nn.SiLU(), nn.Conv2d(channels, out_channels, 3, padding=1)
+        )
         self.emb_layers = nn.Sequential(nn.SiLU(), nn.Linear(emb_channels, out_channels))
-        self.out_layers = nn.Sequential(group_norm(out_channels), nn.SiLU(), nn.Dropout(dropout),
-                                        nn.Conv2d(out_channels, out_channels, 3, padding=1))
-        self.skip_connection = nn.Identity() if out_channels == channels else nn.Conv2d(channels, out_channels, 1)
+        self.out_layers = nn.Sequential(
+            group_norm(out_channels),
+            nn.SiLU(),
+            nn.Dropout(dropout),
+            nn.Conv2d(out_channels, out_channels, 3, padding=1),
+        )
+        self.skip_connection = (
+            nn.Identity() if out_channels == channels else nn.Conv2d(channels, out_channels, 1)
+        )
 
     def forward(self, x, emb):
         h = self.in_layers(x) + self.emb_layers(emb).to(x.dtype)[..., None, None]
@@ -59,8 +79,10 @@ class Attention(nn.Module):
     def forward(self, x, context=None):
         context = x if context is None else context
         b = x.shape[0]
-        q, k, v = (t.view(b, -1, self.heads, t.shape[-1] // self.heads).transpose(1, 2)
-                   for t in (self.to_q(x), self.to_k(context), self.to_v(context)))
+        q, k, v = (
+            t.view(b, -1, self.heads, t.shape[-1] // self.heads).transpose(1, 2)
+            for t in (self.to_q(x), self.to_k(context), self.to_v(context))
+        )
         out = F.scaled_dot_product_attention(q, k, v)
         return self.to_out(out.transpose(1, 2).reshape(b, -1, q.shape[1] * q.shape[3]))
 
@@ -78,7 +100,9 @@ class GEGLU(nn.Module):
 class FeedForward(nn.Module):
     def __init__(self, dim: int, mult: int = 4):
         super().__init__()
-        self.net = nn.Sequential(GEGLU(dim, dim * mult), nn.Dropout(0.0), nn.Linear(dim * mult, dim))
+        self.net = nn.Sequential(
+            GEGLU(dim, dim * mult), nn.Dropout(0.0), nn.Linear(dim * mult, dim)
+        )
 
     def forward(self, x):
         return self.net(x)
@@ -106,7 +130,9 @@ class SpatialTransformer(nn.Module):
         self.norm = group_norm(channels, eps=1e-6)
         self.proj_in = nn.Conv2d(channels, channels, 1)
         self.transformer_blocks = nn.ModuleList(
-            BasicTransformerBlock(channels, heads, channels // heads, context_dim) for _ in range(depth))
+            BasicTransformerBlock(channels, heads, channels // heads, context_dim)
+            for _ in range(depth)
+        )
         self.proj_out = nn.Conv2d(channels, channels, 1)
 
     def forward(self, x, context):

@@ -47,8 +47,10 @@ class PoseData:
     def __post_init__(self):
         n = self.latents.shape[0]
         if n == 0 or self.hints.shape[0] != n or self.text.shape[0] != n:
-            raise ValueError(f"latents ({n}), pose images ({self.hints.shape[0]}) and captions ({self.text.shape[0]}) "
-                             "must be equally many (and not zero)")
+            raise ValueError(
+                f"latents ({n}), pose images ({self.hints.shape[0]}) and captions ({self.text.shape[0]}) "
+                "must be equally many (and not zero)"
+            )
         if self.hints.shape[-2:] != (self.latents.shape[-2] * 8, self.latents.shape[-1] * 8):
             raise ValueError("pose images must be 8x the latent size (the VAE's scale)")
 
@@ -58,27 +60,48 @@ class PoseData:
         return self
 
     def to(self, device) -> "PoseData":
-        return PoseData(*(x.to(device) for x in (self.latents, self.hints, self.text, self.null_text, self.masks)))
+        return PoseData(
+            *(
+                x.to(device)
+                for x in (self.latents, self.hints, self.text, self.null_text, self.masks)
+            )
+        )
 
 
 @dataclass
 class TrainResult:
     losses: list[float] = field(default_factory=list)
-    eval_before: float = float("nan")  # held-out loss of the untrained (no-op) adapter = the bare UNet
+    eval_before: float = float(
+        "nan"
+    )  # held-out loss of the untrained (no-op) adapter = the bare UNet
     eval_after: float = float("nan")
-    eval_wrong_pose: float = float("nan")  # trained adapter fed another sample's pose: is the pose used?
+    eval_wrong_pose: float = float(
+        "nan"
+    )  # trained adapter fed another sample's pose: is the pose used?
     checkpoints: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
 
-def pose_weighted_mse(pred: torch.Tensor, target: torch.Tensor, fine_mask: torch.Tensor, alpha: float) -> torch.Tensor:
+def pose_weighted_mse(
+    pred: torch.Tensor, target: torch.Tensor, fine_mask: torch.Tensor, alpha: float
+) -> torch.Tensor:
     """Mean of the squared error with weight ``alpha`` inside the (B, 1, h, w) mask, 1 outside."""
     weight = 1 + (alpha - 1) * fine_mask.to(pred.dtype)
     return ((pred.float() - target.float()) ** 2 * weight).mean()
 
 
-def adapter_loss(unet: UNetFn, adapter: StablePoseAdapter, data: PoseData, idx, t, noise, alphas_cumprod, alpha,
-                 drop_text=None, pose_idx=None) -> torch.Tensor:
+def adapter_loss(
+    unet: UNetFn,
+    adapter: StablePoseAdapter,
+    data: PoseData,
+    idx,
+    t,
+    noise,
+    alphas_cumprod,
+    alpha,
+    drop_text=None,
+    pose_idx=None,
+) -> torch.Tensor:
     """``pose_idx``: whose pose each sample gets (default: its own)."""
     pose_idx = idx if pose_idx is None else pose_idx
     xt = ddpm_noise(data.latents[idx], t, noise, alphas_cumprod)
@@ -96,10 +119,17 @@ def _derangement(n: int) -> torch.Tensor:
     return torch.roll(torch.arange(n), 1)
 
 
-def train_adapter(unet: UNetFn, adapter: StablePoseAdapter, data: PoseData, alphas_cumprod: torch.Tensor,
-                  cfg: TrainConfig, eval_data: PoseData | None = None, device="cpu",
-                  on_step: Callable[[int, float], None] | None = None,
-                  save_checkpoint: Callable[[int], str] | None = None) -> TrainResult:
+def train_adapter(
+    unet: UNetFn,
+    adapter: StablePoseAdapter,
+    data: PoseData,
+    alphas_cumprod: torch.Tensor,
+    cfg: TrainConfig,
+    eval_data: PoseData | None = None,
+    device="cpu",
+    on_step: Callable[[int, float], None] | None = None,
+    save_checkpoint: Callable[[int], str] | None = None,
+) -> TrainResult:
     """Optimise the adapter's parameters (fp32) with AdamW; the UNet stays frozen.
 
     ``eval_data`` (held-out samples; default the training set) gets a fixed set of (t, noise)
@@ -113,7 +143,7 @@ def train_adapter(unet: UNetFn, adapter: StablePoseAdapter, data: PoseData, alph
     device = torch.device(device)
     kernels = adapter.config.kernels
     data = data.with_masks(kernels).to(device)
-    eval_data = (eval_data.with_masks(kernels).to(device) if eval_data is not None else data)
+    eval_data = eval_data.with_masks(kernels).to(device) if eval_data is not None else data
     adapter.to(device=device, dtype=torch.float32).train()
     opt = torch.optim.AdamW(adapter.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     n, T = data.latents.shape[0], alphas_cumprod.shape[0]
@@ -131,10 +161,18 @@ def train_adapter(unet: UNetFn, adapter: StablePoseAdapter, data: PoseData, alph
         total = 0.0
         with torch.no_grad():
             for s in range(0, e_idx.numel(), cfg.batch_size):
-                i = e_idx[s:s + cfg.batch_size].to(device)
-                loss = adapter_loss(unet, adapter, eval_data, i, e_t[s:s + cfg.batch_size].to(device),
-                                    e_noise[s:s + cfg.batch_size].to(device), alphas_cumprod, cfg.alpha,
-                                    pose_idx=wrong.to(device)[i] if shuffle_pose else None)
+                i = e_idx[s : s + cfg.batch_size].to(device)
+                loss = adapter_loss(
+                    unet,
+                    adapter,
+                    eval_data,
+                    i,
+                    e_t[s : s + cfg.batch_size].to(device),
+                    e_noise[s : s + cfg.batch_size].to(device),
+                    alphas_cumprod,
+                    cfg.alpha,
+                    pose_idx=wrong.to(device)[i] if shuffle_pose else None,
+                )
                 total += float(loss) * i.numel()
         adapter.train()
         return total / e_idx.numel()
@@ -147,8 +185,17 @@ def train_adapter(unet: UNetFn, adapter: StablePoseAdapter, data: PoseData, alph
         noise = torch.randn((cfg.batch_size, *data.latents.shape[1:]), generator=gen)
         drop = torch.rand(cfg.batch_size, generator=gen) < cfg.text_dropout
         opt.zero_grad(set_to_none=True)
-        loss = adapter_loss(unet, adapter, data, idx.to(device), t.to(device), noise.to(device), alphas_cumprod,
-                            cfg.alpha, drop_text=drop.to(device))
+        loss = adapter_loss(
+            unet,
+            adapter,
+            data,
+            idx.to(device),
+            t.to(device),
+            noise.to(device),
+            alphas_cumprod,
+            cfg.alpha,
+            drop_text=drop.to(device),
+        )
         loss.backward()
         opt.step()
         result.losses.append(float(loss.detach()))

@@ -30,7 +30,9 @@ def manager_python() -> Path:
 
 @pytest.fixture(scope="module")
 def manager_server(manager_python, tmp_path_factory):
-    server = comfy_host.ComfyServer(comfy_host.provision(), tmp_path_factory.mktemp("manager-base"), python=manager_python)
+    server = comfy_host.ComfyServer(
+        comfy_host.provision(), tmp_path_factory.mktemp("manager-base"), python=manager_python
+    )
     for sample in SAMPLES.glob("*.png"):
         server.upload_image(sample)
     server.start()
@@ -39,13 +41,17 @@ def manager_server(manager_python, tmp_path_factory):
 
 
 def _versions(python: Path) -> dict:
-    code = ("import json, importlib.metadata as m\n"
-            "out = {}\n"
-            "for name in ('numpy', 'torch', 'mediapipe', 'opencv-python-headless'):\n"
-            "    try: out[name] = m.version(name)\n"
-            "    except m.PackageNotFoundError: out[name] = None\n"
-            "print(json.dumps(out))")
-    return json.loads(subprocess.run([str(python), "-c", code], check=True, capture_output=True, text=True).stdout)
+    code = (
+        "import json, importlib.metadata as m\n"
+        "out = {}\n"
+        "for name in ('numpy', 'torch', 'mediapipe', 'opencv-python-headless'):\n"
+        "    try: out[name] = m.version(name)\n"
+        "    except m.PackageNotFoundError: out[name] = None\n"
+        "print(json.dumps(out))"
+    )
+    return json.loads(
+        subprocess.run([str(python), "-c", code], check=True, capture_output=True, text=True).stdout
+    )
 
 
 def _people(entry: dict, node_id: str) -> list[int]:
@@ -75,4 +81,9 @@ def test_repose_to_named_pose_runs(manager_server):
     entry = manager_server.run_ok(prompt, timeout=300)
     assert _people(entry, "2") == [1]
     saved = entry["outputs"]["5"]["images"]
-    assert saved and (manager_server.base_dir / "output" / saved[0]["subfolder"] / saved[0]["filename"]).is_file()
+    assert (
+        saved
+        and (
+            manager_server.base_dir / "output" / saved[0]["subfolder"] / saved[0]["filename"]
+        ).is_file()
+    )

@@ -18,8 +18,14 @@ UI_FILES = sorted((REPO / "workflows").glob("*.json"))
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # Chromium's own background connections fail on this closed network; keep it quiet and local.
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
 ]
 
 
@@ -27,7 +33,9 @@ CHROMIUM_ARGS = [
 def page(comfy_server, tmp_path_factory):
     from playwright.sync_api import sync_playwright
 
-    assert Path(CHROMIUM).is_file(), "Debian's chromium is needed for the browser tests (apt-get install chromium)"
+    assert Path(CHROMIUM).is_file(), (
+        "Debian's chromium is needed for the browser tests (apt-get install chromium)"
+    )
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         context = browser.new_context(viewport={"width": 1600, "height": 1000})
@@ -35,7 +43,9 @@ def page(comfy_server, tmp_path_factory):
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.goto(comfy_server.url, wait_until="domcontentloaded", timeout=120_000)
-        page.wait_for_function("() => window.app && window.app.graph && window.LiteGraph", timeout=120_000)
+        page.wait_for_function(
+            "() => window.app && window.app.graph && window.LiteGraph", timeout=120_000
+        )
         page.poselab_errors = errors
         yield page
         browser.close()
@@ -44,7 +54,9 @@ def page(comfy_server, tmp_path_factory):
 def test_frontend_loads_the_pack_extension(page):
     names = page.evaluate("() => window.app.extensions.map(e => e.name)")
     assert "poselab.report" in names
-    registered = page.evaluate("() => Object.keys(window.LiteGraph.registered_node_types).filter(t => t.startsWith('PoseLab'))")
+    registered = page.evaluate(
+        "() => Object.keys(window.LiteGraph.registered_node_types).filter(t => t.startsWith('PoseLab'))"
+    )
     assert registered, "the web UI knows no PoseLab node"
     assert not [e for e in page.poselab_errors if "poselab" in e.lower()], page.poselab_errors
 
@@ -86,5 +98,7 @@ def test_ui_workflow_opens_in_the_editor(page, path, tmp_path):
     assert result["links"] == len(workflow["links"]), f"{path.name}: links lost while loading"
     # The editor re-serialises exactly the widget values we wrote: none shifted, none dropped.
     for node in workflow["nodes"]:
-        assert result["widgets"][str(node["id"])] == node["widgets_values"], f"{path.name}: {node['type']} widgets differ"
+        assert result["widgets"][str(node["id"])] == node["widgets_values"], (
+            f"{path.name}: {node['type']} widgets differ"
+        )
     page.screenshot(path=str(tmp_path / f"{path.stem}.png"))

@@ -41,12 +41,27 @@ def test_clip_score_and_directional_clip_with_comfyui_loaded_models(comfy_server
         "2": {"class_type": "CLIPVisionLoader", "inputs": {"clip_name": vision}},
         "3": {"class_type": "LoadImage", "inputs": {"image": "astronaut.png"}},
         "4": {"class_type": "LoadImage", "inputs": {"image": "cameraman.png"}},
-        "5": {"class_type": "PoseLabClipScore", "inputs": {
-            "clip": ["1", 1], "clip_vision": ["2", 0], "image": ["3", 0], "prompt": "an astronaut in an orange suit",
-            "source_image": ["4", 0], "source_prompt": "a man filming with a camera"}},
+        "5": {
+            "class_type": "PoseLabClipScore",
+            "inputs": {
+                "clip": ["1", 1],
+                "clip_vision": ["2", 0],
+                "image": ["3", 0],
+                "prompt": "an astronaut in an orange suit",
+                "source_image": ["4", 0],
+                "source_prompt": "a man filming with a camera",
+            },
+        },
         # Same image and prompt on both sides: no change in either space, so no direction.
-        "6": {"class_type": "PoseLabClipScore", "inputs": {
-            "clip": ["1", 1], "clip_vision": ["2", 0], "image": ["3", 0], "prompt": "an astronaut in an orange suit"}},
+        "6": {
+            "class_type": "PoseLabClipScore",
+            "inputs": {
+                "clip": ["1", 1],
+                "clip_vision": ["2", 0],
+                "image": ["3", 0],
+                "prompt": "an astronaut in an orange suit",
+            },
+        },
     }
     entry = comfy_server.run(prompt, timeout=600)
     assert comfy_host.execution_error(entry) is None, comfy_host.execution_error(entry)
@@ -54,5 +69,7 @@ def test_clip_score_and_directional_clip_with_comfyui_loaded_models(comfy_server
     assert 0.0 <= score <= 100.0
     assert -1.0 <= directional <= 1.0
     alone, no_direction = _scores(entry, "6")
-    assert alone == pytest.approx(score, abs=1e-3), "the score of an image must not depend on the source"
+    assert alone == pytest.approx(score, abs=1e-3), (
+        "the score of an image must not depend on the source"
+    )
     assert math.isnan(no_direction)

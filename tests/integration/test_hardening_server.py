@@ -55,7 +55,11 @@ def person_at(dx: float = 0.0, canvas: int = 512) -> dict:
     body = []
     for i in range(18):
         body += [200.0 + dx + 5 * i, 100.0 + 15 * i, 1.0]
-    return {"people": [{"pose_keypoints_2d": body}], "canvas_width": canvas, "canvas_height": canvas}
+    return {
+        "people": [{"pose_keypoints_2d": body}],
+        "canvas_width": canvas,
+        "canvas_height": canvas,
+    }
 
 
 def output_image(server, entry: dict, node: str, index: int = 0) -> np.ndarray:
@@ -71,33 +75,67 @@ def test_off_canvas_edit_then_the_main_workflow_still_runs(comfy_server):
     """Extract Pose -> Edit Pose (moved off the image) -> Part-Warp Repose: a clear error, then the
     main workflow on a fresh request works (it used to fail until restart: 'ROI width and height
     must be > 0')."""
-    for move in (16384.0, 2000.0):  # beyond the accepted range of the canvas, and just off the image
+    for move in (
+        16384.0,
+        2000.0,
+    ):  # beyond the accepted range of the canvas, and just off the image
         prompt = {
             "1": {"class_type": "LoadImage", "inputs": {"image": SAMPLE}},
-            "2": {"class_type": "PoseLabExtractPose", "inputs": {"image": ["1", 0], "backend": "mediapipe"}},
-            "3": {"class_type": "PoseLabEditPose", "inputs": {
-                "pose": ["2", 0], "people": "all", "limb": "none", "angle": 0.0, "mirror": False,
-                "mirror_axis": "person", "scale": 1.0, "scale_center": "person", "move_x": move, "move_y": 0.0}},
-            "4": {"class_type": "PoseLabPartWarpRepose", "inputs": {
-                "image": ["1", 0], "source_pose": ["3", 0], "target_pose": ["2", 0], "person": 0}},
+            "2": {
+                "class_type": "PoseLabExtractPose",
+                "inputs": {"image": ["1", 0], "backend": "mediapipe"},
+            },
+            "3": {
+                "class_type": "PoseLabEditPose",
+                "inputs": {
+                    "pose": ["2", 0],
+                    "people": "all",
+                    "limb": "none",
+                    "angle": 0.0,
+                    "mirror": False,
+                    "mirror_axis": "person",
+                    "scale": 1.0,
+                    "scale_center": "person",
+                    "move_x": move,
+                    "move_y": 0.0,
+                },
+            },
+            "4": {
+                "class_type": "PoseLabPartWarpRepose",
+                "inputs": {
+                    "image": ["1", 0],
+                    "source_pose": ["3", 0],
+                    "target_pose": ["2", 0],
+                    "person": 0,
+                },
+            },
             "5": {"class_type": "PreviewImage", "inputs": {"images": ["4", 0]}},
         }
         err = error_of(comfy_server, prompt)
         assert err["exception_type"] in ("poselab.PoseFormatError", "ValueError"), err
-        assert "canvas" in err["exception_message"] or "no joint on the image" in err["exception_message"], err
+        assert (
+            "canvas" in err["exception_message"]
+            or "no joint on the image" in err["exception_message"]
+        ), err
         entry = run_ok(comfy_server, workflow("repose_to_named_pose"))
         assert entry["outputs"]["5"]["images"]
 
 
 def test_far_off_canvas_pose_json_then_person_mask_works(comfy_server):
     far = person_at(dx=100000.0)
-    err = error_of(comfy_server, {
-        "1": {"class_type": "LoadImage", "inputs": {"image": SAMPLE}},
-        "2": load_pose(json.dumps(far)),
-        "3": {"class_type": "PoseLabPersonMask", "inputs": {"image": ["1", 0], "backend": "mediapipe", "pose": ["2", 0]}},
-        "4": {"class_type": "MaskToImage", "inputs": {"mask": ["3", 0]}},
-        "5": {"class_type": "PreviewImage", "inputs": {"images": ["4", 0]}},
-    })
+    err = error_of(
+        comfy_server,
+        {
+            "1": {"class_type": "LoadImage", "inputs": {"image": SAMPLE}},
+            "2": load_pose(json.dumps(far)),
+            "3": {
+                "class_type": "PoseLabPersonMask",
+                "inputs": {"image": ["1", 0], "backend": "mediapipe", "pose": ["2", 0]},
+            },
+            "4": {"class_type": "MaskToImage", "inputs": {"mask": ["3", 0]}},
+            "5": {"class_type": "PreviewImage", "inputs": {"images": ["4", 0]}},
+        },
+    )
     assert err["exception_type"] == "poselab.PoseFormatError"
     assert "more than 16 canvas sizes outside the 512x512 canvas" in err["exception_message"]
     # just off the image (accepted): an empty mask, and the next request segments normally
@@ -105,7 +143,10 @@ def test_far_off_canvas_pose_json_then_person_mask_works(comfy_server):
     prompt = {
         "1": {"class_type": "LoadImage", "inputs": {"image": SAMPLE}},
         "2": load_pose(json.dumps(off)),
-        "3": {"class_type": "PoseLabPersonMask", "inputs": {"image": ["1", 0], "backend": "mediapipe", "pose": ["2", 0]}},
+        "3": {
+            "class_type": "PoseLabPersonMask",
+            "inputs": {"image": ["1", 0], "backend": "mediapipe", "pose": ["2", 0]},
+        },
         "4": {"class_type": "MaskToImage", "inputs": {"mask": ["3", 0]}},
         "5": {"class_type": "PreviewImage", "inputs": {"images": ["4", 0]}},
     }
@@ -119,11 +160,27 @@ def test_far_off_canvas_pose_json_then_person_mask_works(comfy_server):
 
 def _train_gan(dataset: str) -> dict:
     return {
-        "1": {"class_type": "PoseLabTrainPoseGAN", "inputs": {
-            "dataset": dataset, "size": "market_128x64", "steps": 1, "batch_size": 1, "learning_rate": 2e-4,
-            "seed": 0, "resume": False, "checkpoint_name": "hardening", "warp_skip": "mask", "width_mult": 0.0625,
-            "output": "blend", "nn_window": "3", "l1_weight": 0.0, "vgg_weights": "(none: pixel-space NN loss)", "sample_every": 1000,
-            "checkpoint_every": 1000}},
+        "1": {
+            "class_type": "PoseLabTrainPoseGAN",
+            "inputs": {
+                "dataset": dataset,
+                "size": "market_128x64",
+                "steps": 1,
+                "batch_size": 1,
+                "learning_rate": 2e-4,
+                "seed": 0,
+                "resume": False,
+                "checkpoint_name": "hardening",
+                "warp_skip": "mask",
+                "width_mult": 0.0625,
+                "output": "blend",
+                "nn_window": "3",
+                "l1_weight": 0.0,
+                "vgg_weights": "(none: pixel-space NN loss)",
+                "sample_every": 1000,
+                "checkpoint_every": 1000,
+            },
+        },
         "2": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}},
     }
 
@@ -132,9 +189,17 @@ def test_gan_trainer_refuses_folders_outside_input_and_output(comfy_server, tmp_
     outside = tmp_path / "outside_dataset"
     outside.mkdir()
     messages = set()
-    for given in (str(outside), "/no/such/folder", "../../", str(tmp_path / "missing"), "../" + outside.name):
+    for given in (
+        str(outside),
+        "/no/such/folder",
+        "../../",
+        str(tmp_path / "missing"),
+        "../" + outside.name,
+    ):
         err = error_of(comfy_server, _train_gan(given))
-        assert "is not a folder inside ComfyUI's output or input folder" in err["exception_message"], err
+        assert (
+            "is not a folder inside ComfyUI's output or input folder" in err["exception_message"]
+        ), err
         messages.add(err["exception_message"].replace(given, "<given>"))
     assert len(messages) == 1, messages  # one wording: existing and missing folders look alike
 
@@ -146,44 +211,97 @@ def test_gan_trainer_refuses_pair_names_that_leave_the_dataset(comfy_server):
     secret = comfy_server.base_dir / "secret.png"
     Image.new("RGB", (64, 128)).save(secret)
     (root / "annotation-train.csv").write_text(
-        f"name:keypoints_y:keypoints_x\n{secret}:{kp}:{kp}\n../../secret.png:{kp}:{kp}\n")
+        f"name:keypoints_y:keypoints_x\n{secret}:{kp}:{kp}\n../../secret.png:{kp}:{kp}\n"
+    )
     (root / "pairs-train.csv").write_text(f"from,to\n{secret},../../secret.png\n")
     err = error_of(comfy_server, _train_gan("escaping_dataset"))
-    assert "which is not an image inside the dataset's train/ folder" in err["exception_message"], err
+    assert "which is not an image inside the dataset's train/ folder" in err["exception_message"], (
+        err
+    )
 
 
 def test_ip2p_trainer_refuses_metadata_rows_outside_the_data_folder(comfy_server):
     import tiny_checkpoints
 
-    ckpt = tiny_checkpoints.ensure_checkpoint(comfy_server.base_dir / "models" / "checkpoints", "ip2p", seed=0)
+    ckpt = tiny_checkpoints.ensure_checkpoint(
+        comfy_server.base_dir / "models" / "checkpoints", "ip2p", seed=0
+    )
     data = comfy_server.base_dir / "input" / "escaping_pairs"
     data.mkdir(exist_ok=True)
     Image.new("RGB", (64, 64)).save(data / "a.png")
     messages = set()
     for name in ("/etc/hostname", "/no/such/file.png", "../../../etc/hostname"):
-        (data / "metadata.jsonl").write_text(json.dumps(
-            {"original_image": "a.png", "edit_prompt": "raise the arms", "edited_image": name}) + "\n")
-        err = error_of(comfy_server, {
-            "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": ckpt}},
-            "2": {"class_type": "PoseLabTrainIP2PLoRA", "inputs": {
-                "model": ["1", 0], "clip": ["1", 1], "vae": ["1", 2], "data_folder": "escaping_pairs",
-                "synthetic_pairs": 2, "resolution": 64, "rank": 2, "alpha": 2.0, "target_modules": "to_q",
-                "steps": 1, "batch_size": 1, "grad_accum": 1, "learning_rate": 1e-4, "text_dropout": 0.0,
-                "image_dropout": 0.0, "save_every": 0, "seed": 0, "lora_name": "hardening"}},
-        })
+        (data / "metadata.jsonl").write_text(
+            json.dumps(
+                {"original_image": "a.png", "edit_prompt": "raise the arms", "edited_image": name}
+            )
+            + "\n"
+        )
+        err = error_of(
+            comfy_server,
+            {
+                "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": ckpt}},
+                "2": {
+                    "class_type": "PoseLabTrainIP2PLoRA",
+                    "inputs": {
+                        "model": ["1", 0],
+                        "clip": ["1", 1],
+                        "vae": ["1", 2],
+                        "data_folder": "escaping_pairs",
+                        "synthetic_pairs": 2,
+                        "resolution": 64,
+                        "rank": 2,
+                        "alpha": 2.0,
+                        "target_modules": "to_q",
+                        "steps": 1,
+                        "batch_size": 1,
+                        "grad_accum": 1,
+                        "learning_rate": 1e-4,
+                        "text_dropout": 0.0,
+                        "image_dropout": 0.0,
+                        "save_every": 0,
+                        "seed": 0,
+                        "lora_name": "hardening",
+                    },
+                },
+            },
+        )
         assert "which is not a file inside the data folder" in err["exception_message"], err
         messages.add(err["exception_message"].replace(name, "<name>"))
     assert len(messages) == 1, messages
     for given in ("/etc", "../..", str(comfy_server.base_dir)):
-        err = error_of(comfy_server, {
-            "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": ckpt}},
-            "2": {"class_type": "PoseLabTrainIP2PLoRA", "inputs": {
-                "model": ["1", 0], "clip": ["1", 1], "vae": ["1", 2], "data_folder": given,
-                "synthetic_pairs": 2, "resolution": 64, "rank": 2, "alpha": 2.0, "target_modules": "to_q",
-                "steps": 1, "batch_size": 1, "grad_accum": 1, "learning_rate": 1e-4, "text_dropout": 0.0,
-                "image_dropout": 0.0, "save_every": 0, "seed": 0, "lora_name": "hardening"}},
-        })
-        assert "is not a folder inside ComfyUI's input or output folder" in err["exception_message"], err
+        err = error_of(
+            comfy_server,
+            {
+                "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": ckpt}},
+                "2": {
+                    "class_type": "PoseLabTrainIP2PLoRA",
+                    "inputs": {
+                        "model": ["1", 0],
+                        "clip": ["1", 1],
+                        "vae": ["1", 2],
+                        "data_folder": given,
+                        "synthetic_pairs": 2,
+                        "resolution": 64,
+                        "rank": 2,
+                        "alpha": 2.0,
+                        "target_modules": "to_q",
+                        "steps": 1,
+                        "batch_size": 1,
+                        "grad_accum": 1,
+                        "learning_rate": 1e-4,
+                        "text_dropout": 0.0,
+                        "image_dropout": 0.0,
+                        "save_every": 0,
+                        "seed": 0,
+                        "lora_name": "hardening",
+                    },
+                },
+            },
+        )
+        assert (
+            "is not a folder inside ComfyUI's input or output folder" in err["exception_message"]
+        ), err
 
 
 # ------------------------------------------------------------ 3: stale temporary files are cleaned
@@ -191,27 +309,44 @@ def test_ip2p_trainer_refuses_metadata_rows_outside_the_data_folder(comfy_server
 
 def test_temp_files_of_a_killed_save_go_with_the_next_run(comfy_server):
     pairs = {
-        "1": {"class_type": "PoseLabSyntheticPairs", "inputs": {
-            "seed": 0, "count": 8, "size": "market_128x64", "still_torso": True, "write_dataset": True,
-            "dataset_name": "hardening_pairs", "test_fraction": 0.25}},
+        "1": {
+            "class_type": "PoseLabSyntheticPairs",
+            "inputs": {
+                "seed": 0,
+                "count": 8,
+                "size": "market_128x64",
+                "still_torso": True,
+                "write_dataset": True,
+                "dataset_name": "hardening_pairs",
+                "test_fraction": 0.25,
+            },
+        },
         "2": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}},
     }
     comfy_host.fill_defaults(pairs, comfy_server.object_info())
     run_ok(comfy_server, pairs)
     models = comfy_server.base_dir / "models" / "posegan"
     runs = comfy_server.base_dir / "output" / "posegan_runs" / "hardening_tmp"
-    prompt = _train_gan(sorted((comfy_server.base_dir / "output").glob("hardening_pairs*"))[-1].name)
-    prompt["1"]["inputs"].update(checkpoint_name="hardening_tmp", resume=True, steps=1, checkpoint_every=1)
+    prompt = _train_gan(
+        sorted((comfy_server.base_dir / "output").glob("hardening_pairs*"))[-1].name
+    )
+    prompt["1"]["inputs"].update(
+        checkpoint_name="hardening_tmp", resume=True, steps=1, checkpoint_every=1
+    )
     run_ok(comfy_server, prompt)  # a run with its state, as a killed run leaves it
     dead_pid = 2**22 + 12345  # above Linux's default pid_max: never a live process
-    stale = [models / f".hardening_tmp.safetensors.{dead_pid}.abcd1234.tmp",
-             runs / f".state.safetensors.{dead_pid}.efgh5678.tmp"]
+    stale = [
+        models / f".hardening_tmp.safetensors.{dead_pid}.abcd1234.tmp",
+        runs / f".state.safetensors.{dead_pid}.efgh5678.tmp",
+    ]
     for p in stale:
         p.write_bytes(b"\0" * 1024)
     prompt["1"]["inputs"].update(steps=2)  # resume it
     run_ok(comfy_server, prompt)
     assert not any(p.exists() for p in stale), [p.name for p in stale if p.exists()]
-    assert (models / "hardening_tmp.safetensors").is_file() and not (models / "hardening_tmp_1.safetensors").exists()
+    assert (models / "hardening_tmp.safetensors").is_file() and not (
+        models / "hardening_tmp_1.safetensors"
+    ).exists()
 
 
 # ------------------------------------------------------------ 4: corrupt model files name the file
@@ -227,28 +362,77 @@ def test_corrupt_model_files_give_the_file_and_folder(comfy_server):
     (models / "lpips" / "alex_broken.pth").write_bytes(b"\0" * 10)
     (models / "stable_pose" / "broken.safetensors").write_bytes(b"{}" * 8)
     info = comfy_server.object_info()
-    gan_files = comfy_host.combo_options(info["PoseLabLoadPoseGAN"]["input"]["required"]["ckpt_name"])
-    assert "broken.safetensors" in gan_files and "legacy.pth" not in gan_files  # only what it can read is listed
+    gan_files = comfy_host.combo_options(
+        info["PoseLabLoadPoseGAN"]["input"]["required"]["ckpt_name"]
+    )
+    assert (
+        "broken.safetensors" in gan_files and "legacy.pth" not in gan_files
+    )  # only what it can read is listed
     cases = [
-        ("sam_broken.pth", "sams", {
-            "1": {"class_type": "LoadImage", "inputs": {"image": SAMPLE}},
-            "2": {"class_type": "PoseLabExtractPose", "inputs": {"image": ["1", 0], "backend": "mediapipe"}},
-            "3": {"class_type": "PoseLabPersonMask", "inputs": {
-                "image": ["1", 0], "backend": "sam", "pose": ["2", 0], "sam_model": "sam_broken.pth"}},
-            "4": {"class_type": "MaskToImage", "inputs": {"mask": ["3", 0]}},
-            "5": {"class_type": "PreviewImage", "inputs": {"images": ["4", 0]}}}),
-        ("broken.safetensors", "posegan", {
-            "1": {"class_type": "PoseLabLoadPoseGAN", "inputs": {"ckpt_name": "broken.safetensors"}},
-            "2": {"class_type": "LoadImage", "inputs": {"image": SAMPLE}},
-            "3": {"class_type": "PoseLabExtractPose", "inputs": {"image": ["2", 0], "backend": "mediapipe"}},
-            "4": {"class_type": "PoseLabPoseGANTransfer", "inputs": {
-                "model": ["1", 0], "source": ["2", 0], "source_pose": ["3", 0], "target_pose": ["3", 0],
-                "person_index": 0, "output": "full image"}},
-            "5": {"class_type": "PreviewImage", "inputs": {"images": ["4", 0]}}}),
-        ("alex_broken.pth", "lpips", {
-            "1": {"class_type": "LoadImage", "inputs": {"image": SAMPLE}},
-            "2": {"class_type": "PoseLabImageMetrics", "inputs": {
-                "image": ["1", 0], "reference": ["1", 0], "lpips_weights": "alex_broken.pth"}}}),
+        (
+            "sam_broken.pth",
+            "sams",
+            {
+                "1": {"class_type": "LoadImage", "inputs": {"image": SAMPLE}},
+                "2": {
+                    "class_type": "PoseLabExtractPose",
+                    "inputs": {"image": ["1", 0], "backend": "mediapipe"},
+                },
+                "3": {
+                    "class_type": "PoseLabPersonMask",
+                    "inputs": {
+                        "image": ["1", 0],
+                        "backend": "sam",
+                        "pose": ["2", 0],
+                        "sam_model": "sam_broken.pth",
+                    },
+                },
+                "4": {"class_type": "MaskToImage", "inputs": {"mask": ["3", 0]}},
+                "5": {"class_type": "PreviewImage", "inputs": {"images": ["4", 0]}},
+            },
+        ),
+        (
+            "broken.safetensors",
+            "posegan",
+            {
+                "1": {
+                    "class_type": "PoseLabLoadPoseGAN",
+                    "inputs": {"ckpt_name": "broken.safetensors"},
+                },
+                "2": {"class_type": "LoadImage", "inputs": {"image": SAMPLE}},
+                "3": {
+                    "class_type": "PoseLabExtractPose",
+                    "inputs": {"image": ["2", 0], "backend": "mediapipe"},
+                },
+                "4": {
+                    "class_type": "PoseLabPoseGANTransfer",
+                    "inputs": {
+                        "model": ["1", 0],
+                        "source": ["2", 0],
+                        "source_pose": ["3", 0],
+                        "target_pose": ["3", 0],
+                        "person_index": 0,
+                        "output": "full image",
+                    },
+                },
+                "5": {"class_type": "PreviewImage", "inputs": {"images": ["4", 0]}},
+            },
+        ),
+        (
+            "alex_broken.pth",
+            "lpips",
+            {
+                "1": {"class_type": "LoadImage", "inputs": {"image": SAMPLE}},
+                "2": {
+                    "class_type": "PoseLabImageMetrics",
+                    "inputs": {
+                        "image": ["1", 0],
+                        "reference": ["1", 0],
+                        "lpips_weights": "alex_broken.pth",
+                    },
+                },
+            },
+        ),
     ]
     for name, folder, prompt in cases:
         comfy_host.fill_defaults(prompt, info)
@@ -261,31 +445,75 @@ def test_corrupt_model_files_give_the_file_and_folder(comfy_server):
 # ------------------------------------------------------------ 5: bounded sizes, clear messages
 
 
-@pytest.mark.parametrize("frame, expected", [
-    ({"people": [], "canvas_width": 100000, "canvas_height": 100000}, "larger than 16384 pixels per side"),
-    (person_at(dx=1e30), "more than 16 canvas sizes outside"),
-    ({"people": [{"pose_keypoints_2d": [10, 10, 1] * 18, "poselab_scores": {"body": ["a"] * 18}}],
-      "canvas_width": 64, "canvas_height": 64}, "people[0].poselab_scores.body: expected 18 numbers"),
-    ({"people": [{"pose_keypoints_2d": [10, 10, 1] * 18}] * 1001, "canvas_width": 64, "canvas_height": 64},
-     "at most 1000 per frame"),
-])
+@pytest.mark.parametrize(
+    "frame, expected",
+    [
+        (
+            {"people": [], "canvas_width": 100000, "canvas_height": 100000},
+            "larger than 16384 pixels per side",
+        ),
+        (person_at(dx=1e30), "more than 16 canvas sizes outside"),
+        (
+            {
+                "people": [
+                    {"pose_keypoints_2d": [10, 10, 1] * 18, "poselab_scores": {"body": ["a"] * 18}}
+                ],
+                "canvas_width": 64,
+                "canvas_height": 64,
+            },
+            "people[0].poselab_scores.body: expected 18 numbers",
+        ),
+        (
+            {
+                "people": [{"pose_keypoints_2d": [10, 10, 1] * 18}] * 1001,
+                "canvas_width": 64,
+                "canvas_height": 64,
+            },
+            "at most 1000 per frame",
+        ),
+    ],
+)
 def test_pose_values_out_of_bounds_are_refused_with_their_place(comfy_server, frame, expected):
-    err = error_of(comfy_server, {
-        "1": load_pose(json.dumps([frame])),
-        "2": {"class_type": "PoseLabRenderPose", "inputs": {"pose": ["1", 0], "style": "openpose", "width": 0,
-                                                             "height": 0, "hands_and_face": True}},
-        "3": {"class_type": "PreviewImage", "inputs": {"images": ["2", 0]}},
-    })
-    assert err["exception_type"] == "poselab.PoseFormatError" and expected in err["exception_message"], err
+    err = error_of(
+        comfy_server,
+        {
+            "1": load_pose(json.dumps([frame])),
+            "2": {
+                "class_type": "PoseLabRenderPose",
+                "inputs": {
+                    "pose": ["1", 0],
+                    "style": "openpose",
+                    "width": 0,
+                    "height": 0,
+                    "hands_and_face": True,
+                },
+            },
+            "3": {"class_type": "PreviewImage", "inputs": {"images": ["2", 0]}},
+        },
+    )
+    assert (
+        err["exception_type"] == "poselab.PoseFormatError" and expected in err["exception_message"]
+    ), err
 
 
 def test_huge_render_is_refused_before_allocating(comfy_server):
-    err = error_of(comfy_server, {
-        "1": load_pose(json.dumps([person_at(canvas=12000)])),
-        "2": {"class_type": "PoseLabRenderPose", "inputs": {"pose": ["1", 0], "style": "openpose", "width": 0,
-                                                             "height": 0, "hands_and_face": True}},
-        "3": {"class_type": "PreviewImage", "inputs": {"images": ["2", 0]}},
-    })
+    err = error_of(
+        comfy_server,
+        {
+            "1": load_pose(json.dumps([person_at(canvas=12000)])),
+            "2": {
+                "class_type": "PoseLabRenderPose",
+                "inputs": {
+                    "pose": ["1", 0],
+                    "style": "openpose",
+                    "width": 0,
+                    "height": 0,
+                    "hands_and_face": True,
+                },
+            },
+            "3": {"class_type": "PreviewImage", "inputs": {"images": ["2", 0]}},
+        },
+    )
     assert "larger than 8192 pixels per side" in err["exception_message"], err
 
 
@@ -293,23 +521,41 @@ def test_deep_and_non_utf8_json_files(comfy_server):
     (comfy_server.base_dir / "input" / "deep.json").write_text("[" * 100000 + "]" * 100000)
     (comfy_server.base_dir / "input" / "latin1.json").write_bytes(b'{"people": [], "caf\xe9": 1}')
     comfy_server.object_info()  # the file menu is read when the node list is
-    for name, expected in (("deep.json", "nested more than 64 levels"), ("latin1.json", "not UTF-8 text")):
-        err = error_of(comfy_server, {
-            "1": load_pose(file=name),
-            "2": {"class_type": "PoseLabSavePoseJSON", "inputs": {"pose": ["1", 0], "filename_prefix": "x"}},
-        })
-        assert err["exception_type"] == "poselab.PoseFormatError" and expected in err["exception_message"], err
+    for name, expected in (
+        ("deep.json", "nested more than 64 levels"),
+        ("latin1.json", "not UTF-8 text"),
+    ):
+        err = error_of(
+            comfy_server,
+            {
+                "1": load_pose(file=name),
+                "2": {
+                    "class_type": "PoseLabSavePoseJSON",
+                    "inputs": {"pose": ["1", 0], "filename_prefix": "x"},
+                },
+            },
+        )
+        assert (
+            err["exception_type"] == "poselab.PoseFormatError"
+            and expected in err["exception_message"]
+        ), err
 
 
 def test_heatmaps_of_a_crowd_can_be_interrupted(comfy_server):
-    crowd = {"people": [person_at(dx=(i % 50) * 5.0)["people"][0] for i in range(1000)],
-             "canvas_width": 512, "canvas_height": 512}
+    crowd = {
+        "people": [person_at(dx=(i % 50) * 5.0)["people"][0] for i in range(1000)],
+        "canvas_width": 512,
+        "canvas_height": 512,
+    }
     # ~30 s of work without the interrupt (wide gaussians), yet inside the node's drawing limit
     name = pose_json(comfy_server, "crowd.json", [crowd] * 30)
     comfy_server.object_info()
     prompt = {
         "1": load_pose(file=name),
-        "2": {"class_type": "PoseLabPoseHeatmaps", "inputs": {"pose": ["1", 0], "sigma": 20.0, "person": -1}},
+        "2": {
+            "class_type": "PoseLabPoseHeatmaps",
+            "inputs": {"pose": ["1", 0], "sigma": 20.0, "person": -1},
+        },
         "3": {"class_type": "PreviewImage", "inputs": {"images": ["2", 0]}},
     }
     prompt_id = comfy_server.queue(prompt)
@@ -330,11 +576,20 @@ def test_heatmaps_of_a_crowd_can_be_interrupted(comfy_server):
 
 
 def test_part_warp_passes_a_frame_without_person_through(comfy_server):
-    run_ok(comfy_server, {
-        "1": {"class_type": "LoadImage", "inputs": {"image": SAMPLE}},
-        "2": {"class_type": "PoseLabExtractPose", "inputs": {"image": ["1", 0], "backend": "mediapipe"}},
-        "3": {"class_type": "PoseLabSavePoseJSON", "inputs": {"pose": ["2", 0], "filename_prefix": "hardening/one"}},
-    })
+    run_ok(
+        comfy_server,
+        {
+            "1": {"class_type": "LoadImage", "inputs": {"image": SAMPLE}},
+            "2": {
+                "class_type": "PoseLabExtractPose",
+                "inputs": {"image": ["1", 0], "backend": "mediapipe"},
+            },
+            "3": {
+                "class_type": "PoseLabSavePoseJSON",
+                "inputs": {"pose": ["2", 0], "filename_prefix": "hardening/one"},
+            },
+        },
+    )
     saved = comfy_server.base_dir / "output" / "hardening"
     frame = json.loads(sorted(saved.glob("one*.json"))[-1].read_text())[0]
     empty = dict(frame, people=[])
@@ -344,15 +599,36 @@ def test_part_warp_passes_a_frame_without_person_through(comfy_server):
         "1": {"class_type": "LoadImage", "inputs": {"image": SAMPLE}},
         "2": {"class_type": "RepeatImageBatch", "inputs": {"image": ["1", 0], "amount": 2}},
         "3": load_pose(file="two_frames.json"),
-        "4": {"class_type": "PoseLabPoseFromLibrary", "inputs": {
-            "text": "waving", "width": 512, "height": 512, "fit": "source position and size", "source_pose": ["3", 0]}},
-        "5": {"class_type": "PoseLabPartWarpRepose", "inputs": {
-            "image": ["2", 0], "source_pose": ["3", 0], "target_pose": ["4", 0], "person": 0}},
-        "6": {"class_type": "SaveImage", "inputs": {"images": ["5", 0], "filename_prefix": "hardening/batch"}},
+        "4": {
+            "class_type": "PoseLabPoseFromLibrary",
+            "inputs": {
+                "text": "waving",
+                "width": 512,
+                "height": 512,
+                "fit": "source position and size",
+                "source_pose": ["3", 0],
+            },
+        },
+        "5": {
+            "class_type": "PoseLabPartWarpRepose",
+            "inputs": {
+                "image": ["2", 0],
+                "source_pose": ["3", 0],
+                "target_pose": ["4", 0],
+                "person": 0,
+            },
+        },
+        "6": {
+            "class_type": "SaveImage",
+            "inputs": {"images": ["5", 0], "filename_prefix": "hardening/batch"},
+        },
     }
     entry = run_ok(comfy_server, prompt)
     source = np.asarray(Image.open(REPO / "assets" / "samples" / SAMPLE).convert("RGB"))
-    reposed, passed = output_image(comfy_server, entry, "6", 0), output_image(comfy_server, entry, "6", 1)
+    reposed, passed = (
+        output_image(comfy_server, entry, "6", 0),
+        output_image(comfy_server, entry, "6", 1),
+    )
     assert np.array_equal(passed, source)  # the frame without a person comes out unchanged
     assert np.abs(reposed.astype(int) - source.astype(int)).mean() > 1  # the other one was reposed
     assert "1 of 2 images had nobody to repose" in comfy_server.log_tail(20000)
@@ -366,10 +642,16 @@ def test_part_warp_passes_a_frame_without_person_through(comfy_server):
 
 def test_save_pose_json_refuses_dot_names_and_load_lists_no_escaping_links(comfy_server, tmp_path):
     for prefix in ("..", ".", "poses/..", " . "):
-        err = error_of(comfy_server, {
-            "1": load_pose(json.dumps([person_at()])),
-            "2": {"class_type": "PoseLabSavePoseJSON", "inputs": {"pose": ["1", 0], "filename_prefix": prefix}},
-        })
+        err = error_of(
+            comfy_server,
+            {
+                "1": load_pose(json.dumps([person_at()])),
+                "2": {
+                    "class_type": "PoseLabSavePoseJSON",
+                    "inputs": {"pose": ["1", 0], "filename_prefix": prefix},
+                },
+            },
+        )
         assert "is not a file name inside the output folder" in err["exception_message"], err
     assert not list((comfy_server.base_dir / "output").glob(".*.json"))
     outside = tmp_path / "outside.json"
@@ -381,15 +663,23 @@ def test_save_pose_json_refuses_dot_names_and_load_lists_no_escaping_links(comfy
     pose_json(comfy_server, "real_pose.json", [person_at()])
     if not inside_link.exists():
         os.symlink(comfy_server.base_dir / "input" / "real_pose.json", inside_link)
-    files = comfy_host.combo_options(comfy_server.object_info()["PoseLabLoadPoseJSON"]["input"]["required"]["file"])
+    files = comfy_host.combo_options(
+        comfy_server.object_info()["PoseLabLoadPoseJSON"]["input"]["required"]["file"]
+    )
     assert "escaping_link.json" not in files and "inside_link.json" in files
 
 
 def test_errors_show_a_short_type_name(comfy_server):
-    err = error_of(comfy_server, {
-        "1": load_pose("{not json"),
-        "2": {"class_type": "PoseLabSavePoseJSON", "inputs": {"pose": ["1", 0], "filename_prefix": "x"}},
-    })
+    err = error_of(
+        comfy_server,
+        {
+            "1": load_pose("{not json"),
+            "2": {
+                "class_type": "PoseLabSavePoseJSON",
+                "inputs": {"pose": ["1", 0], "filename_prefix": "x"},
+            },
+        },
+    )
     assert err["exception_type"] == "poselab.PoseFormatError", err
 
 

@@ -51,11 +51,17 @@ print(json.dumps(out))
 """
 
 
-def test_frozen_denoiser_trains_through_the_loaded_unet_and_checkpointing_saves_memory(tmp_path_factory):
+def test_frozen_denoiser_trains_through_the_loaded_unet_and_checkpointing_saves_memory(
+    tmp_path_factory,
+):
     folder = tmp_path_factory.mktemp("ckpt")
     ckpt = folder / tiny_checkpoints.ensure_checkpoint(folder, "sd15")
-    proc = subprocess.run([sys.executable, "-c", SCRIPT, str(ckpt), str(REPO / "scripts")],
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(ckpt), str(REPO / "scripts")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["inference_before"]  # ComfyUI loaded the weights as inference tensors

@@ -45,7 +45,10 @@ RESULTS: dict = {}
 @pytest.fixture(scope="module")
 def screens() -> Path:
     """Test artefacts: screenshots and the saved workflows (output/ is git-ignored)."""
-    path = Path(os.environ.get("POSELAB_ARTEFACTS", REPO / "output" / "test_artefacts")) / "pose_editor"
+    path = (
+        Path(os.environ.get("POSELAB_ARTEFACTS", REPO / "output" / "test_artefacts"))
+        / "pose_editor"
+    )
     path.mkdir(parents=True, exist_ok=True)
     print(f"\nPose Editor screenshots: {path}")
     return path
@@ -55,7 +58,9 @@ def screens() -> Path:
 def browser():
     from playwright.sync_api import sync_playwright
 
-    assert Path(CHROMIUM).is_file(), "Debian's chromium is needed for the browser tests (apt-get install chromium)"
+    assert Path(CHROMIUM).is_file(), (
+        "Debian's chromium is needed for the browser tests (apt-get install chromium)"
+    )
     with sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         yield b
@@ -77,8 +82,12 @@ def open_page(browser, server):
 
 def load_app(page, server):
     page.goto(server.url, wait_until="domcontentloaded", timeout=120_000)
-    page.wait_for_function("() => window.app && window.app.graph && window.LiteGraph", timeout=120_000)
-    page.wait_for_function("() => window.app.extensions.some(e => e.name === 'poselab.pose_editor')", timeout=60_000)
+    page.wait_for_function(
+        "() => window.app && window.app.graph && window.LiteGraph", timeout=120_000
+    )
+    page.wait_for_function(
+        "() => window.app.extensions.some(e => e.name === 'poselab.pose_editor')", timeout=60_000
+    )
 
 
 def our_errors(page) -> list[str]:
@@ -103,16 +112,21 @@ def show_editor(page, workflow: dict | None = None, size=(720, 800)) -> None:
     # DOM widgets follow the canvas on the next animation frames.
     page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
     page.wait_for_timeout(300)
-    page.evaluate("() => window.app.graph._nodes.find(n => n.type === 'PoseLabPoseEditor').poselabEditor.draw()")
+    page.evaluate(
+        "() => window.app.graph._nodes.find(n => n.type === 'PoseLabPoseEditor').poselabEditor.draw()"
+    )
 
 
 def editor_eval(page, body: str, arg=None):
     return page.evaluate(
         f"(arg) => {{ const node = window.app.graph._nodes.find(n => n.type === '{EDITOR}'); const ed = node.poselabEditor; {body} }}",
-        arg)
+        arg,
+    )
 
 
-def new_editor(page, frames: list[PoseFrame] | None = None, size=(900, 820), arrange: bool = True) -> None:
+def new_editor(
+    page, frames: list[PoseFrame] | None = None, size=(900, 820), arrange: bool = True
+) -> None:
     """A fresh graph holding one Pose Editor that received ``frames`` as its input (as after a run)."""
     page.evaluate(
         """(pose) => {
@@ -127,7 +141,10 @@ def new_editor(page, frames: list[PoseFrame] | None = None, size=(900, 820), arr
         }""",
         json.dumps(to_pose_keypoint(frames)) if frames else None,
     )
-    page.wait_for_function(f"() => window.app.graph._nodes.find(n => n.type === '{EDITOR}').poselabEditor.tables", timeout=30_000)
+    page.wait_for_function(
+        f"() => window.app.graph._nodes.find(n => n.type === '{EDITOR}').poselabEditor.tables",
+        timeout=30_000,
+    )
     if arrange:
         show_editor(page, None, size=size)
 
@@ -146,16 +163,25 @@ def queue(page, server, timeout: float = 300) -> dict:
             err = comfy_host.execution_error(entry)
             assert err is None, f"{err}\n{server.log_tail()}"
             page.wait_for_function(
-                f"() => window.app.graph._nodes.find(n => n.type === '{EDITOR}').poselabEditor.received > {seen}", timeout=30_000)
+                f"() => window.app.graph._nodes.find(n => n.type === '{EDITOR}').poselabEditor.received > {seen}",
+                timeout=30_000,
+            )
             return entry
         time.sleep(0.25)
     raise TimeoutError("the queued workflow did not finish")
 
 
 def saved_pose(server, entry: dict) -> PoseFrame:
-    texts = [t for out in entry["outputs"].values() for t in out.get("text", []) if t.startswith("saved ")]
+    texts = [
+        t
+        for out in entry["outputs"].values()
+        for t in out.get("text", [])
+        if t.startswith("saved ")
+    ]
     assert len(texts) == 1, entry["outputs"]
-    return parse_pose_keypoint((server.base_dir / "output" / texts[0].removeprefix("saved ")).read_text())[0]
+    return parse_pose_keypoint(
+        (server.base_dir / "output" / texts[0].removeprefix("saved ")).read_text()
+    )[0]
 
 
 def pixel(page, x: float, y: float) -> tuple[int, int, int]:
@@ -164,7 +190,11 @@ def pixel(page, x: float, y: float) -> tuple[int, int, int]:
 
 
 def shown_point(page, person: int, joint: int):
-    return editor_eval(page, "const d = ed.displayed()[arg[0]]; return d ? d.person.body[arg[1]] : null;", [person, joint])
+    return editor_eval(
+        page,
+        "const d = ed.displayed()[arg[0]]; return d ? d.person.body[arg[1]] : null;",
+        [person, joint],
+    )
 
 
 def drag(page, start, delta, steps: int = 12) -> None:
@@ -189,10 +219,14 @@ def test_drag_a_detected_wrist_queue_save_reload_and_undo(comfy_server, browser,
     wrist = detected.people[0].body[RW]
     assert wrist[2] > 0, "the sample photo's right wrist was not detected"
     np.testing.assert_allclose(shown_point(page, 0, RW)[:2], wrist[:2], atol=1e-3)
-    x, y = editor_eval(page, "return ed.poseToClient(arg[0], arg[1]);", [float(wrist[0]), float(wrist[1])])
+    x, y = editor_eval(
+        page, "return ed.poseToClient(arg[0], arg[1]);", [float(wrist[0]), float(wrist[1])]
+    )
     colors = editor_eval(page, "return ed.tables.colors;")
     got = pixel(page, x, y)
-    assert np.abs(np.subtract(got, colors[RW])).max() <= 40, f"the wrist joint is not drawn at its place: {got}"
+    assert np.abs(np.subtract(got, colors[RW])).max() <= 40, (
+        f"the wrist joint is not drawn at its place: {got}"
+    )
     page.screenshot(path=str(screens / "02_detected_pose_in_the_editor.png"))
 
     # Drag the wrist with the real mouse.
@@ -200,16 +234,24 @@ def test_drag_a_detected_wrist_queue_save_reload_and_undo(comfy_server, browser,
     drag(page, (x, y), DRAG)
     expected = wrist[:2] + np.asarray(DRAG) / scale
     value = editor_eval(page, "return ed.value;")
-    assert value and editor_eval(page, "return node.widgets.find(w => w.name === 'edits').value;") == value
+    assert (
+        value
+        and editor_eval(page, "return node.widgets.find(w => w.name === 'edits').value;") == value
+    )
     page.screenshot(path=str(screens / "03_wrist_dragged.png"))
-    page.screenshot(path=str(screens / "pose_editor_graph.png"), clip={"x": 200, "y": 150, "width": 1220, "height": 700})
+    page.screenshot(
+        path=str(screens / "pose_editor_graph.png"),
+        clip={"x": 200, "y": 150, "width": 1220, "height": 700},
+    )
 
     # Queue: the output pose's wrist moved by the matching canvas amount; nothing else moved.
     out = saved_pose(comfy_server, queue(page, comfy_server))
     moved = out.people[0].body
-    print(f"\nwrist drag {DRAG} screen px at {scale:.4f} screen px per pose px: output moved "
-          f"{np.round(moved[RW, :2] - wrist[:2], 3).tolist()} pose px, expected {np.round(expected - wrist[:2], 3).tolist()}, "
-          f"error {np.abs(moved[RW, :2] - expected).max():.3f} px")
+    print(
+        f"\nwrist drag {DRAG} screen px at {scale:.4f} screen px per pose px: output moved "
+        f"{np.round(moved[RW, :2] - wrist[:2], 3).tolist()} pose px, expected {np.round(expected - wrist[:2], 3).tolist()}, "
+        f"error {np.abs(moved[RW, :2] - expected).max():.3f} px"
+    )
     assert np.abs(moved[RW, :2] - expected).max() <= 1.0, (moved[RW, :2], expected, scale)
     others = [i for i in range(18) if i != RW]
     np.testing.assert_allclose(moved[others], detected.people[0].body[others], atol=2e-3)
@@ -227,7 +269,9 @@ def test_drag_a_detected_wrist_queue_save_reload_and_undo(comfy_server, browser,
     assert editor_eval(page, "return ed.value;") == value
     # Shown before any run: the stored edit carries the pose it was made on.
     np.testing.assert_allclose(shown_point(page, 0, RW)[:2], expected, atol=1.0)
-    x2, y2 = editor_eval(page, "return ed.poseToClient(arg[0], arg[1]);", [float(expected[0]), float(expected[1])])
+    x2, y2 = editor_eval(
+        page, "return ed.poseToClient(arg[0], arg[1]);", [float(expected[0]), float(expected[1])]
+    )
     assert np.abs(np.subtract(pixel(page, x2, y2), colors[RW])).max() <= 40
     page.screenshot(path=str(screens / "04_reloaded_edit_still_there.png"))
 
@@ -269,11 +313,26 @@ def test_the_saved_workflow_queued_through_the_api_gives_the_edited_pose(comfy_s
 def crowd() -> PoseFrame:
     """Ten people with both hands and 70-point faces on a 1024 x 768 canvas."""
     rng = np.random.default_rng(7)
-    stand = {"nose": (0, -90), "neck": (0, -60), "right_shoulder": (-25, -58), "right_elbow": (-35, -25),
-             "right_wrist": (-40, 8), "left_shoulder": (25, -58), "left_elbow": (35, -25), "left_wrist": (40, 8),
-             "right_hip": (-15, 20), "right_knee": (-17, 65), "right_ankle": (-18, 110), "left_hip": (15, 20),
-             "left_knee": (17, 65), "left_ankle": (18, 110), "right_eye": (-5, -95), "left_eye": (5, -95),
-             "right_ear": (-12, -92), "left_ear": (12, -92)}
+    stand = {
+        "nose": (0, -90),
+        "neck": (0, -60),
+        "right_shoulder": (-25, -58),
+        "right_elbow": (-35, -25),
+        "right_wrist": (-40, 8),
+        "left_shoulder": (25, -58),
+        "left_elbow": (35, -25),
+        "left_wrist": (40, 8),
+        "right_hip": (-15, 20),
+        "right_knee": (-17, 65),
+        "right_ankle": (-18, 110),
+        "left_hip": (15, 20),
+        "left_knee": (17, 65),
+        "left_ankle": (18, 110),
+        "right_eye": (-5, -95),
+        "left_eye": (5, -95),
+        "right_ear": (-12, -92),
+        "left_ear": (12, -92),
+    }
     people = []
     for k in range(10):
         cx, cy = 110 + 200 * (k % 5), 200 + 370 * (k // 5)
@@ -282,26 +341,34 @@ def crowd() -> PoseFrame:
             body[J[name]] = (cx + dx, cy + dy, 1)
         hand = lambda w: np.c_[body[w, :2] + rng.normal(0, 6, (21, 2)), np.ones(21)]  # noqa: E731
         face = np.c_[body[J["nose"], :2] + rng.normal(0, 6, (70, 2)), np.ones(70)]
-        people.append(Person(body=body, left_hand=hand(J["left_wrist"]), right_hand=hand(RW), face=face))
+        people.append(
+            Person(body=body, left_hand=hand(J["left_wrist"]), right_hand=hand(RW), face=face)
+        )
     return parse_pose_keypoint(to_pose_keypoint([PoseFrame(1024, 768, people)]))[0]
 
 
-def test_ten_people_with_hands_and_faces_drag_frame_time_and_untouched_points_survive(comfy_server, browser, screens):
+def test_ten_people_with_hands_and_faces_drag_frame_time_and_untouched_points_survive(
+    comfy_server, browser, screens
+):
     page = open_page(browser, comfy_server)
     frame = crowd()
     new_editor(page, [frame])
     assert editor_eval(page, "return ed.displayed().length;") == 10
     target = 3
     wrist = frame.people[target].body[RW]
-    x, y = editor_eval(page, "return ed.poseToClient(arg[0], arg[1]);", [float(wrist[0]), float(wrist[1])])
+    x, y = editor_eval(
+        page, "return ed.poseToClient(arg[0], arg[1]);", [float(wrist[0]), float(wrist[1])]
+    )
     scale = editor_eval(page, "return ed.clientScale();")
     editor_eval(page, "ed.stats.dragFrameMs.length = 0;")
     drag(page, (x, y), (30, 40), steps=60)
     times = np.asarray(editor_eval(page, "return ed.stats.dragFrameMs;"))
     assert len(times) >= 50
-    print(f"\ndrag frame (pointer move handling + full redraw), 10 people with hands and 70-point faces, "
-          f"{len(times)} frames: median {np.median(times):.2f} ms, p95 {np.percentile(times, 95):.2f} ms, "
-          f"max {times.max():.2f} ms")
+    print(
+        f"\ndrag frame (pointer move handling + full redraw), 10 people with hands and 70-point faces, "
+        f"{len(times)} frames: median {np.median(times):.2f} ms, p95 {np.percentile(times, 95):.2f} ms, "
+        f"max {times.max():.2f} ms"
+    )
     assert np.median(times) < 50, "drag frames are far slower than one display frame"
     page.screenshot(path=str(screens / "06_ten_people_hands_faces.png"))
 
@@ -313,7 +380,9 @@ def test_ten_people_with_hands_and_faces_drag_frame_time_and_untouched_points_su
     delta = np.asarray((30, 40)) / scale
     np.testing.assert_allclose(out.people[target].body[RW, :2], wrist[:2] + delta, atol=1.0)
     hand_shift = out.people[target].right_hand[:, :2] - frame.people[target].right_hand[:, :2]
-    np.testing.assert_allclose(hand_shift, np.broadcast_to(hand_shift[0], hand_shift.shape), atol=2e-3)
+    np.testing.assert_allclose(
+        hand_shift, np.broadcast_to(hand_shift[0], hand_shift.shape), atol=2e-3
+    )
     for k, (got, want) in enumerate(zip(out.people, frame.people)):
         for part in ("body", "left_hand", "right_hand", "face"):
             a, b = getattr(got, part), getattr(want, part)
@@ -337,7 +406,10 @@ def test_the_editor_loads_when_the_pack_folder_is_renamed(browser, tmp_path_fact
     (base / "custom_nodes" / comfy_host.PACK_NAME).rename(renamed)
     with server:
         page = open_page(browser, server)
-        assert server.get_json("/object_info/" + EDITOR)[EDITOR]["python_module"] == "custom_nodes.ComfyUI-PoseLab-main"
+        assert (
+            server.get_json("/object_info/" + EDITOR)[EDITOR]["python_module"]
+            == "custom_nodes.ComfyUI-PoseLab-main"
+        )
         new_editor(page, None, size=(720, 800))
         editor_eval(page, "ed.addPerson('t-pose');")
         assert editor_eval(page, "return ed.displayed().length;") == 1
@@ -353,9 +425,13 @@ def test_the_editor_loads_when_the_pack_folder_is_renamed(browser, tmp_path_fact
 
 def shown_people(page, frame: int) -> list[dict]:
     """The people the editor shows on a frame, as pixel lists (None for a missing point)."""
-    return editor_eval(page, """
+    return editor_eval(
+        page,
+        """
         return ed.displayed(arg).map(d => Object.fromEntries(['body', 'left_hand', 'right_hand', 'face'].map(part =>
-            [part, d.person[part] ? d.person[part].map(p => p[2] > 0 ? [p[0], p[1]] : null) : null])));""", frame)
+            [part, d.person[part] ? d.person[part].map(p => p[2] > 0 ? [p[0], p[1]] : null) : null])));""",
+        frame,
+    )
 
 
 def assert_shown_is_output(page, inputs: list[PoseFrame]) -> list:
@@ -364,7 +440,9 @@ def assert_shown_is_output(page, inputs: list[PoseFrame]) -> list:
     out, reports = editor_state.apply_edit_state(inputs, editor_state.parse_edit_state(value))
     for k, frame in enumerate(out):
         shown = shown_people(page, k)
-        assert len(shown) == len(frame.people), f"frame {k}: {len(shown)} people shown, node outputs {len(frame.people)}"
+        assert len(shown) == len(frame.people), (
+            f"frame {k}: {len(shown)} people shown, node outputs {len(frame.people)}"
+        )
         for s, person in zip(shown, frame.people):
             for part in ("body", "left_hand", "right_hand", "face"):
                 arr = getattr(person, part)
@@ -373,7 +451,11 @@ def assert_shown_is_output(page, inputs: list[PoseFrame]) -> list:
                     continue
                 for i, p in enumerate(arr):
                     if p[2] > 0:
-                        assert s[part][i] is not None and abs(s[part][i][0] - p[0]) <= 2e-3 and abs(s[part][i][1] - p[1]) <= 2e-3, (k, part, i)
+                        assert (
+                            s[part][i] is not None
+                            and abs(s[part][i][0] - p[0]) <= 2e-3
+                            and abs(s[part][i][1] - p[1]) <= 2e-3
+                        ), (k, part, i)
                     else:
                         assert s[part][i] is None, (k, part, i)
     return reports
@@ -393,7 +475,12 @@ def test_every_editing_operation_shows_what_the_node_outputs(comfy_server, brows
     page = open_page(browser, comfy_server)
     frames = two_frames()
     new_editor(page, frames)
-    to_client = lambda p: editor_eval(page, "return ed.poseToClient(arg[0], arg[1]);", [float(p[0]), float(p[1])])  # noqa: E731
+
+    def to_client(p):
+        return editor_eval(
+            page, "return ed.poseToClient(arg[0], arg[1]);", [float(p[0]), float(p[1])]
+        )
+
     button = lambda name: page.locator(".poselab-pe-bar button", has_text=name).click()  # noqa: E731
     p0 = frames[0].people[0]
     RE, RS = J["right_elbow"], J["right_shoulder"]
@@ -405,11 +492,20 @@ def test_every_editing_operation_shows_what_the_node_outputs(comfy_server, brows
     shown = shown_people(page, 0)[0]
     sho = np.asarray(shown["body"][RS])
     for j in (RE, RW):
-        assert abs(np.linalg.norm(np.asarray(shown["body"][j]) - sho) - np.linalg.norm(p0.body[j, :2] - p0.body[RS, :2])) < 1e-2
+        assert (
+            abs(
+                np.linalg.norm(np.asarray(shown["body"][j]) - sho)
+                - np.linalg.norm(p0.body[j, :2] - p0.body[RS, :2])
+            )
+            < 1e-2
+        )
     assert np.linalg.norm(np.asarray(shown["body"][RE]) - p0.body[RE, :2]) > 10
     hand = np.asarray(shown["right_hand"]) - np.asarray(shown["body"][RW])
-    np.testing.assert_allclose(np.linalg.norm(hand, axis=1),
-                               np.linalg.norm(p0.right_hand[:, :2] - p0.body[RW, :2], axis=1), atol=1e-2)
+    np.testing.assert_allclose(
+        np.linalg.norm(hand, axis=1),
+        np.linalg.norm(p0.right_hand[:, :2] - p0.body[RW, :2], axis=1),
+        atol=1e-2,
+    )
     assert_shown_is_output(page, frames)
 
     # Zoom in with the wheel over the canvas: a drag still moves the joint by the screen distance
@@ -422,7 +518,11 @@ def test_every_editing_operation_shows_what_the_node_outputs(comfy_server, brows
     assert zoomed > 1.5 * editor_eval(page, "return ed.clientScale() / ed.view.zoom;")
     knee = np.asarray(shown_people(page, 0)[0]["body"][J["left_knee"]])
     drag(page, to_client(knee), (12, 9))
-    np.testing.assert_allclose(shown_people(page, 0)[0]["body"][J["left_knee"]], knee + np.asarray((12, 9)) / zoomed, atol=1e-3)
+    np.testing.assert_allclose(
+        shown_people(page, 0)[0]["body"][J["left_knee"]],
+        knee + np.asarray((12, 9)) / zoomed,
+        atol=1e-3,
+    )
     page.keyboard.press("f")
     assert editor_eval(page, "return ed.view.zoom;") == 1
     assert_shown_is_output(page, frames)
@@ -434,7 +534,9 @@ def test_every_editing_operation_shows_what_the_node_outputs(comfy_server, brows
     mirrored = np.asarray(shown_people(page, 0)[0]["body"])
     present = ~np.isnan(body[:, 0])
     c = (body[present, 0].min() + body[present, 0].max()) / 2
-    np.testing.assert_allclose(mirrored[J["left_elbow"]], (2 * c - body[RE, 0], body[RE, 1]), atol=1e-2)
+    np.testing.assert_allclose(
+        mirrored[J["left_elbow"]], (2 * c - body[RE, 0], body[RE, 1]), atol=1e-2
+    )
     assert_shown_is_output(page, frames)
 
     # Tab selects the next person; duplicate it, move and scale the copy, delete it.
@@ -488,8 +590,11 @@ def test_every_editing_operation_shows_what_the_node_outputs(comfy_server, brows
                     arr[arr[:, 2] > 0, 0] += 15.0
         f.people.reverse()
         moved.append(f)
-    editor_eval(page, "node.onExecuted({openpose_json: [arg], poselab_background: []}); ed.setFrame(0);",
-                json.dumps(to_pose_keypoint(moved)))
+    editor_eval(
+        page,
+        "node.onExecuted({openpose_json: [arg], poselab_background: []}); ed.setFrame(0);",
+        json.dumps(to_pose_keypoint(moved)),
+    )
     status = editor_eval(page, "return ed.status.textContent;")
     assert "input changed upstream" in status and "offsets" in status
     reports = assert_shown_is_output(page, moved)
@@ -504,7 +609,9 @@ def test_every_editing_operation_shows_what_the_node_outputs(comfy_server, brows
         for part in a:
             pa = np.asarray([p if p else (np.nan, np.nan) for p in a[part] or []], float)
             pb = np.asarray([p if p else (np.nan, np.nan) for p in b[part] or []], float)
-            np.testing.assert_allclose(pa, pb, atol=2e-3, err_msg=part)  # NaN (missing) must match too
+            np.testing.assert_allclose(
+                pa, pb, atol=2e-3, err_msg=part
+            )  # NaN (missing) must match too
     assert "input changed" not in editor_eval(page, "return ed.status.textContent;")
     # Reset drops the frame's edits: the new input as it comes.
     button("Reset")
@@ -518,7 +625,10 @@ def test_every_editing_operation_shows_what_the_node_outputs(comfy_server, brows
 def test_the_node_help_panel_shows_the_pack_help_pages(comfy_server, browser, screens):
     """The frontend's own help panel (selection toolbox > info) shows js/docs/<NodeId>.md."""
     page = open_page(browser, comfy_server)
-    for node_type, marker in (("PoseLabPoseEditor", "Keyboard and mouse"), ("PoseLabExtractPose", "Also found by searching")):
+    for node_type, marker in (
+        ("PoseLabPoseEditor", "Keyboard and mouse"),
+        ("PoseLabExtractPose", "Also found by searching"),
+    ):
         page.evaluate(
             """(type) => {
                 window.app.graph.clear();
@@ -540,18 +650,41 @@ def test_the_node_help_panel_shows_the_pack_help_pages(comfy_server, browser, sc
 
 
 def random_person(rng, cx: float, cy: float) -> Person:
-    body = np.c_[cx + rng.normal(0, 40, 18), cy + rng.normal(0, 60, 18), (rng.random(18) > 0.15).astype(np.float32)]
-    part = lambda n: np.c_[cx + rng.normal(0, 30, n), cy + rng.normal(0, 30, n), (rng.random(n) > 0.1)]  # noqa: E731
-    return Person(body=body, left_hand=part(21) if rng.random() > 0.4 else None,
-                  right_hand=part(21) if rng.random() > 0.4 else None, face=part(70) if rng.random() > 0.5 else None)
+    body = np.c_[
+        cx + rng.normal(0, 40, 18),
+        cy + rng.normal(0, 60, 18),
+        (rng.random(18) > 0.15).astype(np.float32),
+    ]
+
+    def part(n):
+        return np.c_[cx + rng.normal(0, 30, n), cy + rng.normal(0, 30, n), (rng.random(n) > 0.1)]  # noqa: E731
+
+    return Person(
+        body=body,
+        left_hand=part(21) if rng.random() > 0.4 else None,
+        right_hand=part(21) if rng.random() > 0.4 else None,
+        face=part(70) if rng.random() > 0.5 else None,
+    )
 
 
 def random_case(rng):
     """A base frame, random edits of it (moved, removed and placed points, deleted and added people),
     and an incoming frame that differs from the base in one of several ways."""
     w, h = int(rng.integers(200, 900)), int(rng.integers(200, 900))
-    base = parse_pose_keypoint(to_pose_keypoint([PoseFrame(w, h, [
-        random_person(rng, rng.uniform(0.2, 0.8) * w, rng.uniform(0.3, 0.7) * h) for _ in range(int(rng.integers(1, 5)))])]))[0]
+    base = parse_pose_keypoint(
+        to_pose_keypoint(
+            [
+                PoseFrame(
+                    w,
+                    h,
+                    [
+                        random_person(rng, rng.uniform(0.2, 0.8) * w, rng.uniform(0.3, 0.7) * h)
+                        for _ in range(int(rng.integers(1, 5)))
+                    ],
+                )
+            ]
+        )
+    )[0]
     edited = []
     for p in base.people:
         if rng.random() < 0.15:
@@ -563,7 +696,11 @@ def random_case(rng):
             if arr is None:
                 continue
             for i in rng.choice(len(arr), size=int(rng.integers(0, 4)), replace=False):
-                arr[i] = (0, 0, 0) if rng.random() < 0.2 else (arr[i, 0] + rng.normal(0, 20), arr[i, 1] + rng.normal(0, 20), 1)
+                arr[i] = (
+                    (0, 0, 0)
+                    if rng.random() < 0.2
+                    else (arr[i, 0] + rng.normal(0, 20), arr[i, 1] + rng.normal(0, 20), 1)
+                )
         edited.append(q)
     added = [random_person(rng, w / 2, h / 2)] if rng.random() < 0.4 else []
     incoming = base.copy()
@@ -576,7 +713,11 @@ def random_case(rng):
                     arr[arr[:, 2] > 0, :2] += rng.normal(0, 3, 2)
         rng.shuffle(incoming.people)
     elif kind == 2:  # a canvas 1.5x the size
-        incoming = PoseFrame(int(w * 1.5), int(h * 1.5), [editor_state._scaled_person(p, 1.5, 1.5) for p in base.people])
+        incoming = PoseFrame(
+            int(w * 1.5),
+            int(h * 1.5),
+            [editor_state._scaled_person(p, 1.5, 1.5) for p in base.people],
+        )
     elif kind == 3:  # a person gone, a stranger far away
         incoming.people = incoming.people[1:] + [random_person(rng, -5 * w, -5 * h)]
     incoming = parse_pose_keypoint(to_pose_keypoint([incoming]))[0]
@@ -595,9 +736,17 @@ def test_the_widget_applies_stored_edits_exactly_as_the_node(comfy_server, brows
         if not edit.people:
             continue
         text = editor_state.dump_edit_state(editor_state.EditState({0: edit}))
-        out, report = editor_state.apply_frame_edit(incoming, editor_state.parse_edit_state(text).frames[0])
-        cases.append({"text": text, "incoming": to_pose_keypoint([incoming])[0], "want": to_pose_keypoint([out])[0],
-                      "report": report.as_dict()})
+        out, report = editor_state.apply_frame_edit(
+            incoming, editor_state.parse_edit_state(text).frames[0]
+        )
+        cases.append(
+            {
+                "text": text,
+                "incoming": to_pose_keypoint([incoming])[0],
+                "want": to_pose_keypoint([out])[0],
+                "report": report.as_dict(),
+            }
+        )
     results = page.evaluate(
         f"""async (cases) => {{
             const M = await import('/extensions/{comfy_host.PACK_NAME}/pose_editor/model.js');
@@ -616,14 +765,29 @@ def test_the_widget_applies_stored_edits_exactly_as_the_node(comfy_server, brows
         for a, b in zip(got.people, want.people):
             for part in ("body", "left_hand", "right_hand", "face"):
                 pa, pb = getattr(a, part), getattr(b, part)
-                assert (pa is None) == (pb is None) or not ((pa if pa is not None else pb)[:, 2] > 0).any(), (k, part)
+                assert (pa is None) == (pb is None) or not (
+                    (pa if pa is not None else pb)[:, 2] > 0
+                ).any(), (k, part)
                 if pa is not None and pb is not None:
-                    np.testing.assert_array_equal(pa[:, 2] > 0, pb[:, 2] > 0, err_msg=f"case {k} {part}")
-                    np.testing.assert_allclose(pa[:, :2], pb[:, :2], atol=2e-3, err_msg=f"case {k} {part}")
+                    np.testing.assert_array_equal(
+                        pa[:, 2] > 0, pb[:, 2] > 0, err_msg=f"case {k} {part}"
+                    )
+                    np.testing.assert_allclose(
+                        pa[:, :2], pb[:, :2], atol=2e-3, err_msg=f"case {k} {part}"
+                    )
         want_report = {key: v for key, v in case["report"].items() if key != "frame"}
         assert res["report"] == want_report, k
-        kinds.add((want_report["input_changed"], want_report["unmatched"] > 0, want_report["added"] > 0, want_report["deleted"] > 0))
-    assert len(kinds) >= 5, kinds  # the cases cover changed/unchanged inputs, lost, added and deleted people
+        kinds.add(
+            (
+                want_report["input_changed"],
+                want_report["unmatched"] > 0,
+                want_report["added"] > 0,
+                want_report["deleted"] > 0,
+            )
+        )
+    assert len(kinds) >= 5, (
+        kinds
+    )  # the cases cover changed/unchanged inputs, lost, added and deleted people
     page.context.close()
 
 
@@ -640,11 +804,17 @@ def test_the_editor_works_in_the_vue_node_layout(comfy_server, browser, screens)
         height = editor_eval(page, "return ed.canvas.getBoundingClientRect().height;")
         assert height >= 150, f"the canvas is squeezed to {height} px in the Vue layout"
         wrist = frame.people[0].body[RW]
-        x, y = editor_eval(page, "return ed.poseToClient(arg[0], arg[1]);", [float(wrist[0]), float(wrist[1])])
+        x, y = editor_eval(
+            page, "return ed.poseToClient(arg[0], arg[1]);", [float(wrist[0]), float(wrist[1])]
+        )
         scale = editor_eval(page, "return ed.clientScale();")
         drag(page, (x, y), (20, 25))
-        (out,), _ = editor_state.apply_edit_state([frame], editor_state.parse_edit_state(editor_eval(page, "return ed.value;")))
-        np.testing.assert_allclose(out.people[0].body[RW, :2], wrist[:2] + np.asarray((20, 25)) / scale, atol=1.0)
+        (out,), _ = editor_state.apply_edit_state(
+            [frame], editor_state.parse_edit_state(editor_eval(page, "return ed.value;"))
+        )
+        np.testing.assert_allclose(
+            out.people[0].body[RW, :2], wrist[:2] + np.asarray((20, 25)) / scale, atol=1.0
+        )
         page.screenshot(path=str(screens / "11_vue_node_layout.png"))
         assert not our_errors(page), page.poselab_errors
         page.context.close()

@@ -17,12 +17,22 @@ from PIL import Image
 from poselab.models.pose.keypoints import parse_pose_keypoint
 
 REPO = Path(__file__).resolve().parents[2]
-PAIR = ("051423444.jpg", "004645041.jpg")  # same man, same camera, two poses (pairs.json, same_person)
+PAIR = (
+    "051423444.jpg",
+    "004645041.jpg",
+)  # same man, same camera, two poses (pairs.json, same_person)
 SIZE = (640, 360)  # half-size copies keep the CPU run short
-EXTRACT = {"backend": "mediapipe", "max_people": 1, "min_score": 0.3, "openpose_hands": False, "openpose_face": False,
-           "body_model": "body_pose_model.pth", "hand_model": "hand_pose_model.pth", "face_model": "facenet.pth",
-           "detect_resolution": 512}
-
+EXTRACT = {
+    "backend": "mediapipe",
+    "max_people": 1,
+    "min_score": 0.3,
+    "openpose_hands": False,
+    "openpose_face": False,
+    "body_model": "body_pose_model.pth",
+    "hand_model": "hand_pose_model.pth",
+    "face_model": "facenet.pth",
+    "detect_resolution": 512,
+}
 
 
 def saved(server, entry: dict, node: str, index: int = 0) -> np.ndarray:
@@ -37,8 +47,12 @@ def pair(comfy_server, pose_data):
     source as LoadImage reads it (uint8 RGB)."""
     for name, photo in zip(("repose_source.jpg", "repose_target.jpg"), PAIR):
         img = cv2.resize(cv2.imread(str(pose_data / photo)), SIZE, interpolation=cv2.INTER_AREA)
-        cv2.imwrite(str(comfy_server.base_dir / "input" / name), img, [cv2.IMWRITE_JPEG_QUALITY, 100])
-    return np.asarray(Image.open(comfy_server.base_dir / "input" / "repose_source.jpg").convert("RGB"))
+        cv2.imwrite(
+            str(comfy_server.base_dir / "input" / name), img, [cv2.IMWRITE_JPEG_QUALITY, 100]
+        )
+    return np.asarray(
+        Image.open(comfy_server.base_dir / "input" / "repose_source.jpg").convert("RGB")
+    )
 
 
 def test_nodes_are_registered(comfy_server):
@@ -48,7 +62,10 @@ def test_nodes_are_registered(comfy_server):
     rep = info["PoseLabPartWarpRepose"]
     assert rep["category"] == "PoseLab/repose"
     assert rep["output"] == ["IMAGE", "MASK", "IMAGE"]
-    assert info["PoseLabPersonMask"]["input"]["required"]["backend"][1]["options"] == ["mediapipe", "sam"]
+    assert info["PoseLabPersonMask"]["input"]["required"]["backend"][1]["options"] == [
+        "mediapipe",
+        "sam",
+    ]
 
 
 def _body(entry: dict, node: str) -> np.ndarray:
@@ -79,15 +96,40 @@ def test_library_target_raises_the_arms(comfy_server, pair):
     prompt = {
         "1": {"class_type": "LoadImage", "inputs": {"image": "repose_source.jpg"}},
         "2": {"class_type": "PoseLabExtractPose", "inputs": {"image": ["1", 0], **EXTRACT}},
-        "3": {"class_type": "PoseLabPoseFromLibrary", "inputs": {
-            "text": "arms raised", "width": 512, "height": 512, "fit": "source position and size", "source_pose": ["2", 0]}},
-        "4": {"class_type": "PoseLabPartWarpRepose", "inputs": {
-            "image": ["1", 0], "source_pose": ["2", 0], "target_pose": ["3", 0], "person": 0, "align": "none"}},
+        "3": {
+            "class_type": "PoseLabPoseFromLibrary",
+            "inputs": {
+                "text": "arms raised",
+                "width": 512,
+                "height": 512,
+                "fit": "source position and size",
+                "source_pose": ["2", 0],
+            },
+        },
+        "4": {
+            "class_type": "PoseLabPartWarpRepose",
+            "inputs": {
+                "image": ["1", 0],
+                "source_pose": ["2", 0],
+                "target_pose": ["3", 0],
+                "person": 0,
+                "align": "none",
+            },
+        },
         "5": {"class_type": "MaskToImage", "inputs": {"mask": ["4", 1]}},
-        "6": {"class_type": "SaveImage", "inputs": {"images": ["5", 0], "filename_prefix": "poselab/repose_mask"}},
-        "7": {"class_type": "PoseLabPersonMask", "inputs": {"image": ["1", 0], "backend": "mediapipe", "pose": ["2", 0], "person": 0}},
+        "6": {
+            "class_type": "SaveImage",
+            "inputs": {"images": ["5", 0], "filename_prefix": "poselab/repose_mask"},
+        },
+        "7": {
+            "class_type": "PoseLabPersonMask",
+            "inputs": {"image": ["1", 0], "backend": "mediapipe", "pose": ["2", 0], "person": 0},
+        },
         "8": {"class_type": "MaskToImage", "inputs": {"mask": ["7", 0]}},
-        "9": {"class_type": "SaveImage", "inputs": {"images": ["8", 0], "filename_prefix": "poselab/source_mask"}},
+        "9": {
+            "class_type": "SaveImage",
+            "inputs": {"images": ["8", 0], "filename_prefix": "poselab/source_mask"},
+        },
     }
     entry = comfy_server.run_ok(prompt)
     reposed = saved(comfy_server, entry, "6")[:, :, 0] > 127
@@ -109,12 +151,26 @@ def test_target_pose_from_another_photo(comfy_server, pair):
         "2": {"class_type": "PoseLabExtractPose", "inputs": {"image": ["1", 0], **extract}},
         "3": {"class_type": "LoadImage", "inputs": {"image": "repose_target.jpg"}},
         "4": {"class_type": "PoseLabExtractPose", "inputs": {"image": ["3", 0], **extract}},
-        "5": {"class_type": "PoseLabPartWarpRepose", "inputs": {
-            "image": ["1", 0], "source_pose": ["2", 0], "target_pose": ["4", 0], "person": 0, "align": "none"}},
+        "5": {
+            "class_type": "PoseLabPartWarpRepose",
+            "inputs": {
+                "image": ["1", 0],
+                "source_pose": ["2", 0],
+                "target_pose": ["4", 0],
+                "person": 0,
+                "align": "none",
+            },
+        },
         "6": {"class_type": "PoseLabExtractPose", "inputs": {"image": ["5", 0], **extract}},
-        "7": {"class_type": "SaveImage", "inputs": {"images": ["5", 0], "filename_prefix": "poselab/repose_photo_target"}},
+        "7": {
+            "class_type": "SaveImage",
+            "inputs": {"images": ["5", 0], "filename_prefix": "poselab/repose_photo_target"},
+        },
         # an output node downstream, so the output's pose extraction runs
-        "8": {"class_type": "PoseLabSavePoseJSON", "inputs": {"pose": ["6", 0], "filename_prefix": "poselab/repose_output_pose"}},
+        "8": {
+            "class_type": "PoseLabSavePoseJSON",
+            "inputs": {"pose": ["6", 0], "filename_prefix": "poselab/repose_output_pose"},
+        },
     }
     entry = comfy_server.run_ok(prompt)
     src, tgt, out = _body(entry, "2"), _body(entry, "4"), _body(entry, "6")
@@ -129,18 +185,49 @@ def test_mask_fill_composite(comfy_server, pair):
     prompt = {
         "1": {"class_type": "LoadImage", "inputs": {"image": "repose_source.jpg"}},
         "2": {"class_type": "PoseLabExtractPose", "inputs": {"image": ["1", 0], **EXTRACT}},
-        "3": {"class_type": "PoseLabPersonMask", "inputs": {
-            "image": ["1", 0], "backend": "mediapipe", "pose": ["2", 0], "person": 0, "mediapipe_model": "selfie"}},
-        "4": {"class_type": "PoseLabFillBackground", "inputs": {"image": ["1", 0], "mask": ["3", 0], "method": "ns", "dilation": 8}},
-        "5": {"class_type": "PoseLabComposite", "inputs": {
-            "foreground": ["1", 0], "mask": ["3", 0], "background": ["4", 0], "feather": 0.0}},
-        "6": {"class_type": "SaveImage", "inputs": {"images": ["4", 0], "filename_prefix": "poselab/filled"}},
-        "7": {"class_type": "SaveImage", "inputs": {"images": ["5", 0], "filename_prefix": "poselab/composite"}},
+        "3": {
+            "class_type": "PoseLabPersonMask",
+            "inputs": {
+                "image": ["1", 0],
+                "backend": "mediapipe",
+                "pose": ["2", 0],
+                "person": 0,
+                "mediapipe_model": "selfie",
+            },
+        },
+        "4": {
+            "class_type": "PoseLabFillBackground",
+            "inputs": {"image": ["1", 0], "mask": ["3", 0], "method": "ns", "dilation": 8},
+        },
+        "5": {
+            "class_type": "PoseLabComposite",
+            "inputs": {
+                "foreground": ["1", 0],
+                "mask": ["3", 0],
+                "background": ["4", 0],
+                "feather": 0.0,
+            },
+        },
+        "6": {
+            "class_type": "SaveImage",
+            "inputs": {"images": ["4", 0], "filename_prefix": "poselab/filled"},
+        },
+        "7": {
+            "class_type": "SaveImage",
+            "inputs": {"images": ["5", 0], "filename_prefix": "poselab/composite"},
+        },
         "8": {"class_type": "MaskToImage", "inputs": {"mask": ["3", 0]}},
-        "9": {"class_type": "SaveImage", "inputs": {"images": ["8", 0], "filename_prefix": "poselab/mask"}},
+        "9": {
+            "class_type": "SaveImage",
+            "inputs": {"images": ["8", 0], "filename_prefix": "poselab/mask"},
+        },
     }
     entry = comfy_server.run_ok(prompt)
-    filled, comp, mask = saved(comfy_server, entry, "6"), saved(comfy_server, entry, "7"), saved(comfy_server, entry, "9")
+    filled, comp, mask = (
+        saved(comfy_server, entry, "6"),
+        saved(comfy_server, entry, "7"),
+        saved(comfy_server, entry, "9"),
+    )
     person = mask[:, :, 0] > 200
     assert 0.01 < person.mean() < 0.3
     assert person[:, :300].sum() == 0  # only the man (right half), nothing on the truck
@@ -152,17 +239,38 @@ def test_mask_fill_composite(comfy_server, pair):
 
 def test_one_person_or_everybody(comfy_server, pose_data):
     """Two curlers side by side: person 0 gets one of them, person -1 both."""
-    img = cv2.resize(cv2.imread(str(pose_data / "005808361.jpg")), SIZE, interpolation=cv2.INTER_AREA)
-    cv2.imwrite(str(comfy_server.base_dir / "input" / "two_people.jpg"), img, [cv2.IMWRITE_JPEG_QUALITY, 100])
+    img = cv2.resize(
+        cv2.imread(str(pose_data / "005808361.jpg")), SIZE, interpolation=cv2.INTER_AREA
+    )
+    cv2.imwrite(
+        str(comfy_server.base_dir / "input" / "two_people.jpg"),
+        img,
+        [cv2.IMWRITE_JPEG_QUALITY, 100],
+    )
     prompt = {
         "1": {"class_type": "LoadImage", "inputs": {"image": "two_people.jpg"}},
-        "2": {"class_type": "PoseLabExtractPose", "inputs": {"image": ["1", 0], **{**EXTRACT, "max_people": 2}}},
-        "3": {"class_type": "PoseLabPersonMask", "inputs": {"image": ["1", 0], "backend": "mediapipe", "pose": ["2", 0], "person": 0}},
-        "4": {"class_type": "PoseLabPersonMask", "inputs": {"image": ["1", 0], "backend": "mediapipe", "pose": ["2", 0], "person": -1}},
+        "2": {
+            "class_type": "PoseLabExtractPose",
+            "inputs": {"image": ["1", 0], **{**EXTRACT, "max_people": 2}},
+        },
+        "3": {
+            "class_type": "PoseLabPersonMask",
+            "inputs": {"image": ["1", 0], "backend": "mediapipe", "pose": ["2", 0], "person": 0},
+        },
+        "4": {
+            "class_type": "PoseLabPersonMask",
+            "inputs": {"image": ["1", 0], "backend": "mediapipe", "pose": ["2", 0], "person": -1},
+        },
         "5": {"class_type": "MaskToImage", "inputs": {"mask": ["3", 0]}},
-        "6": {"class_type": "SaveImage", "inputs": {"images": ["5", 0], "filename_prefix": "poselab/one"}},
+        "6": {
+            "class_type": "SaveImage",
+            "inputs": {"images": ["5", 0], "filename_prefix": "poselab/one"},
+        },
         "7": {"class_type": "MaskToImage", "inputs": {"mask": ["4", 0]}},
-        "8": {"class_type": "SaveImage", "inputs": {"images": ["7", 0], "filename_prefix": "poselab/all"}},
+        "8": {
+            "class_type": "SaveImage",
+            "inputs": {"images": ["7", 0], "filename_prefix": "poselab/all"},
+        },
     }
     entry = comfy_server.run_ok(prompt)
     one = saved(comfy_server, entry, "6")[:, :, 0] > 127
@@ -180,22 +288,38 @@ def test_sam_from_a_tiny_checkpoint(comfy_server, pair):
     from segment_anything.build_sam import _build_sam
 
     torch.manual_seed(0)
-    tiny = _build_sam(encoder_embed_dim=64, encoder_depth=2, encoder_num_heads=2, encoder_global_attn_indexes=[1])
+    tiny = _build_sam(
+        encoder_embed_dim=64, encoder_depth=2, encoder_num_heads=2, encoder_global_attn_indexes=[1]
+    )
     folder = comfy_server.base_dir / "models" / "sams"
     folder.mkdir(parents=True, exist_ok=True)
     torch.save(tiny.state_dict(), folder / "poselab_tiny_sam.pth")
     prompt = {
         "1": {"class_type": "LoadImage", "inputs": {"image": "repose_source.jpg"}},
         "2": {"class_type": "PoseLabExtractPose", "inputs": {"image": ["1", 0], **EXTRACT}},
-        "3": {"class_type": "PoseLabPersonMask", "inputs": {
-            "image": ["1", 0], "backend": "sam", "pose": ["2", 0], "person": 0, "sam_model": "poselab_tiny_sam.pth"}},
+        "3": {
+            "class_type": "PoseLabPersonMask",
+            "inputs": {
+                "image": ["1", 0],
+                "backend": "sam",
+                "pose": ["2", 0],
+                "person": 0,
+                "sam_model": "poselab_tiny_sam.pth",
+            },
+        },
         "4": {"class_type": "MaskToImage", "inputs": {"mask": ["3", 0]}},
-        "5": {"class_type": "SaveImage", "inputs": {"images": ["4", 0], "filename_prefix": "poselab/sam_mask"}},
+        "5": {
+            "class_type": "SaveImage",
+            "inputs": {"images": ["4", 0], "filename_prefix": "poselab/sam_mask"},
+        },
     }
     entry = comfy_server.run_ok(prompt)
     mask = saved(comfy_server, entry, "5")
     assert mask.shape == (SIZE[1], SIZE[0], 3)
-    assert set(np.unique(mask[:, :, 0])) <= {0, 255}  # SAM masks are binary (random weights: any shape)
+    assert set(np.unique(mask[:, :, 0])) <= {
+        0,
+        255,
+    }  # SAM masks are binary (random weights: any shape)
     # the node's mask is what segment-anything's predictor gives for that checkpoint, photo and
     # the person's keypoint prompts, computed here in-process
     from PIL import Image
@@ -204,13 +328,19 @@ def test_sam_from_a_tiny_checkpoint(comfy_server, pair):
     from poselab.models.segmentation import sam
 
     frame = parse_pose_keypoint(entry["outputs"]["2"]["openpose_json"][0])[0]
-    photo = np.asarray(Image.open(comfy_server.base_dir / "input" / "repose_source.jpg").convert("RGB"))
+    photo = np.asarray(
+        Image.open(comfy_server.base_dir / "input" / "repose_source.jpg").convert("RGB")
+    )
     bodies = scaled_bodies(frame, photo.shape[1], photo.shape[0], np.float32)
-    expected = sam.sam_person_mask(sam.load_sam(str(folder / "poselab_tiny_sam.pth")), photo, bodies, 0)
+    expected = sam.sam_person_mask(
+        sam.load_sam(str(folder / "poselab_tiny_sam.pth")), photo, bodies, 0
+    )
     assert np.array_equal(mask[:, :, 0] > 127, expected > 0.5)
     # and another checkpoint gives another mask: the file chosen is the one used
     torch.manual_seed(1)
-    other = _build_sam(encoder_embed_dim=64, encoder_depth=2, encoder_num_heads=2, encoder_global_attn_indexes=[1])
+    other = _build_sam(
+        encoder_embed_dim=64, encoder_depth=2, encoder_num_heads=2, encoder_global_attn_indexes=[1]
+    )
     torch.save(other.state_dict(), folder / "poselab_tiny_sam_other.pth")
     prompt["3"]["inputs"]["sam_model"] = "poselab_tiny_sam_other.pth"
     assert not np.array_equal(saved(comfy_server, comfy_server.run_ok(prompt), "5"), mask)
@@ -220,8 +350,16 @@ def test_errors_reach_the_user(comfy_server, pair):
     missing = {
         "1": {"class_type": "LoadImage", "inputs": {"image": "repose_source.jpg"}},
         "2": {"class_type": "PoseLabExtractPose", "inputs": {"image": ["1", 0], **EXTRACT}},
-        "3": {"class_type": "PoseLabPersonMask", "inputs": {
-            "image": ["1", 0], "backend": "sam", "pose": ["2", 0], "person": 0, "sam_model": "sam_vit_b_01ec64.pth"}},
+        "3": {
+            "class_type": "PoseLabPersonMask",
+            "inputs": {
+                "image": ["1", 0],
+                "backend": "sam",
+                "pose": ["2", 0],
+                "person": 0,
+                "sam_model": "sam_vit_b_01ec64.pth",
+            },
+        },
         "4": {"class_type": "MaskToImage", "inputs": {"mask": ["3", 0]}},
         "5": {"class_type": "PreviewImage", "inputs": {"images": ["4", 0]}},
     }
@@ -229,12 +367,22 @@ def test_errors_reach_the_user(comfy_server, pair):
     assert err and "sam_vit_b_01ec64.pth" in err and "put it in" in err and "sams" in err, err
 
     nobody = {
-        "1": {"class_type": "EmptyImage", "inputs": {"width": 128, "height": 128, "batch_size": 1, "color": 0}},
+        "1": {
+            "class_type": "EmptyImage",
+            "inputs": {"width": 128, "height": 128, "batch_size": 1, "color": 0},
+        },
         "2": {"class_type": "PoseLabExtractPose", "inputs": {"image": ["1", 0], **EXTRACT}},
         "3": {"class_type": "LoadImage", "inputs": {"image": "repose_target.jpg"}},
         "4": {"class_type": "PoseLabExtractPose", "inputs": {"image": ["3", 0], **EXTRACT}},
-        "5": {"class_type": "PoseLabPartWarpRepose", "inputs": {
-            "image": ["1", 0], "source_pose": ["2", 0], "target_pose": ["4", 0], "person": 0}},
+        "5": {
+            "class_type": "PoseLabPartWarpRepose",
+            "inputs": {
+                "image": ["1", 0],
+                "source_pose": ["2", 0],
+                "target_pose": ["4", 0],
+                "person": 0,
+            },
+        },
         "6": {"class_type": "PreviewImage", "inputs": {"images": ["5", 0]}},
     }
     err = comfy_host.execution_error(comfy_server.run(nobody, timeout=300))
@@ -242,9 +390,20 @@ def test_errors_reach_the_user(comfy_server, pair):
 
     sizes = {
         "1": {"class_type": "LoadImage", "inputs": {"image": "repose_source.jpg"}},
-        "2": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 1, "color": 0}},
+        "2": {
+            "class_type": "EmptyImage",
+            "inputs": {"width": 64, "height": 64, "batch_size": 1, "color": 0},
+        },
         "3": {"class_type": "SolidMask", "inputs": {"value": 1.0, "width": 64, "height": 64}},
-        "4": {"class_type": "PoseLabComposite", "inputs": {"foreground": ["1", 0], "mask": ["3", 0], "background": ["2", 0], "feather": 1.0}},
+        "4": {
+            "class_type": "PoseLabComposite",
+            "inputs": {
+                "foreground": ["1", 0],
+                "mask": ["3", 0],
+                "background": ["2", 0],
+                "feather": 1.0,
+            },
+        },
         "5": {"class_type": "PreviewImage", "inputs": {"images": ["4", 0]}},
     }
     err = comfy_host.execution_error(comfy_server.run(sizes, timeout=300))

@@ -38,7 +38,9 @@ def test_every_pack_node_is_registered(object_info):
     declared = declared_node_ids()
     assert declared, "no node declared in nodes/"
     missing = declared - set(ours)
-    assert not missing, f"declared but not registered (a stage failed to import? see the server log): {sorted(missing)}"
+    assert not missing, (
+        f"declared but not registered (a stage failed to import? see the server log): {sorted(missing)}"
+    )
     for name in ours:
         assert object_info[name]["category"].startswith("PoseLab/"), name
         assert object_info[name]["python_module"].startswith("custom_nodes."), name
@@ -47,7 +49,9 @@ def test_every_pack_node_is_registered(object_info):
 def test_workflows_exist():
     names = {p.stem for p in API_FILES}
     assert {"extract_and_edit_pose", "repose_person", "repose_to_named_pose"} <= names
-    assert {p.stem for p in UI_FILES} == names, "every API workflow needs its UI twin (scripts/workflow_format.py)"
+    assert {p.stem for p in UI_FILES} == names, (
+        "every API workflow needs its UI twin (scripts/workflow_format.py)"
+    )
 
 
 @pytest.mark.parametrize("path", API_FILES, ids=lambda p: p.stem)
@@ -59,9 +63,13 @@ def test_api_workflow_links_type_check(path, object_info):
         specs = {name: kind for name, kind, _ in workflow_format.input_specs(info)}
         required = info["input"].get("required", {})
         for name in required:
-            assert name in node["inputs"], f"{path.name} node {node_id}: required input {name} missing"
+            assert name in node["inputs"], (
+                f"{path.name} node {node_id}: required input {name} missing"
+            )
         for name, value in node["inputs"].items():
-            assert name in specs, f"{path.name} node {node_id}: {node['class_type']} has no input {name}"
+            assert name in specs, (
+                f"{path.name} node {node_id}: {node['class_type']} has no input {name}"
+            )
             if workflow_format.is_link(value):
                 src = prompt[value[0]]
                 out_type = object_info[src["class_type"]]["output"][value[1]]
@@ -90,7 +98,9 @@ def test_ui_workflow_links_match_sockets(path, object_info):
         assert link_id in nodes[src]["outputs"][src_slot]["links"]
         assert nodes[dst]["inputs"][dst_slot]["link"] == link_id
         want = _types(nodes[dst]["inputs"][dst_slot]["type"])
-        assert "*" in want or kind in want, f"{path.name}: link {link_id} carries {kind} into {want}"
+        assert "*" in want or kind in want, (
+            f"{path.name}: link {link_id} carries {kind} into {want}"
+        )
 
 
 # Workflows that run with the embedded defaults alone (the others need model files, and are
@@ -108,12 +118,19 @@ def test_embedded_default_workflow_runs(name, comfy_server):
     prompt = json.loads((REPO / "workflows" / "api" / f"{name}.json").read_text())
     entry = comfy_server.run(prompt, timeout=600)
     assert comfy_host.execution_error(entry) is None, comfy_host.execution_error(entry)
-    images = [img for out in entry["outputs"].values() for img in out.get("images", []) if img.get("type") == "output"]
+    images = [
+        img
+        for out in entry["outputs"].values()
+        for img in out.get("images", [])
+        if img.get("type") == "output"
+    ]
     assert images, f"{name} saved no image"
     for img in images:
         path = comfy_server.base_dir / "output" / img.get("subfolder", "") / img["filename"]
         arr = np.asarray(Image.open(path).convert("RGB"), dtype=np.float32)
-        assert arr.shape[0] >= 64 and arr.shape[1] >= 64, f"{img['filename']} is too small: {arr.shape}"
+        assert arr.shape[0] >= 64 and arr.shape[1] >= 64, (
+            f"{img['filename']} is too small: {arr.shape}"
+        )
         assert arr.std() > 2.0, f"{img['filename']} is blank"
 
 
@@ -124,14 +141,28 @@ def test_main_job_moves_the_person_and_keeps_the_background(comfy_server):
 
     prompt = json.loads((REPO / "workflows" / "api" / "repose_to_named_pose.json").read_text())
     entry = comfy_server.run_ok(prompt)
-    saved = {img["filename"].split("_0")[0]: img for out in entry["outputs"].values() for img in out.get("images", [])}
+    saved = {
+        img["filename"].split("_0")[0]: img
+        for out in entry["outputs"].values()
+        for img in out.get("images", [])
+    }
     assert {"repose", "repose_pose_overlay", "source_pose_overlay"} <= set(saved), sorted(saved)
     for name, img in saved.items():
-        arr = np.asarray(Image.open(comfy_server.base_dir / "output" / img["subfolder"] / img["filename"]), np.float32)
+        arr = np.asarray(
+            Image.open(comfy_server.base_dir / "output" / img["subfolder"] / img["filename"]),
+            np.float32,
+        )
         assert arr.std() > 2.0, f"{name} is blank"
     img = saved["repose"]
-    out = np.asarray(Image.open(comfy_server.base_dir / "output" / img["subfolder"] / img["filename"]).convert("L"), np.float32)
-    src = np.asarray(Image.open(REPO / "assets" / "samples" / "cameraman.png").convert("L"), np.float32)
+    out = np.asarray(
+        Image.open(comfy_server.base_dir / "output" / img["subfolder"] / img["filename"]).convert(
+            "L"
+        ),
+        np.float32,
+    )
+    src = np.asarray(
+        Image.open(REPO / "assets" / "samples" / "cameraman.png").convert("L"), np.float32
+    )
     assert out.shape == src.shape
     diff = np.abs(out - src)
     assert diff.mean() > 3.0, "the person did not move"

@@ -7,12 +7,24 @@ import numpy as np
 from poselab.models.pose.keypoints import J
 
 STANDING = {
-    "nose": (128, 40), "neck": (128, 70),
-    "right_shoulder": (100, 72), "right_elbow": (88, 110), "right_wrist": (84, 148),
-    "left_shoulder": (156, 72), "left_elbow": (168, 110), "left_wrist": (172, 148),
-    "right_hip": (110, 150), "right_knee": (108, 195), "right_ankle": (106, 240),
-    "left_hip": (146, 150), "left_knee": (148, 195), "left_ankle": (150, 240),
-    "right_eye": (122, 35), "left_eye": (134, 35), "right_ear": (114, 38), "left_ear": (142, 38),
+    "nose": (128, 40),
+    "neck": (128, 70),
+    "right_shoulder": (100, 72),
+    "right_elbow": (88, 110),
+    "right_wrist": (84, 148),
+    "left_shoulder": (156, 72),
+    "left_elbow": (168, 110),
+    "left_wrist": (172, 148),
+    "right_hip": (110, 150),
+    "right_knee": (108, 195),
+    "right_ankle": (106, 240),
+    "left_hip": (146, 150),
+    "left_knee": (148, 195),
+    "left_ankle": (150, 240),
+    "right_eye": (122, 35),
+    "left_eye": (134, 35),
+    "right_ear": (114, 38),
+    "left_ear": (142, 38),
 }
 
 

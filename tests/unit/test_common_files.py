@@ -65,8 +65,11 @@ def test_a_killed_writer_leaves_a_temp_that_the_next_write_removes(tmp_path):
         "atomic_write(sys.argv[2], slow)\n"
     )
     scripts = str(Path(__file__).resolve().parents[2] / "scripts")
-    proc = subprocess.Popen([sys.executable, "-c", code, scripts, str(tmp_path / "model.safetensors")],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, scripts, str(tmp_path / "model.safetensors")],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout.readline().strip() == "writing"
     live = [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
     assert len(live) == 1 and str(proc.pid) in live[0].name

@@ -40,7 +40,7 @@ class TinyIP2PUNet(nn.Module):
         seq = h.flatten(2).transpose(1, 2)
         ctx = self.ctx(context)
         q, k, v = self.attn.to_q(seq), self.attn.to_k(ctx), self.attn.to_v(ctx)
-        a = torch.softmax(q @ k.transpose(1, 2) / c ** 0.5, -1) @ v
+        a = torch.softmax(q @ k.transpose(1, 2) / c**0.5, -1) @ v
         seq = seq + self.attn.to_out(a)
         return self.out(seq.transpose(1, 2).reshape(b, c, hh, ww))
 
@@ -53,23 +53,35 @@ def attach_lora(unet, names=("to_q", "to_k", "to_v", "to_out.0"), rank=4, seed=0
     gen = torch.Generator().manual_seed(seed)
     params, handles = [], []
     for name, m in unet.named_modules():
-        if isinstance(m, nn.Linear) and any(name.endswith(n) for n in names) and name.startswith("attn"):
+        if (
+            isinstance(m, nn.Linear)
+            and any(name.endswith(n) for n in names)
+            and name.startswith("attn")
+        ):
             down = nn.Parameter(torch.randn(rank, m.in_features, generator=gen) / rank)
             up = nn.Parameter(torch.zeros(m.out_features, rank))
             params += [up, down]
-            handles.append(m.register_forward_hook(lambda mod, a, out, u=up, d=down: out + a[0] @ d.t() @ u.t()))
+            handles.append(
+                m.register_forward_hook(
+                    lambda mod, a, out, u=up, d=down: out + a[0] @ d.t() @ u.t()
+                )
+            )
     return params, lambda: [h.remove() for h in handles]
 
 
 def tiny_data(n=4, seed=0):
     g = torch.Generator().manual_seed(seed)
     src = torch.randn(n, 4, 8, 8, generator=g)
-    return lt.TrainData(target_latents=0.5 * src.flip(-1), source_latents=src,
-                        text=torch.randn(n, 4, 8, generator=g), null_text=torch.zeros(1, 4, 8))
+    return lt.TrainData(
+        target_latents=0.5 * src.flip(-1),
+        source_latents=src,
+        text=torch.randn(n, 4, 8, generator=g),
+        null_text=torch.zeros(1, 4, 8),
+    )
 
 
 def ddpm_alphas():
-    betas = torch.linspace(0.00085 ** 0.5, 0.012 ** 0.5, 1000) ** 2  # SD's scaled-linear schedule
+    betas = torch.linspace(0.00085**0.5, 0.012**0.5, 1000) ** 2  # SD's scaled-linear schedule
     return torch.cumprod(1 - betas, 0)
 
 
@@ -92,8 +104,14 @@ def test_training_lowers_fixed_set_loss_and_leaves_unet_untouched():
     saved = []
     cfg = lt.TrainConfig(steps=40, batch_size=4, grad_accum=2, lr=3e-2, save_every=20, seed=1)
     try:
-        res = lt.train_lora(unet.eps_fn, params, tiny_data(), ddpm_alphas(), cfg,
-                            save_checkpoint=lambda s: (saved.append(s), f"l{s}")[1])
+        res = lt.train_lora(
+            unet.eps_fn,
+            params,
+            tiny_data(),
+            ddpm_alphas(),
+            cfg,
+            save_checkpoint=lambda s: (saved.append(s), f"l{s}")[1],
+        )
     finally:
         remove()
     assert res.eval_after < 0.9 * res.eval_before
@@ -112,9 +130,19 @@ def test_dropout_replaces_text_and_y_and_zeroes_image():
 
     data = tiny_data(2)
     data.y, data.null_y = torch.ones(2, 3), torch.full((1, 3), 7.0)
-    lt.epsilon_loss(eps_fn, data, torch.tensor([0, 1]), torch.tensor([10, 10]), torch.zeros(2, 4, 8, 8),
-                    ddpm_alphas(), drop_text=torch.tensor([True, False]), drop_image=torch.tensor([False, True]))
-    assert torch.equal(seen["ctx"][0], data.null_text[0]) and torch.equal(seen["ctx"][1], data.text[1])
+    lt.epsilon_loss(
+        eps_fn,
+        data,
+        torch.tensor([0, 1]),
+        torch.tensor([10, 10]),
+        torch.zeros(2, 4, 8, 8),
+        ddpm_alphas(),
+        drop_text=torch.tensor([True, False]),
+        drop_image=torch.tensor([False, True]),
+    )
+    assert torch.equal(seen["ctx"][0], data.null_text[0]) and torch.equal(
+        seen["ctx"][1], data.text[1]
+    )
     assert torch.equal(seen["y"][0], data.null_y[0]) and torch.equal(seen["y"][1], data.y[1])
     assert torch.equal(seen["concat"][0], data.source_latents[0]) and not seen["concat"][1].any()
     assert seen["x"].shape == (2, 4, 8, 8)  # the noisy target; the source travels separately
@@ -123,13 +151,32 @@ def test_dropout_replaces_text_and_y_and_zeroes_image():
 def test_text_to_image_data_with_vector_condition_trains():
     unet = TinyIP2PUNet(in_channels=4, y_dim=3)
     g = torch.Generator().manual_seed(0)
-    views = torch.randn(1, 4, 8, 8, generator=g).repeat(6, 1, 1, 1) + 0.1 * torch.randn(6, 4, 8, 8, generator=g)
-    data = lt.TrainData(target_latents=views, text=torch.randn(1, 4, 8, generator=g).expand(6, -1, -1),
-                        null_text=torch.zeros(1, 4, 8), y=torch.randn(1, 3, generator=g).expand(6, -1))
+    views = torch.randn(1, 4, 8, 8, generator=g).repeat(6, 1, 1, 1) + 0.1 * torch.randn(
+        6, 4, 8, 8, generator=g
+    )
+    data = lt.TrainData(
+        target_latents=views,
+        text=torch.randn(1, 4, 8, generator=g).expand(6, -1, -1),
+        null_text=torch.zeros(1, 4, 8),
+        y=torch.randn(1, 3, generator=g).expand(6, -1),
+    )
     params, remove = attach_lora(unet)
     try:
-        res = lt.train_lora(unet.eps_fn, params, data, ddpm_alphas(), lt.TrainConfig(
-            steps=60, batch_size=2, grad_accum=1, lr=1e-2, text_dropout=0.0, image_dropout=0.0, eval_samples=8))
+        res = lt.train_lora(
+            unet.eps_fn,
+            params,
+            data,
+            ddpm_alphas(),
+            lt.TrainConfig(
+                steps=60,
+                batch_size=2,
+                grad_accum=1,
+                lr=1e-2,
+                text_dropout=0.0,
+                image_dropout=0.0,
+                eval_samples=8,
+            ),
+        )
     finally:
         remove()
     assert res.eval_after < 0.95 * res.eval_before, res
@@ -149,11 +196,27 @@ def run(steps, resume=None, stop_at=None, seed=3):
     def on_step(step, loss):
         if step == stop_at:
             raise Stop()
-    cfg = lt.TrainConfig(steps=steps, batch_size=2, grad_accum=2, lr=1e-2, seed=seed, text_dropout=0.2,
-                         image_dropout=0.2)
+
+    cfg = lt.TrainConfig(
+        steps=steps,
+        batch_size=2,
+        grad_accum=2,
+        lr=1e-2,
+        seed=seed,
+        text_dropout=0.2,
+        image_dropout=0.2,
+    )
     try:
-        res = lt.train_lora(unet.eps_fn, params, tiny_data(), ddpm_alphas(), cfg, on_step=on_step, resume=resume,
-                            save_state=lambda s, st: states.update({s: st}))
+        res = lt.train_lora(
+            unet.eps_fn,
+            params,
+            tiny_data(),
+            ddpm_alphas(),
+            cfg,
+            on_step=on_step,
+            resume=resume,
+            save_state=lambda s, st: states.update({s: st}),
+        )
     except Stop:
         return None, params, states
     finally:
@@ -168,7 +231,11 @@ def test_seeded_runs_repeat_and_a_cancelled_run_resumes_to_the_same_end():
     _, _, states = run(10, stop_at=6)
     assert list(states) == [6]  # the state of the last completed step
     resumed, p_resumed, _ = run(10, resume=states[6])
-    assert resumed.start_step == 6 and resumed.losses == full.losses and resumed.eval_before == full.eval_before
+    assert (
+        resumed.start_step == 6
+        and resumed.losses == full.losses
+        and resumed.eval_before == full.eval_before
+    )
     assert all(torch.equal(a, b) for a, b in zip(p_full, p_resumed))  # bit for bit
     assert resumed.eval_after == full.eval_after
     with pytest.raises(ValueError, match="already reached step 6"):
@@ -181,14 +248,31 @@ def test_resume_refuses_another_lora_and_bad_settings_fail_clearly():
     params, remove = attach_lora(unet, names=("to_q",))
     try:
         with pytest.raises(ValueError, match="another set of LoRA weights"):
-            lt.train_lora(unet.eps_fn, params, tiny_data(), ddpm_alphas(), lt.TrainConfig(steps=4), resume=states[2])
+            lt.train_lora(
+                unet.eps_fn,
+                params,
+                tiny_data(),
+                ddpm_alphas(),
+                lt.TrainConfig(steps=4),
+                resume=states[2],
+            )
         with pytest.raises(ValueError, match="at least 1"):
             lt.train_lora(unet.eps_fn, params, tiny_data(), ddpm_alphas(), lt.TrainConfig(steps=0))
         with pytest.raises(FloatingPointError, match="lower the learning rate"):
             bad = tiny_data()
             bad.target_latents[0, 0, 0, 0] = math.inf
-            lt.train_lora(unet.eps_fn, params, bad, ddpm_alphas(), lt.TrainConfig(steps=3, eval_samples=1, batch_size=4))
+            lt.train_lora(
+                unet.eps_fn,
+                params,
+                bad,
+                ddpm_alphas(),
+                lt.TrainConfig(steps=3, eval_samples=1, batch_size=4),
+            )
     finally:
         remove()
     with pytest.raises(ValueError, match="one per sample"):
-        lt.TrainData(target_latents=torch.zeros(2, 4, 8, 8), text=torch.zeros(3, 4, 8), null_text=torch.zeros(1, 4, 8))
+        lt.TrainData(
+            target_latents=torch.zeros(2, 4, 8, 8),
+            text=torch.zeros(3, 4, 8),
+            null_text=torch.zeros(1, 4, 8),
+        )

@@ -17,7 +17,7 @@ class TinyEps(nn.Module):
         self.ctx = nn.Parameter(torch.randn(ctx, 16, generator=g) * 0.5)
 
     def denoise(self, x, sigma, context):
-        h = torch.nn.functional.conv2d(x / (1 + sigma ** 2) ** 0.5, self.w1, padding=1)
+        h = torch.nn.functional.conv2d(x / (1 + sigma**2) ** 0.5, self.w1, padding=1)
         h = torch.tanh(h + (context.mean(1) @ self.ctx)[:, :, None, None] + sigma / 10)
         return x - sigma * torch.nn.functional.conv2d(h, self.w2, padding=1)
 
@@ -51,7 +51,9 @@ def test_null_text_beats_ddim_at_high_guidance():
     with torch.no_grad():
         traj = inversion.ddim_invert(net.denoise, z0, sig, cond)
         plain = inversion.sample(net.denoise, traj[0], sig, cond, [null] * 10, guidance=7.5)
-    unconds, losses = inversion.null_text_optimize(net.denoise, traj, sig, cond, null, 7.5, inner_steps=10)
+    unconds, losses = inversion.null_text_optimize(
+        net.denoise, traj, sig, cond, null, 7.5, inner_steps=10
+    )
     assert len(unconds) == 10 and not torch.equal(unconds[0], null)
     with torch.no_grad():
         nt = inversion.sample(net.denoise, traj[0], sig, cond, unconds, guidance=7.5)

@@ -28,4 +28,6 @@ def test_composite_is_bit_exact_outside_mask():
     out = ip2p.composite_outside_mask(edited, original, mask)
     assert torch.equal(out[:, :, 5:], original[:, :, 5:])
     assert torch.allclose(out[:, :, :5], 0.5 * original[:, :, :5] + 0.5 * edited[:, :, :5])
-    assert torch.equal(ip2p.composite_outside_mask(edited, original, torch.zeros(2, 1, 16, 16)), original)
+    assert torch.equal(
+        ip2p.composite_outside_mask(edited, original, torch.zeros(2, 1, 16, 16)), original
+    )

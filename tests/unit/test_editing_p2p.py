@@ -37,12 +37,18 @@ def test_global_align_and_refine_mapper():
 
 def controller_rows(ctrl, heads=2, lq=16, lk=77):
     torch.manual_seed(0)
-    q, k, v = torch.randn(4, lq, heads * 4), torch.randn(4, lk, heads * 4), torch.randn(4, lk, heads * 4)
+    q, k, v = (
+        torch.randn(4, lq, heads * 4),
+        torch.randn(4, lk, heads * 4),
+        torch.randn(4, lk, heads * 4),
+    )
     return ctrl.attention(q, k, v, heads, is_cross=lk == 77), (q, k, v)
 
 
 def test_controller_cross_replace_copies_source_attention():
-    ctrl = p2p.P2PController(steps=10, mode="replace", mapper=torch.eye(77), cross_replace=0.5, store_maps=True)
+    ctrl = p2p.P2PController(
+        steps=10, mode="replace", mapper=torch.eye(77), cross_replace=0.5, store_maps=True
+    )
     out, (q, k, v) = controller_rows(ctrl)
     # rows: src_u, edit_u, src_c, edit_c; with v equal in rows 2 and 3 the edit row output equals the source's
     v2 = v.clone()
@@ -62,9 +68,13 @@ def test_controller_self_injection_window_and_size_limit():
     k = torch.randn(4, 16, 8)
     v = torch.randn(4, 16, 8)
     v[3] = v[2]
-    assert torch.allclose(ctrl.attention(q, k, v, 2, False)[3], ctrl.attention(q, k, v, 2, False)[2], atol=1e-6)
+    assert torch.allclose(
+        ctrl.attention(q, k, v, 2, False)[3], ctrl.attention(q, k, v, 2, False)[2], atol=1e-6
+    )
     ctrl.self_max_positions = 8  # a layer with more queries than the limit is not injected
-    assert not torch.allclose(ctrl.attention(q, k, v, 2, False)[3], ctrl.attention(q, k, v, 2, False)[2])
+    assert not torch.allclose(
+        ctrl.attention(q, k, v, 2, False)[3], ctrl.attention(q, k, v, 2, False)[2]
+    )
 
 
 def test_equalizer_scales_columns_and_weights_parse():
@@ -98,10 +108,18 @@ def test_fast_attention_used_only_where_nothing_is_rewritten():
         calls.append(q.shape[1])
         return torch.zeros_like(q)
 
-    ctrl = p2p.P2PController(steps=4, mode="replace", mapper=torch.eye(77), cross_replace=0.5, self_replace=0.25,
-                             fast_attention=fast)
+    ctrl = p2p.P2PController(
+        steps=4,
+        mode="replace",
+        mapper=torch.eye(77),
+        cross_replace=0.5,
+        self_replace=0.25,
+        fast_attention=fast,
+    )
     q = torch.randn(4, 16, 8)
-    ctrl.attention(q, torch.randn(4, 77, 8), torch.randn(4, 77, 8), 2, True)  # cross window: explicit
+    ctrl.attention(
+        q, torch.randn(4, 77, 8), torch.randn(4, 77, 8), 2, True
+    )  # cross window: explicit
     ctrl.attention(q, q, q, 2, False)  # self window: explicit
     assert calls == []
     ctrl.step = 3

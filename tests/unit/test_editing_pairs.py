@@ -11,8 +11,14 @@ from poselab.models.editing import pairs as pairs_mod
 
 def test_pairs_folder_roundtrip_and_errors(tmp_path):
     rng = np.random.default_rng(0)
-    pairs = [(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8), rng.integers(0, 255, (16, 16, 3), dtype=np.uint8),
-              f"raise arm {i}") for i in range(3)]
+    pairs = [
+        (
+            rng.integers(0, 255, (16, 16, 3), dtype=np.uint8),
+            rng.integers(0, 255, (16, 16, 3), dtype=np.uint8),
+            f"raise arm {i}",
+        )
+        for i in range(3)
+    ]
     pairs_mod.write_pairs_folder(pairs, tmp_path / "d")
     recs = pairs_mod.read_pairs_folder(tmp_path / "d")
     assert [r.instruction for r in recs] == ["raise arm 0", "raise arm 1", "raise arm 2"]
@@ -24,7 +30,11 @@ def test_pairs_folder_roundtrip_and_errors(tmp_path):
     assert len(pairs_mod.read_pairs_folder(tmp_path / "d")) == 2  # held-out rows are not trained on
     with pytest.raises(ValueError, match="no metadata.jsonl"):
         pairs_mod.read_pairs_folder(tmp_path)
-    (tmp_path / "d" / "metadata.jsonl").write_text(json.dumps({"original_image": "missing.png", "edit_prompt": "x",
-                                                               "edited_image": "00000_1.png"}) + "\n")
+    (tmp_path / "d" / "metadata.jsonl").write_text(
+        json.dumps(
+            {"original_image": "missing.png", "edit_prompt": "x", "edited_image": "00000_1.png"}
+        )
+        + "\n"
+    )
     with pytest.raises(ValueError, match="missing.png"):
         pairs_mod.read_pairs_folder(tmp_path / "d")

@@ -25,13 +25,17 @@ def test_shipped_model_runs_batched_with_its_output_shapes(name):
     gen = torch.Generator().manual_seed(0)
     x = torch.rand(1, 3, h, w, generator=gen)
     single = graph.run(g, x)
-    batch = graph.run(g, torch.cat([torch.rand(1, 3, h, w, generator=gen), x, torch.zeros(1, 3, h, w)]))
+    batch = graph.run(
+        g, torch.cat([torch.rand(1, 3, h, w, generator=gen), x, torch.zeros(1, 3, h, w)])
+    )
     for info, one, many in zip(g.output_info, single, batch):
         assert list(one.shape) == info["shape"], (name, info)
         assert many.shape[0] == 3 and list(many.shape[1:]) == info["shape"][1:]
         # batching does not mix images: item 1 of the batch is the single run (up to the convolution
         # algorithm's summation order, visible at 1e-3 on the pose segmentation logits of ~1500)
-        assert torch.allclose(many[1], one[0], rtol=1e-4, atol=2e-3 * max(1.0, one.abs().max().item())), (name, info["name"])
+        assert torch.allclose(
+            many[1], one[0], rtol=1e-4, atol=2e-3 * max(1.0, one.abs().max().item())
+        ), (name, info["name"])
         assert torch.isfinite(many).all()
 
 
@@ -47,7 +51,9 @@ def test_every_file_carries_its_licence_and_statement_of_changes():
 
 
 def test_missing_or_broken_file_names_the_file_and_folder(tmp_path):
-    with pytest.raises(graph.MissingModelFile, match=r"pose_detection\.safetensors.*" + str(tmp_path)):
+    with pytest.raises(
+        graph.MissingModelFile, match=r"pose_detection\.safetensors.*" + str(tmp_path)
+    ):
         graph.load_graph("pose_detection", folder=tmp_path)
     (tmp_path / "pose_detection.safetensors").write_bytes(b"\x00" * 40)
     with pytest.raises(ValueError, match=r"cannot read pose_detection\.safetensors in "):
@@ -71,10 +77,16 @@ def test_depth_to_space_is_nhwc_dcr():
         for x in range(w):
             for dy in range(b):
                 for dx in range(b):
-                    expected[0, y * b + dy, x * b + dx] = nhwc[0, y, x, (dy * b + dx) * c:(dy * b + dx + 1) * c]
-    meta = {"format": graph.FORMAT, "name": "d2s", "ops": json.dumps([{"type": "d2s", "in": [0], "out": [1], "block": b}]),
-            "input": json.dumps({"id": 0, "shape": [1, h, w, c * b * b]}),
-            "outputs": json.dumps([{"id": 1, "name": "y", "shape": [1, h * b, w * b, c]}])}
+                    expected[0, y * b + dy, x * b + dx] = nhwc[
+                        0, y, x, (dy * b + dx) * c : (dy * b + dx + 1) * c
+                    ]
+    meta = {
+        "format": graph.FORMAT,
+        "name": "d2s",
+        "ops": json.dumps([{"type": "d2s", "in": [0], "out": [1], "block": b}]),
+        "input": json.dumps({"id": 0, "shape": [1, h, w, c * b * b]}),
+        "outputs": json.dumps([{"id": 1, "name": "y", "shape": [1, h * b, w * b, c]}]),
+    }
     (out,) = graph.OpGraph({}, meta)(torch.from_numpy(nhwc).permute(0, 3, 1, 2))
     np.testing.assert_array_equal(out.numpy(), expected)
 
@@ -86,7 +98,10 @@ def test_densify_reads_csr_weights():
     import flatbuffers
 
     # the builder functions live in the modules (the package re-exports the classes under the same names)
-    DM, IV, SP = (importlib.import_module(f"tflite.{m}") for m in ("DimensionMetadata", "Int32Vector", "SparsityParameters"))
+    DM, IV, SP = (
+        importlib.import_module(f"tflite.{m}")
+        for m in ("DimensionMetadata", "Int32Vector", "SparsityParameters")
+    )
 
     dense = np.array([[0, 2, 0, 0], [1, 0, 0, 3], [0, 0, 0, 0]], np.float32)
     rows, cols = np.nonzero(dense)
@@ -133,11 +148,17 @@ def test_densify_reads_csr_weights():
 
 def test_converter_reproduces_the_shipped_files():
     pytest.importorskip("tflite", reason="the converter's flatbuffer parser (ci/lock.txt)")
-    mp = pytest.importorskip("mediapipe", reason="the mediapipe 0.10.21 wheel is the conversion source")
+    mp = pytest.importorskip(
+        "mediapipe", reason="the mediapipe 0.10.21 wheel is the conversion source"
+    )
     from pathlib import Path
 
     mp_dir = Path(mp.__file__).parent
-    for name in ("pose_detection", "face_detection_full_range_sparse", "selfie_segmentation"):  # sparse, sparse, custom op
+    for name in (
+        "pose_detection",
+        "face_detection_full_range_sparse",
+        "selfie_segmentation",
+    ):  # sparse, sparse, custom op
         data, source = convert_mediapipe.read_source(name, mp_dir, None)
         weights, meta = convert_mediapipe.convert(data, name, source)
         with safe_open(str(graph.weight_path(name)), framework="numpy") as f:
@@ -173,7 +194,15 @@ def test_cpu_crop_equals_the_device_gather(border):
 
     rng = np.random.default_rng(1)
     rgb = rng.integers(0, 256, (97, 131, 3), dtype=np.uint8)
-    rois = np.array([[60, 40, 80, 80, 0.4], [0, 0, 50, 30, -2.0], [130, 96, 300, 300, 3.0], [65, 48, 20, 20, 0]], np.float32)
+    rois = np.array(
+        [
+            [60, 40, 80, 80, 0.4],
+            [0, 0, 50, 30, -2.0],
+            [130, 96, 300, 300, 3.0],
+            [65, 48, 20, 20, 0],
+        ],
+        np.float32,
+    )
     cpu = geo.Image(rgb)
     gathered = geo.Image(rgb)
     gathered.spread = None  # take the device path, on the CPU
@@ -182,5 +211,9 @@ def test_cpu_crop_equals_the_device_gather(border):
     b = geo.crop(gathered, rois, (64, 48), border, (-1.0, 1.0))
     assert a.shape == (4, 3, 48, 64) and torch.equal(a, b)
     # an axis-aligned ROI on whole pixels samples the pixels themselves (u/W, no half-pixel shift)
-    one = geo.crop(cpu, np.array([[10 + 4, 20 + 3, 8, 6, 0]], np.float32), (8, 6), border, (0.0, 255.0))
-    np.testing.assert_array_equal(one[0].permute(1, 2, 0).numpy(), rgb[20:26, 10:18].astype(np.float32))
+    one = geo.crop(
+        cpu, np.array([[10 + 4, 20 + 3, 8, 6, 0]], np.float32), (8, 6), border, (0.0, 255.0)
+    )
+    np.testing.assert_array_equal(
+        one[0].permute(1, 2, 0).numpy(), rgb[20:26, 10:18].astype(np.float32)
+    )

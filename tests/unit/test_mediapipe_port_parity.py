@@ -17,7 +17,9 @@ import pytest
 
 from poselab.models.mediapipe_port import face, geometry, hands, pose, runtime, segmentation
 
-mp = pytest.importorskip("mediapipe", reason="mediapipe==0.10.21 is the parity oracle (ci/lock.txt)")
+mp = pytest.importorskip(
+    "mediapipe", reason="mediapipe==0.10.21 is the parity oracle (ci/lock.txt)"
+)
 
 SAMPLES = sorted(glob.glob(str(__import__("conftest").SAMPLES / "*.png")))
 
@@ -28,10 +30,14 @@ def read(path: str) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def dev_photos(pose_data, photo_data) -> list[str]:
-    return sorted(glob.glob(str(pose_data / "*.jpg")) + glob.glob(str(photo_data / "photos" / "*.jpg")))
+    return sorted(
+        glob.glob(str(pose_data / "*.jpg")) + glob.glob(str(photo_data / "photos" / "*.jpg"))
+    )
 
 
-def assert_close(errors: list[np.ndarray], sides: list[float], what: str, median: float, p90: float) -> None:
+def assert_close(
+    errors: list[np.ndarray], sides: list[float], what: str, median: float, p90: float
+) -> None:
     err = np.concatenate(errors)
     tol = np.concatenate([np.full(len(e), max(1.0, 0.005 * s)) for e, s in zip(errors, sides)])
     stats = f"{what}: {len(errors)} items, median {np.median(err):.4f} px, p90 {np.percentile(err, 90):.4f} px, max {err.max():.2f} px"
@@ -41,8 +47,12 @@ def assert_close(errors: list[np.ndarray], sides: list[float], what: str, median
 
 
 def pose_parity(paths: list[str]) -> None:
-    oracle = mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1, enable_segmentation=True,
-                                    min_detection_confidence=0.5)
+    oracle = mp.solutions.pose.Pose(
+        static_image_mode=True,
+        model_complexity=1,
+        enable_segmentation=True,
+        min_detection_confidence=0.5,
+    )
     errors, sides, mask_err, vis_err = [], [], [], []
     for path in paths:
         rgb = read(path)
@@ -52,7 +62,9 @@ def pose_parity(paths: list[str]) -> None:
         assert (ref.pose_landmarks is None) == (got is None), path
         if got is None:
             continue
-        lm = np.array([(p.x * w, p.y * h, p.visibility) for p in ref.pose_landmarks.landmark], np.float32)
+        lm = np.array(
+            [(p.x * w, p.y * h, p.visibility) for p in ref.pose_landmarks.landmark], np.float32
+        )
         errors.append(np.linalg.norm(lm[:, :2] - got[0][:, :2], axis=1))
         det = pose.detect([runtime.image_tensor(rgb)])[0][0]
         sides.append(float(pose.detection_rois(det, w, h)[0, 2]))
@@ -79,7 +91,9 @@ def test_pose_on_the_dev_photos(dev_photos):
 def test_holistic_hands_and_face(dev_photos):
     """Hands and face from the pose (Holistic's graphs), fed the oracle's own pose landmarks so
     that only these stages are compared."""
-    oracle = mp.solutions.holistic.Holistic(static_image_mode=True, model_complexity=1, refine_face_landmarks=False)
+    oracle = mp.solutions.holistic.Holistic(
+        static_image_mode=True, model_complexity=1, refine_face_landmarks=False
+    )
     hand_err, hand_side, face_err, face_side = [], [], [], []
     zero = np.zeros(1, np.int64)
     for path in dev_photos + SAMPLES:
@@ -88,9 +102,15 @@ def test_holistic_hands_and_face(dev_photos):
         ref = oracle.process(rgb)
         if ref.pose_landmarks is None:
             continue
-        pts = np.array([(p.x * w, p.y * h, 0.0, p.visibility, 1.0) for p in ref.pose_landmarks.landmark], np.float32)[None]
+        pts = np.array(
+            [(p.x * w, p.y * h, 0.0, p.visibility, 1.0) for p in ref.pose_landmarks.landmark],
+            np.float32,
+        )[None]
         img = runtime.image_tensor(rgb)
-        for side, expected in (("left", ref.left_hand_landmarks), ("right", ref.right_hand_landmarks)):
+        for side, expected in (
+            ("left", ref.left_hand_landmarks),
+            ("right", ref.right_hand_landmarks),
+        ):
             rois, visible = hands.rois_from_pose(pts, side, w, h)
             got = None
             if visible[0] and geometry.valid_rois(rois, w, h)[0]:
@@ -125,9 +145,19 @@ def test_palm_hands_face_detection_face_mesh_and_selfie(dev_photos):
     solutions = mp.solutions
     hands_ref = solutions.hands.Hands(static_image_mode=True, max_num_hands=10, model_complexity=1)
     faces_ref = solutions.face_detection.FaceDetection(model_selection=1)
-    mesh_ref = solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=10, refine_landmarks=False)
+    mesh_ref = solutions.face_mesh.FaceMesh(
+        static_image_mode=True, max_num_faces=10, refine_landmarks=False
+    )
     selfie_ref = solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
-    hand_err, hand_side, det_err, det_side, mesh_err, mesh_side, selfie_err = [], [], [], [], [], [], []
+    hand_err, hand_side, det_err, det_side, mesh_err, mesh_side, selfie_err = (
+        [],
+        [],
+        [],
+        [],
+        [],
+        [],
+        [],
+    )
 
     def nearest(refs, gots, errs, sides, got_sides):
         assert len(refs) == len(gots)
@@ -148,12 +178,28 @@ def test_palm_hands_face_detection_face_mesh_and_selfie(dev_photos):
         rois = rois[geometry.valid_rois(rois, w, h)]
         res = hands.landmarks([img], rois, np.zeros(len(rois), np.int64))
         keep = res.flag >= 0.5
-        nearest([np.array([(p.x * w, p.y * h) for p in hl.landmark]) for hl in ref.multi_hand_landmarks or []],
-                [g[:, :2] for g in res.points[keep]], hand_err, hand_side, list(res.rois[keep, 2]))
+        nearest(
+            [
+                np.array([(p.x * w, p.y * h) for p in hl.landmark])
+                for hl in ref.multi_hand_landmarks or []
+            ],
+            [g[:, :2] for g in res.points[keep]],
+            hand_err,
+            hand_side,
+            list(res.rois[keep, 2]),
+        )
         ref = faces_ref.process(rgb)
         boxes, _ = face.detect([img], model="full")[0]
-        nearest([np.array([(k.x * w, k.y * h) for k in d.location_data.relative_keypoints]) for d in ref.detections or []],
-                [b[4:].reshape(6, 2) for b in boxes], det_err, det_side, list(boxes[:, 2] - boxes[:, 0]))
+        nearest(
+            [
+                np.array([(k.x * w, k.y * h) for k in d.location_data.relative_keypoints])
+                for d in ref.detections or []
+            ],
+            [b[4:].reshape(6, 2) for b in boxes],
+            det_err,
+            det_side,
+            list(boxes[:, 2] - boxes[:, 0]),
+        )
         ref = mesh_ref.process(rgb)
         boxes, _ = face.detect([img], model="short")[0]
         rois = face.detection_rois(boxes[:10], w, h, from_keypoints=False)
@@ -161,9 +207,19 @@ def test_palm_hands_face_detection_face_mesh_and_selfie(dev_photos):
         rois = rois[geometry.valid_rois(rois, w, h)]
         m = face.mesh([img], rois, np.zeros(len(rois), np.int64))
         keep = m.flag >= 0.5
-        nearest([np.array([(p.x * w, p.y * h) for p in f.landmark]) for f in ref.multi_face_landmarks or []],
-                [g[:, :2] for g in m.points[keep]], mesh_err, mesh_side, list(m.rois[keep, 2]))
-        selfie_err.append(np.abs(selfie_ref.process(rgb).segmentation_mask - segmentation.selfie([img])[0]).mean())
+        nearest(
+            [
+                np.array([(p.x * w, p.y * h) for p in f.landmark])
+                for f in ref.multi_face_landmarks or []
+            ],
+            [g[:, :2] for g in m.points[keep]],
+            mesh_err,
+            mesh_side,
+            list(m.rois[keep, 2]),
+        )
+        selfie_err.append(
+            np.abs(selfie_ref.process(rgb).segmentation_mask - segmentation.selfie([img])[0]).mean()
+        )
     assert len(hand_err) >= 8 and len(det_err) >= 15 and len(mesh_err) >= 4
     assert_close(hand_err, hand_side, "hands from palms", median=0.05, p90=0.25)
     assert_close(det_err, det_side, "full-range face keypoints", median=0.01, p90=0.01)

@@ -39,11 +39,19 @@ print(json.dumps({
 
 @pytest.mark.parametrize("blocked", ["mediapipe", "mediapipe,onnxruntime"])
 def test_extraction_without_mediapipe(blocked):
-    proc = subprocess.run([sys.executable, "-c", SCRIPT, blocked], cwd=REPO, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT, blocked],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["people"] == 1 and out["joints"] >= 12 and out["face"]
     assert 0.05 < out["mask"] < 0.6 and 0.05 < out["pose_mask"] < 0.6 and 0.05 < out["selfie"] < 0.6
     assert not out["mediapipe_loaded"]
     has_ort = importlib.util.find_spec("onnxruntime") is not None
-    assert out["backend"] == ("onnxruntime" if has_ort and "onnxruntime" not in blocked else "torch")
+    assert out["backend"] == (
+        "onnxruntime" if has_ort and "onnxruntime" not in blocked else "torch"
+    )

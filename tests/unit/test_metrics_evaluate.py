@@ -21,7 +21,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _cli():
-    spec = importlib.util.spec_from_file_location("poselab_evaluate_cli", REPO / "scripts" / "evaluate.py")
+    spec = importlib.util.spec_from_file_location(
+        "poselab_evaluate_cli", REPO / "scripts" / "evaluate.py"
+    )
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
@@ -67,7 +69,9 @@ def test_run_writes_csv_json_report_with_correct_numbers(folder, tmp_path):
     assert len(rows) == 4 and {r["psnr"] for r in rows if r["method"] == "identity"} == {"inf"}
     assert rows[0]["pck@0.1"] == ""  # not computed -> empty, not 0
     doc = json.loads((out / "summary.json").read_text())  # strict JSON: no Infinity / NaN tokens
-    assert doc["methods"]["identity"]["psnr"] == "inf" and doc["methods"]["noisy"]["pck@0.1"] is None
+    assert (
+        doc["methods"]["identity"]["psnr"] == "inf" and doc["methods"]["noisy"]["pck@0.1"] is None
+    )
     report = cv2.imread(str(out / "report.png"))
     assert report is not None and report.shape[1] > 300
     assert "identity" in res["table"] and "noisy" in res["table"]
@@ -80,7 +84,9 @@ def test_pose_accuracy_from_keypoint_files(folder, tmp_path):
     kp = folder / "keypoints"
     kp.mkdir()
     for i in range(2):
-        (kp / f"p{i}.json").write_text(json.dumps(to_pose_keypoint([PoseFrame(64, 48, [Person(body=body)])])))
+        (kp / f"p{i}.json").write_text(
+            json.dumps(to_pose_keypoint([PoseFrame(64, 48, [Person(body=body)])]))
+        )
     lay = ev.scan(folder)
     evaluator = ev.Evaluator(lay, ev.Options(identity=False))
     bodies = evaluator.target_bodies("p0", 128, 96)  # scaled to the result's size
@@ -92,12 +98,27 @@ def test_pose_accuracy_from_keypoint_files(folder, tmp_path):
 def test_layout_errors_and_cli(folder, tmp_path, capsys):
     with pytest.raises(ev.LayoutError, match="source/"):
         ev.scan(tmp_path / "target")
-    (folder / "generated" / "noisy" / "stray.png").write_bytes((folder / "source" / "p0.png").read_bytes())
+    (folder / "generated" / "noisy" / "stray.png").write_bytes(
+        (folder / "source" / "p0.png").read_bytes()
+    )
     with pytest.raises(ev.LayoutError, match="no source/NAME"):
         ev.scan(folder)
     (folder / "generated" / "noisy" / "stray.png").unlink()
     cli = _cli()
-    assert cli.main(["run", str(folder), "--no-pose", "--no-identity", "--quiet", "--out", str(tmp_path / "cli")]) == 0
+    assert (
+        cli.main(
+            [
+                "run",
+                str(folder),
+                "--no-pose",
+                "--no-identity",
+                "--quiet",
+                "--out",
+                str(tmp_path / "cli"),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "noisy" in printed and (tmp_path / "cli" / "summary.json").is_file()
     with pytest.raises(SystemExit, match="Folder layout"):
@@ -108,11 +129,25 @@ def test_lpips_column_with_backbone_file(folder, tmp_path):
     import torchvision
 
     with torch.device("meta"):
-        shapes = {k: v.shape for k, v in torchvision.models.alexnet(weights=None).state_dict().items()}
+        shapes = {
+            k: v.shape for k, v in torchvision.models.alexnet(weights=None).state_dict().items()
+        }
     gen = torch.Generator().manual_seed(0)
     weights = tmp_path / "alexnet_random.pth"
-    torch.save({k: torch.randn(s, generator=gen) * 0.05 for k, s in shapes.items() if k.startswith("features.")}, weights)
-    res = ev.run(folder, tmp_path / "out", ev.Options(lpips_weights=str(weights), pose=False, identity=False), progress=False)
+    torch.save(
+        {
+            k: torch.randn(s, generator=gen) * 0.05
+            for k, s in shapes.items()
+            if k.startswith("features.")
+        },
+        weights,
+    )
+    res = ev.run(
+        folder,
+        tmp_path / "out",
+        ev.Options(lpips_weights=str(weights), pose=False, identity=False),
+        progress=False,
+    )
     assert res["summary"]["identity"]["lpips"] == pytest.approx(0.0, abs=1e-6)
     assert res["summary"]["noisy"]["lpips"] > 0
     assert "lpips" in res["table"].splitlines()[0]

@@ -21,9 +21,13 @@ def test_fid_closed_form_and_identical():
     d = 6
     mu = np.array([1.0, -2.0, 0.5, 0, 0, 3.0])
     # exact statistics: FID(N(0,I), N(mu,I)) = |mu|^2
-    assert fk.frechet_distance(np.zeros(d), np.eye(d), mu, np.eye(d)) == pytest.approx(mu @ mu, abs=1e-9)
+    assert fk.frechet_distance(np.zeros(d), np.eye(d), mu, np.eye(d)) == pytest.approx(
+        mu @ mu, abs=1e-9
+    )
     # different covariances: N(0, a^2 I) vs N(0, b^2 I) -> d (a - b)^2
-    assert fk.frechet_distance(np.zeros(d), 4 * np.eye(d), np.zeros(d), np.eye(d)) == pytest.approx(d * 1.0, abs=1e-9)
+    assert fk.frechet_distance(np.zeros(d), 4 * np.eye(d), np.zeros(d), np.eye(d)) == pytest.approx(
+        d * 1.0, abs=1e-9
+    )
     rng = np.random.default_rng(0)
     x = rng.standard_normal((5000, d))
     y = rng.standard_normal((5000, d)) + mu
@@ -33,7 +37,10 @@ def test_fid_closed_form_and_identical():
 
 def test_fid_low_rank_path_equals_full_statistics():
     rng = np.random.default_rng(2)
-    x, y = rng.standard_normal((5, 12)), rng.standard_normal((7, 12)) * 2 + 1  # fewer images than dims
+    x, y = (
+        rng.standard_normal((5, 12)),
+        rng.standard_normal((7, 12)) * 2 + 1,
+    )  # fewer images than dims
     full = fk.frechet_distance(*fk.feature_stats(x), *fk.feature_stats(y))
     assert fk.fid_from_features(x, y) == pytest.approx(full, rel=1e-6, abs=1e-6)
 
@@ -58,7 +65,9 @@ def _random_inception_state(path):
     import torchvision
 
     with torch.device("meta"):
-        sd = torchvision.models.inception_v3(weights=None, aux_logits=False, init_weights=False).state_dict()
+        sd = torchvision.models.inception_v3(
+            weights=None, aux_logits=False, init_weights=False
+        ).state_dict()
     gen = torch.Generator().manual_seed(0)
     out = {}
     for k, v in sd.items():
@@ -98,12 +107,20 @@ def test_clip_score_and_directional():
     img = torch.tensor([[1.0, 0, 0], [1.0, 1.0, 0], [-1.0, 0, 0]])
     txt = torch.tensor([[2.0, 0, 0]])
     s = cs.clip_score(img, txt)  # batch-1 text broadcasts
-    assert torch.allclose(s, torch.tensor([100.0, 100 / math.sqrt(2), 0.0], dtype=torch.float64))  # negative -> 0
+    assert torch.allclose(
+        s, torch.tensor([100.0, 100 / math.sqrt(2), 0.0], dtype=torch.float64)
+    )  # negative -> 0
     # image moved exactly along the text direction -> 1; opposite -> -1; orthogonal -> 0
-    src_i, src_t, tgt_t = torch.tensor([0.0, 1, 0]), torch.tensor([0.0, 0, 1]), torch.tensor([1.0, 0, 1])
+    src_i, src_t, tgt_t = (
+        torch.tensor([0.0, 1, 0]),
+        torch.tensor([0.0, 0, 1]),
+        torch.tensor([1.0, 0, 1]),
+    )
     outs = torch.tensor([[3.0, 1, 0], [-1.0, 1, 0], [0.0, 1, 5]])
     d = cs.directional_similarity(src_i, outs, src_t, tgt_t)
     assert torch.allclose(d, torch.tensor([1.0, -1.0, 0.0], dtype=torch.float64))
-    assert math.isnan(cs.directional_similarity(src_i, src_i, src_t, tgt_t).item())  # image unchanged
+    assert math.isnan(
+        cs.directional_similarity(src_i, src_i, src_t, tgt_t).item()
+    )  # image unchanged
     with pytest.raises(cs.EmbeddingMismatchError, match="not from the same CLIP"):
         cs.clip_score(torch.zeros(1, 768), torch.zeros(1, 1280))

@@ -40,9 +40,13 @@ def test_insightface_pack_embeds_and_compares(insightface_pack, photo):
     e, box = emb(photo)
     assert e is not None and e.shape == (512,) and np.isfinite(e).all()
     same = idm.identity_similarity(photo, photo, emb)
-    assert same["embedder"] == "insightface-arcface" and same["similarity"] == pytest.approx(1.0, abs=1e-6)
+    assert same["embedder"] == "insightface-arcface" and same["similarity"] == pytest.approx(
+        1.0, abs=1e-6
+    )
     other = idm.identity_similarity(photo, np.ascontiguousarray(photo[:, ::-1]), emb)
-    assert other["similarity"] < 1 - 1e-6  # a different crop gives a different (random-model) embedding
+    assert (
+        other["similarity"] < 1 - 1e-6
+    )  # a different crop gives a different (random-model) embedding
     assert other["note"] == ""
 
 
@@ -64,5 +68,9 @@ def test_mtcnn_fallback_names_itself_and_handles_no_face(photo):
     assert "NOT a face-recognition model" in res["note"]
     blank = np.full_like(photo, 128)
     none = idm.identity_similarity(photo, blank, emb)
-    assert math.isnan(none["similarity"]) and none["face_in_result"] is False and none["face_in_source"] is True
+    assert (
+        math.isnan(none["similarity"])
+        and none["face_in_result"] is False
+        and none["face_in_source"] is True
+    )
     assert "no face found in the result" in none["note"]

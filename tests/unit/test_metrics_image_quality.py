@@ -10,7 +10,9 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from poselab.models.metrics import image_quality as iq
 from poselab.models.metrics import lpips_metric
 
-SK = dict(gaussian_weights=True, sigma=1.5, use_sample_covariance=False, channel_axis=-1, data_range=1.0)
+SK = dict(
+    gaussian_weights=True, sigma=1.5, use_sample_covariance=False, channel_axis=-1, data_range=1.0
+)
 
 
 @pytest.fixture(scope="module")
@@ -39,14 +41,24 @@ def test_ssim_equals_scikit_image(pairs):
 def test_ssim_map_and_masked_ssim_equal_scikit_full_map(pairs):
     a, b = pairs
     _, full = structural_similarity(a[1], b[1], full=True, **SK)
-    ours = iq.ssim_map(torch.from_numpy(a[1:2]), torch.from_numpy(b[1:2]), dtype=torch.float64)[0].permute(1, 2, 0).numpy()
+    ours = (
+        iq.ssim_map(torch.from_numpy(a[1:2]), torch.from_numpy(b[1:2]), dtype=torch.float64)[0]
+        .permute(1, 2, 0)
+        .numpy()
+    )
     assert np.abs(ours - full).max() < 1e-4  # including the padded border
     mask = np.zeros(a.shape[1:3])
     mask[:10, 20:] = 1.0  # touches the image edge
     expected = full.mean(-1)[mask > 0].mean()
-    got = iq.masked_ssim(torch.from_numpy(a[1:2]), torch.from_numpy(b[1:2]), torch.from_numpy(mask)[None])
+    got = iq.masked_ssim(
+        torch.from_numpy(a[1:2]), torch.from_numpy(b[1:2]), torch.from_numpy(mask)[None]
+    )
     assert got.item() == pytest.approx(expected, abs=1e-5)
-    assert math.isnan(iq.masked_ssim(torch.from_numpy(a[:1]), torch.from_numpy(b[:1]), torch.zeros(1, 37, 50)).item())
+    assert math.isnan(
+        iq.masked_ssim(
+            torch.from_numpy(a[:1]), torch.from_numpy(b[:1]), torch.zeros(1, 37, 50)
+        ).item()
+    )
 
 
 def test_identical_images_ssim_one_psnr_inf(pairs):
@@ -81,9 +93,15 @@ def alexnet_file(tmp_path_factory):
 
     # Built on the meta device (names and shapes only; initialising AlexNet's classifier is slow).
     with torch.device("meta"):
-        shapes = {k: v.shape for k, v in torchvision.models.alexnet(weights=None).state_dict().items()}
+        shapes = {
+            k: v.shape for k, v in torchvision.models.alexnet(weights=None).state_dict().items()
+        }
     gen = torch.Generator().manual_seed(0)
-    sd = {k: torch.randn(s, generator=gen) * 0.05 for k, s in shapes.items() if k.startswith("features.")}
+    sd = {
+        k: torch.randn(s, generator=gen) * 0.05
+        for k, s in shapes.items()
+        if k.startswith("features.")
+    }
     path = tmp_path_factory.mktemp("lpips") / "alexnet-random.pth"
     torch.save(sd, path)
     return path, sd

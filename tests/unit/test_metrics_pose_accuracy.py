@@ -27,7 +27,12 @@ def test_pck_known_answer_counts_missed_and_ignores_unannotated():
     assert r["count"] == 4
     assert r["correct"] == 2  # joints 0 and 3
     assert r["overall"] == pytest.approx(0.5)
-    assert r["per_joint"][0] == 1 and r["per_joint"][1] == 0 and r["per_joint"][2] == 0 and r["per_joint"][3] == 1
+    assert (
+        r["per_joint"][0] == 1
+        and r["per_joint"][1] == 0
+        and r["per_joint"][2] == 0
+        and r["per_joint"][3] == 1
+    )
     assert np.isnan(r["per_joint"][5])
     # Threshold 15 px: joint 1 (12 px) becomes correct.
     assert pa.pck(pred, gt, 100, 0.15)["overall"] == pytest.approx(0.75)

@@ -36,9 +36,15 @@ def test_foreground_replaces_the_background_with_grey():
 
 def test_block_weights_scale_only_up_and_favour_the_layout_block():
     sd = {
-        "diffusion_model.output_blocks.1.1.transformer_blocks.0.attn1.to_q.lora_up.weight": torch.ones(2, 1),
-        "diffusion_model.output_blocks.1.1.transformer_blocks.0.attn1.to_q.lora_down.weight": torch.ones(1, 2),
-        "diffusion_model.input_blocks.4.1.transformer_blocks.0.attn2.to_k.lora_up.weight": torch.ones(2, 1),
+        "diffusion_model.output_blocks.1.1.transformer_blocks.0.attn1.to_q.lora_up.weight": torch.ones(
+            2, 1
+        ),
+        "diffusion_model.output_blocks.1.1.transformer_blocks.0.attn1.to_q.lora_down.weight": torch.ones(
+            1, 2
+        ),
+        "diffusion_model.input_blocks.4.1.transformer_blocks.0.attn2.to_k.lora_up.weight": torch.ones(
+            2, 1
+        ),
         "diffusion_model.input_blocks.4.1.transformer_blocks.0.attn2.to_k.alpha": torch.tensor(1.0),
     }
     out = subject_lora.block_weighted(sd, 0.2, subject_lora.LAYOUT_BLOCK["sdxl"], 1.0)
@@ -50,9 +56,15 @@ def test_block_weights_scale_only_up_and_favour_the_layout_block():
     uniform = subject_lora.block_weighted(sd, 0.5, None)
     assert torch.allclose(uniform[keys[0]], torch.full((2, 1), 0.5))
     # kohya and diffusers spellings of SD1.5's layout block are found too
-    other = {"lora_unet_up_blocks_1_attentions_1_transformer_blocks_0_attn1_to_q.lora_up.weight": torch.ones(1),
-             "lora_unet_output_blocks_4_1_transformer_blocks_0_attn2_to_v.lora_up.weight": torch.ones(1),
-             "unet.up_blocks.1.attentions.1.transformer_blocks.0.attn1.to_k.lora_B.weight": torch.ones(1),
-             "lora_unet_up_blocks_2_attentions_1_proj_in.lora_up.weight": torch.ones(1)}
+    other = {
+        "lora_unet_up_blocks_1_attentions_1_transformer_blocks_0_attn1_to_q.lora_up.weight": torch.ones(
+            1
+        ),
+        "lora_unet_output_blocks_4_1_transformer_blocks_0_attn2_to_v.lora_up.weight": torch.ones(1),
+        "unet.up_blocks.1.attentions.1.transformer_blocks.0.attn1.to_k.lora_B.weight": torch.ones(
+            1
+        ),
+        "lora_unet_up_blocks_2_attentions_1_proj_in.lora_up.weight": torch.ones(1),
+    }
     scaled = subject_lora.block_weighted(other, 0.0, subject_lora.LAYOUT_BLOCK["sd15"], 1.0)
     assert [float(v) for v in scaled.values()] == [1.0, 1.0, 1.0, 0.0]

@@ -16,7 +16,10 @@ def test_pyproject_has_what_the_registry_requires():
     meta = tomllib.loads((REPO / "pyproject.toml").read_text())
     project, comfy = meta["project"], meta["tool"]["comfy"]
     # name: < 100 characters, letters/digits/-_. , no leading digit or special character, no "ComfyUI"
-    assert re.fullmatch(r"[A-Za-z][A-Za-z0-9._-]{0,98}", project["name"]) and "comfyui" not in project["name"].lower()
+    assert (
+        re.fullmatch(r"[A-Za-z][A-Za-z0-9._-]{0,98}", project["name"])
+        and "comfyui" not in project["name"].lower()
+    )
     assert re.fullmatch(r"\d+\.\d+\.\d+", project["version"])
     assert project["license"] == {"file": "LICENSE"} and (REPO / "LICENSE").is_file()
     assert project["urls"]["Repository"].startswith("https://")
@@ -31,18 +34,25 @@ def test_pyproject_has_what_the_registry_requires():
 
 
 def test_requirements_match_the_declared_dependencies():
-    declared = {re.split(r"[<>=;\s\[]", d, maxsplit=1)[0].lower()
-                for d in tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]}
-    listed = {re.split(r"[<>=;\s\[]", line.strip(), maxsplit=1)[0].lower()
-              for line in (REPO / "requirements.txt").read_text().splitlines()
-              if line.strip() and not line.startswith("#")}
+    declared = {
+        re.split(r"[<>=;\s\[]", d, maxsplit=1)[0].lower()
+        for d in tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    }
+    listed = {
+        re.split(r"[<>=;\s\[]", line.strip(), maxsplit=1)[0].lower()
+        for line in (REPO / "requirements.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
     # the frontend comes with ComfyUI itself; pip must not replace the user's with ours
     assert declared - {"comfyui-frontend-package"} == listed
 
 
 def test_development_parts_stay_out_of_the_published_archive():
-    ignored = {line.strip() for line in (REPO / ".comfyignore").read_text().splitlines()
-               if line.strip() and not line.startswith("#")}
+    ignored = {
+        line.strip()
+        for line in (REPO / ".comfyignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
     assert {"tests/", "bench/", "ci/", ".ci/", "docs/images/"} <= ignored
     # but nothing a user's ComfyUI loads
     for needed in ("nodes/", "models/", "js/", "workflows/", "__init__.py", "requirements.txt"):

@@ -24,7 +24,9 @@ def results(pose_data, photo_data):
     for backend in ("multi", "single"):
         frames, seconds = evaluation.detect_all(evaluation.make_detector(backend, 0.1), entries)
         for match in evaluation.MATCHING:
-            out[f"{backend}/{match}"] = evaluation.score(frames, entries, match=match, seconds=seconds)
+            out[f"{backend}/{match}"] = evaluation.score(
+                frames, entries, match=match, seconds=seconds
+            )
     print("\n" + evaluation.format_table(out) + "\n" + evaluation.format_images(out))
     return out
 
@@ -61,7 +63,10 @@ def test_greedy_matching_takes_the_detection_with_most_joints_inside():
     close[:3, :2] += 2  # 6 joints within 0.1 x 100 px
     half = gt.copy()
     half[:3, :2] += 50  # only 3 within
-    people = [AnnotatedPerson(body=small, size=40.0, area=1.0), AnnotatedPerson(body=gt, size=100.0, area=1.0)]
+    people = [
+        AnnotatedPerson(body=small, size=40.0, area=1.0),
+        AnnotatedPerson(body=gt, size=100.0, area=1.0),
+    ]
     # the larger person is matched first and takes the closer detection even though it is listed later
     assert evaluation.greedy_match([half, close], people, 0.1) == {1: 1}
     assert evaluation.greedy_match([half, close, small], people, 0.1) == {1: 1, 0: 2}

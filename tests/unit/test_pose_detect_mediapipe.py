@@ -19,7 +19,6 @@ SOLO = "004645041.jpg"  # MPII, one man in front of a truck
 GROUP = "ff945ae2e729f24eea992814639d59b3bdec8bd8.jpg"  # AI Challenger, three footballers
 
 
-
 @pytest.fixture(scope="module")
 def annotations(pose_annotations):
     return {e["image"]: e for e in pose_annotations}
@@ -62,12 +61,21 @@ def test_solo_photo_is_accurate(solo, annotations):
     # hands and face are off unless asked for: absent, not invented
     assert person.left_hand is None and person.right_hand is None and person.face is None
     present = person.body[person.body[:, 2] > 0]
-    assert np.all((present[:, 0] >= 0) & (present[:, 0] < rgb.shape[1]) & (present[:, 1] >= 0) & (present[:, 1] < rgb.shape[0]))
+    assert np.all(
+        (present[:, 0] >= 0)
+        & (present[:, 0] < rgb.shape[1])
+        & (present[:, 1] >= 0)
+        & (present[:, 1] < rgb.shape[0])
+    )
     assert np.all((present[:, 2] > 0.1) & (present[:, 2] <= 1.0))
     # neck synthesised between the shoulders
     b = person.body
     if b[J["neck"], 2] > 0:
-        np.testing.assert_allclose(b[J["neck"], :2], (b[J["left_shoulder"], :2] + b[J["right_shoulder"], :2]) / 2, atol=1e-3)
+        np.testing.assert_allclose(
+            b[J["neck"], :2],
+            (b[J["left_shoulder"], :2] + b[J["right_shoulder"], :2]) / 2,
+            atol=1e-3,
+        )
 
 
 def test_group_photo_finds_every_annotated_person(group, annotations):
@@ -76,7 +84,9 @@ def test_group_photo_finds_every_annotated_person(group, annotations):
     assert len(scores) == 3 and min(scores) >= 0.75, scores
     single = detect_mediapipe.single_call(rgb)
     assert len(single.people) <= 1
-    assert sum(pck_of(single, annotations[GROUP])) < sum(scores) - 1.0  # the single call misses two people
+    assert (
+        sum(pck_of(single, annotations[GROUP])) < sum(scores) - 1.0
+    )  # the single call misses two people
     # largest person first
     sizes = [person_finder.skeleton_size(p.body) for p in frame.people]
     assert sizes == sorted(sizes, reverse=True)
@@ -106,9 +116,14 @@ def test_gray_rgba_float_and_big_images(solo, detector):
     rgb, frame = solo
     small = cv2.resize(rgb, (rgb.shape[1] // 2, rgb.shape[0] // 2), interpolation=cv2.INTER_AREA)
     ref = detector(small)
-    assert len(ref.people) == 1  # one man: no phantom on the truck behind him (seen by one view only)
+    assert (
+        len(ref.people) == 1
+    )  # one man: no phantom on the truck behind him (seen by one view only)
     gray = detector(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY), max_people=1)
-    rgba = detector(np.dstack([small, np.full(small.shape[:2], 255, np.uint8)]).astype(np.float32) / 255.0, max_people=1)
+    rgba = detector(
+        np.dstack([small, np.full(small.shape[:2], 255, np.uint8)]).astype(np.float32) / 255.0,
+        max_people=1,
+    )
     for other in (gray, rgba):
         assert len(other.people) == 1 and (other.width, other.height) == (ref.width, ref.height)
         assert person_finder.same_person(other.people[0].body, ref.people[0].body)
@@ -122,11 +137,15 @@ def test_gray_rgba_float_and_big_images(solo, detector):
     assert person_finder.same_person(big_frame.people[0].body, scaled, tol=0.05)
 
 
-@pytest.mark.parametrize("image", [
-    np.zeros((16, 16, 3), np.uint8),           # too small to hold a person
-    np.zeros((8, 40, 4), np.float32),          # tiny RGBA
-    np.full((120, 160), 200, np.uint8),        # blank gray
-], ids=["16x16", "tiny-rgba", "blank"])
+@pytest.mark.parametrize(
+    "image",
+    [
+        np.zeros((16, 16, 3), np.uint8),  # too small to hold a person
+        np.zeros((8, 40, 4), np.float32),  # tiny RGBA
+        np.full((120, 160), 200, np.uint8),  # blank gray
+    ],
+    ids=["16x16", "tiny-rgba", "blank"],
+)
 def test_no_person_is_an_empty_frame(detector, image):
     frame, mask = detector.detect(image)
     assert frame.people == []
@@ -144,7 +163,9 @@ def test_hands_and_face_of_the_solo_photo(pose_data):
     rgb = read_rgb(pose_data / SOLO)
     frame = detect_mediapipe.MediaPipePoseDetector(hands=True, face=True)(rgb)
     person = frame.people[0]
-    assert person.left_hand is not None and person.right_hand is not None and person.face is not None
+    assert (
+        person.left_hand is not None and person.right_hand is not None and person.face is not None
+    )
     assert person.left_hand.shape == (21, 3) and person.face.shape == (70, 3)
     body = person.body
     size = person_finder.skeleton_size(body)
@@ -215,7 +236,12 @@ def test_same_person():
 
 def test_skeleton_hull_mask():
     body = np.zeros((18, 3), np.float32)
-    body[[J["neck"], J["right_hip"], J["left_hip"], J["right_ankle"]]] = [[50, 20, 1], [40, 60, 1], [60, 60, 1], [40, 95, 1]]
+    body[[J["neck"], J["right_hip"], J["left_hip"], J["right_ankle"]]] = [
+        [50, 20, 1],
+        [40, 60, 1],
+        [60, 60, 1],
+        [40, 95, 1],
+    ]
     frame = PoseFrame(width=100, height=120, people=[Person(body=body)])
     mask = person_finder.skeleton_hull_mask(frame)
     assert mask.shape == (120, 100) and mask.dtype == np.float32
@@ -229,7 +255,9 @@ def test_skeleton_hull_mask():
 def test_ground_truth_mapping(annotations):
     mpii = datasets.load_annotated_people(annotations[SOLO])[0]
     scored = {n for n, j in J.items() if mpii.body[j, 2] > 0}
-    assert "neck" not in scored and "nose" not in scored  # thorax/upper_neck/head_top are not OpenPose joints
+    assert (
+        "neck" not in scored and "nose" not in scored
+    )  # thorax/upper_neck/head_top are not OpenPose joints
     assert {"left_wrist", "right_shoulder", "left_shoulder"} <= scored and len(scored) == 10
     raw = np.asarray(annotations[SOLO]["people"][0]["keypoints"], np.float32)
     names = annotations[SOLO]["joint_names"]
@@ -250,8 +278,12 @@ def test_coco_and_motion_capture_annotations(photo_data):
     coco = entries["photos/000000126995.jpg"]
     people = datasets.load_annotated_people(coco)
     raw = np.asarray(coco["people"][0]["keypoints"], np.float32)
-    assert people[0].body[J["nose"], 2] > 0 and people[0].body[J["neck"], 2] == 0  # COCO has a nose, no neck
-    np.testing.assert_allclose(people[0].body[J["right_elbow"], :2], raw[8, :2])  # coco index 8 = right_elbow
+    assert (
+        people[0].body[J["nose"], 2] > 0 and people[0].body[J["neck"], 2] == 0
+    )  # COCO has a nose, no neck
+    np.testing.assert_allclose(
+        people[0].body[J["right_elbow"], :2], raw[8, :2]
+    )  # coco index 8 = right_elbow
     assert people[0].size == max(coco["people"][0]["bbox"][2:])
     mocap = entries["photos/mpi_inf_3dhp_S4_Seq2_Cam0_001033.jpg"]
     person = datasets.load_annotated_people(mocap)[0]
@@ -259,7 +291,9 @@ def test_coco_and_motion_capture_annotations(photo_data):
     head_top = mocap["people"][0]["extra_keypoints"]["head_top"]
     joints = np.asarray(mocap["people"][0]["keypoints"], np.float32)
     pts = np.concatenate([joints[joints[:, 2] > 0, :2], [head_top[:2]]])
-    assert person.size == pytest.approx(float((pts.max(0) - pts.min(0)).max()))  # the head top widens the extent
+    assert person.size == pytest.approx(
+        float((pts.max(0) - pts.min(0)).max())
+    )  # the head top widens the extent
 
 
 def test_every_shared_annotation_loads(pose_annotations):

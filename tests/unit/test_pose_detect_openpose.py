@@ -33,8 +33,11 @@ def test_random_weight_files_have_the_annotators_layout(openpose_weights):
 
 def test_detector_runs_on_odd_images(openpose_weights):
     det = detect_openpose.OpenPoseDetector(
-        openpose_weights[detect_openpose.BODY_FILE], openpose_weights[detect_openpose.HAND_FILE],
-        openpose_weights[detect_openpose.FACE_FILE], detect_resolution=128)
+        openpose_weights[detect_openpose.BODY_FILE],
+        openpose_weights[detect_openpose.HAND_FILE],
+        openpose_weights[detect_openpose.FACE_FILE],
+        detect_resolution=128,
+    )
     rng = np.random.default_rng(0)
     gray = rng.integers(0, 255, (90, 70), dtype=np.uint8)
     frame = det(gray, max_people=5)
@@ -72,8 +75,13 @@ def test_results_convert_from_normalised_to_pixels():
 
     hand = [Keypoint(0.5, 0.5)] + [Keypoint(-1.0, -1.0)] * 20  # controlnet-aux marks missing as -1
     face = [Keypoint(0.1 * (i % 10), 0.2) for i in range(NUM_FACE)]
-    results = [PoseResult(body(0.1, 5.0), None, None, None), PoseResult(body(0.5, 9.0), hand, None, face)]
-    people = detect_openpose.results_to_people(results, width=200, height=100, max_people=5, min_score=0.1)
+    results = [
+        PoseResult(body(0.1, 5.0), None, None, None),
+        PoseResult(body(0.5, 9.0), hand, None, face),
+    ]
+    people = detect_openpose.results_to_people(
+        results, width=200, height=100, max_people=5, min_score=0.1
+    )
     assert len(people) == 2
     first, second = people
     # most confident first, coordinates in pixels of the caller's image
@@ -99,4 +107,6 @@ def test_fp32_safetensors_weights_load(openpose_weights, tmp_path):
     save_file({k: v.float() for k, v in state.items()}, str(path))
     loaded = detect_openpose.load_state_dict(str(path))
     assert set(loaded) == set(state) and loaded["conv1_1.weight"].dtype == torch.float32
-    assert os.path.getsize(path) > os.path.getsize(openpose_weights[detect_openpose.HAND_FILE]) * 1.8
+    assert (
+        os.path.getsize(path) > os.path.getsize(openpose_weights[detect_openpose.HAND_FILE]) * 1.8
+    )

@@ -36,7 +36,9 @@ def test_rotating_the_upper_arm_moves_elbow_wrist_and_hand_only():
     # the right hand moved rigidly with the wrist
     off_before = p.right_hand[:, :2] - p.body[J["right_wrist"], :2]
     off_after = r.right_hand[:, :2] - r.body[J["right_wrist"], :2]
-    np.testing.assert_allclose(np.linalg.norm(off_after, axis=1), np.linalg.norm(off_before, axis=1), atol=1e-3)
+    np.testing.assert_allclose(
+        np.linalg.norm(off_after, axis=1), np.linalg.norm(off_before, axis=1), atol=1e-3
+    )
     assert not np.allclose(r.right_hand[:, :2], p.right_hand[:, :2])
     # nothing else moved, and the input is untouched
     others = [i for i in range(18) if i not in (J["right_elbow"], J["right_wrist"])]
@@ -85,10 +87,16 @@ def test_mirror_swaps_left_and_right_and_is_an_involution():
 def test_scale_and_translate_move_every_part():
     p = person()
     s = edit.scale_person(p, 2.0, center=(128, 70))
-    np.testing.assert_allclose(s.body[J["right_ankle"], :2], (128 + 2 * (106 - 128), 70 + 2 * (240 - 70)))
-    np.testing.assert_allclose(s.left_hand[:, :2], (p.left_hand[:, :2] - (128, 70)) * 2 + (128, 70), atol=1e-3)
+    np.testing.assert_allclose(
+        s.body[J["right_ankle"], :2], (128 + 2 * (106 - 128), 70 + 2 * (240 - 70))
+    )
+    np.testing.assert_allclose(
+        s.left_hand[:, :2], (p.left_hand[:, :2] - (128, 70)) * 2 + (128, 70), atol=1e-3
+    )
     t = edit.translate_person(p, 10, -5)
-    np.testing.assert_allclose(t.face[t.face[:, 2] > 0, :2], p.face[p.face[:, 2] > 0, :2] + (10, -5), atol=1e-4)
+    np.testing.assert_allclose(
+        t.face[t.face[:, 2] > 0, :2], p.face[p.face[:, 2] > 0, :2] + (10, -5), atol=1e-4
+    )
     with pytest.raises(ValueError, match="positive"):
         edit.scale_person(p, -1)
 
@@ -100,10 +108,14 @@ def test_edit_frame_applies_to_selected_people_only():
     np.testing.assert_array_equal(out.people[0].body, a.body)
     cx = (b.bbox()[0] + b.bbox()[2]) / 2
     new_box = out.people[1].bbox()
-    assert (new_box[0] + new_box[2]) / 2 == pytest.approx(cx + 7, abs=1e-3)  # scaled about its centre
+    assert (new_box[0] + new_box[2]) / 2 == pytest.approx(
+        cx + 7, abs=1e-3
+    )  # scaled about its centre
     assert new_box[3] - new_box[1] == pytest.approx((b.bbox()[3] - b.bbox()[1]) / 2, abs=1e-3)
     mirrored = edit.edit_frame(frame, mirror=True, mirror_axis="canvas")
-    np.testing.assert_allclose(mirrored.people[0].body[J["left_wrist"], 0], 599 - a.body[J["right_wrist"], 0])
+    np.testing.assert_allclose(
+        mirrored.people[0].body[J["left_wrist"], 0], 599 - a.body[J["right_wrist"], 0]
+    )
 
 
 def test_person_selection_parsing_and_select_people():

@@ -65,8 +65,12 @@ def test_an_edit_round_trips_through_the_workflow_json_and_untouched_points_are_
     (out,), (report,) = apply_text([base], text)
     assert not report.input_changed and report.edited_points == 1 + 21
     a = out.people[0]
-    np.testing.assert_allclose(a.body[RW, :2], base.people[0].body[RW, :2] + (30.0, -42.5), atol=1e-3)
-    np.testing.assert_allclose(a.right_hand[:, :2], base.people[0].right_hand[:, :2] + (30.0, -42.5), atol=1e-3)
+    np.testing.assert_allclose(
+        a.body[RW, :2], base.people[0].body[RW, :2] + (30.0, -42.5), atol=1e-3
+    )
+    np.testing.assert_allclose(
+        a.right_hand[:, :2], base.people[0].right_hand[:, :2] + (30.0, -42.5), atol=1e-3
+    )
     # untouched: bit-identical, scores included (left hand, 70-point face, other joints, person 1)
     np.testing.assert_array_equal(a.face, base.people[0].face)
     np.testing.assert_array_equal(a.left_hand, base.people[0].left_hand)
@@ -100,7 +104,9 @@ def test_edits_stay_as_offsets_when_the_input_moves_upstream():
     (out,), (report,) = apply_text([PoseFrame(512, 384, moved)], text)
     assert report.input_changed and report.unmatched == 0
     edited = out.people[1]  # the same person, now second
-    np.testing.assert_allclose(edited.body[RW, :2], base.people[0].body[RW, :2] + (30.0, 10.0), atol=1e-3)
+    np.testing.assert_allclose(
+        edited.body[RW, :2], base.people[0].body[RW, :2] + (30.0, 10.0), atol=1e-3
+    )
     # the untouched joints follow the new input
     np.testing.assert_array_equal(edited.body[J["neck"]], moved[1].body[J["neck"]])
     np.testing.assert_array_equal(out.people[0].body, moved[0].body)
@@ -108,12 +114,20 @@ def test_edits_stay_as_offsets_when_the_input_moves_upstream():
 
 def test_offsets_scale_with_the_canvas():
     base = wire(frame())
-    text = state_text(base, [move_wrist(base.people[0], 20.0, 8.0), base.people[1]], added=[person(100, 3)])
+    text = state_text(
+        base, [move_wrist(base.people[0], 20.0, 8.0), base.people[1]], added=[person(100, 3)]
+    )
     big = PoseFrame(1024, 768, [es._scaled_person(p, 2.0, 2.0) for p in base.people])
     (out,), (report,) = apply_text([big], text)
     assert report.input_changed  # another canvas
-    np.testing.assert_allclose(out.people[0].body[RW, :2], big.people[0].body[RW, :2] + (40.0, 16.0), atol=1e-2)
-    np.testing.assert_allclose(out.people[2].body[J["neck"], :2], np.asarray(person(100, 3).body[J["neck"], :2]) * 2, atol=1e-2)
+    np.testing.assert_allclose(
+        out.people[0].body[RW, :2], big.people[0].body[RW, :2] + (40.0, 16.0), atol=1e-2
+    )
+    np.testing.assert_allclose(
+        out.people[2].body[J["neck"], :2],
+        np.asarray(person(100, 3).body[J["neck"], :2]) * 2,
+        atol=1e-2,
+    )
 
 
 def test_delete_add_remove_and_place_points():
@@ -141,20 +155,30 @@ def test_delete_add_remove_and_place_points():
 
 def test_a_person_gone_from_the_input_drops_only_their_edits():
     base = wire(frame())
-    text = state_text(base, [move_wrist(base.people[0], 30.0, 0.0), move_wrist(base.people[1], 0.0, 5.0)])
+    text = state_text(
+        base, [move_wrist(base.people[0], 30.0, 0.0), move_wrist(base.people[1], 0.0, 5.0)]
+    )
     only_second = PoseFrame(512, 384, [base.people[1].copy()])
     (out,), (report,) = apply_text([only_second], text)
     assert report.unmatched == 1 and len(out.people) == 1
-    np.testing.assert_allclose(out.people[0].body[RW, :2], base.people[1].body[RW, :2] + (0.0, 5.0), atol=1e-3)
+    np.testing.assert_allclose(
+        out.people[0].body[RW, :2], base.people[1].body[RW, :2] + (0.0, 5.0), atol=1e-3
+    )
 
 
 def test_batches_edit_only_their_own_frame():
     a, b = wire(frame()), wire(frame())
-    state = es.EditState({1: es.diff_frame(b, [move_wrist(b.people[0], 12.0, 0.0), b.people[1]]),
-                          5: es.diff_frame(b, [None, None])})
+    state = es.EditState(
+        {
+            1: es.diff_frame(b, [move_wrist(b.people[0], 12.0, 0.0), b.people[1]]),
+            5: es.diff_frame(b, [None, None]),
+        }
+    )
     out, reports = es.apply_edit_state([a, b], es.parse_edit_state(es.dump_edit_state(state)))
     np.testing.assert_array_equal(out[0].people[0].body, a.people[0].body)
-    np.testing.assert_allclose(out[1].people[0].body[RW, 0], b.people[0].body[RW, 0] + 12.0, atol=1e-3)
+    np.testing.assert_allclose(
+        out[1].people[0].body[RW, 0], b.people[0].body[RW, 0] + 12.0, atol=1e-3
+    )
     assert [r.frame for r in reports] == [1, 5] and reports[1].unmatched == 2
 
 
@@ -167,13 +191,19 @@ def test_match_people_is_identity_for_identical_poses_and_follows_a_reorder():
     assert es.match_people(f.people, []) == {}
 
 
-@pytest.mark.parametrize("text, words", [
-    ("{not json", "not valid JSON"),
-    ('{"format": "other", "version": 1}', "'format' must be"),
-    ('{"format": "poselab-pose-edits", "version": 9, "frames": {}}', "update PoseLab"),
-    ('{"format": "poselab-pose-edits", "version": 1, "frames": {"x": {}}}', "not an index"),
-    ('{"format": "poselab-pose-edits", "version": 1, "frames": {"0": {"people": []}}}', "'input'"),
-])
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("{not json", "not valid JSON"),
+        ('{"format": "other", "version": 1}', "'format' must be"),
+        ('{"format": "poselab-pose-edits", "version": 9, "frames": {}}', "update PoseLab"),
+        ('{"format": "poselab-pose-edits", "version": 1, "frames": {"x": {}}}', "not an index"),
+        (
+            '{"format": "poselab-pose-edits", "version": 1, "frames": {"0": {"people": []}}}',
+            "'input'",
+        ),
+    ],
+)
 def test_bad_documents_say_what_is_wrong_and_how_to_recover(text, words):
     with pytest.raises(es.EditStateError) as err:
         es.parse_edit_state(text)
@@ -184,8 +214,12 @@ def test_bad_point_edits_are_refused():
     base = wire(frame())
     doc = json.loads(state_text(base, [move_wrist(base.people[0], 1.0, 0.0), base.people[1]]))
     entry = doc["frames"]["0"]["people"][0]
-    for points, words in (({"tail": {}}, "unknown part"), ({"body": {"18": [1, 2]}}, "out of range"),
-                          ({"body": {"4": [1]}}, "[x, y]"), ({"body": {"4": ["a", 2]}}, "two numbers")):
+    for points, words in (
+        ({"tail": {}}, "unknown part"),
+        ({"body": {"18": [1, 2]}}, "out of range"),
+        ({"body": {"4": [1]}}, "[x, y]"),
+        ({"body": {"4": ["a", 2]}}, "two numbers"),
+    ):
         entry["points"] = points
         with pytest.raises(es.EditStateError, match=words.replace("[", r"\[").replace("]", r"\]")):
             es.parse_edit_state(json.dumps(doc))

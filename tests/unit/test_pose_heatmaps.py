@@ -41,13 +41,17 @@ def test_torch_heatmaps_match_numpy_and_batch():
 
 def test_torch_heatmaps_at_another_resolution_scale_coordinates_and_sigma():
     body = body_from(STANDING)
-    half = heatmaps.gaussian_heatmaps_torch(torch.from_numpy(body), 128, 128, sigma=6.0, image_size=(256, 256))
+    half = heatmaps.gaussian_heatmaps_torch(
+        torch.from_numpy(body), 128, 128, sigma=6.0, image_size=(256, 256)
+    )
     k = J["right_knee"]
     # (108, 195) at full size -> (53.75, 97.25) at half size: the peak is the nearest pixel
     y, x = np.unravel_index(half[0, k].argmax().item(), (128, 128))
     assert (y, x) == (97, 54)
     # sigma halves too: 3 px one sigma at the half-resolution map
-    ref = heatmaps.gaussian_heatmaps(np.c_[body[:, :2] / 2 - 0.25, body[:, 2:]], 128, 128, sigma=3.0)
+    ref = heatmaps.gaussian_heatmaps(
+        np.c_[body[:, :2] / 2 - 0.25, body[:, 2:]], 128, 128, sigma=3.0
+    )
     np.testing.assert_allclose(half[0].numpy(), ref, atol=1e-5)
 
 

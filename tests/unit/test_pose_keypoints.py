@@ -21,7 +21,9 @@ def body_with_scores() -> np.ndarray:
 
 def test_round_trip_keeps_pixels_scores_and_parts():
     hand = np.c_[np.arange(42).reshape(21, 2) + 100.0, np.full(21, 0.8)]
-    frame = PoseFrame(640, 512, [Person(body=body_with_scores(), right_hand=hand), Person(body=kp.empty_body())])
+    frame = PoseFrame(
+        640, 512, [Person(body=body_with_scores(), right_hand=hand), Person(body=kp.empty_body())]
+    )
     wire = kp.to_pose_keypoint([frame])
     person = wire[0]["people"][0]
     # controlnet_aux convention: c in {0, 1}, missing = [0, 0, 0], absent part = None
@@ -30,7 +32,9 @@ def test_round_trip_keeps_pixels_scores_and_parts():
     assert person["hand_left_keypoints_2d"] is None and person["face_keypoints_2d"] is None
     back = kp.parse_pose_keypoint(json.loads(json.dumps(wire)))
     assert (back[0].width, back[0].height) == (640, 512) and len(back[0].people) == 2
-    np.testing.assert_allclose(back[0].people[0].body, frame.people[0].body, atol=2e-3)  # real scores restored
+    np.testing.assert_allclose(
+        back[0].people[0].body, frame.people[0].body, atol=2e-3
+    )  # real scores restored
     np.testing.assert_allclose(back[0].people[0].right_hand, frame.people[0].right_hand, atol=2e-3)
     assert back[0].people[0].left_hand is None
     assert not back[0].people[1].visible.any()
@@ -43,7 +47,9 @@ def test_normalised_coordinates_are_scaled_to_the_canvas():
     flat = []
     for i in range(18):
         flat += [0.5, 0.25, 0.9] if i != 3 else [0, 0, 0]
-    frames = kp.parse_pose_keypoint([{"people": [{"pose_keypoints_2d": flat}], "canvas_width": 800, "canvas_height": 400}])
+    frames = kp.parse_pose_keypoint(
+        [{"people": [{"pose_keypoints_2d": flat}], "canvas_width": 800, "canvas_height": 400}]
+    )
     body = frames[0].people[0].body
     np.testing.assert_allclose(body[0], (400, 100, 0.9))
     assert body[3, 2] == 0
@@ -53,12 +59,16 @@ def test_nested_lists_and_other_missing_conventions():
     nested = [[100 + i, 200 + i, 1.0] for i in range(18)]
     nested[5] = [-1, -1, 0]  # the "-1" missing convention
     nested[6] = [float("nan"), 3, 1]  # not finite -> missing
-    frames = kp.parse_pose_keypoint([{"people": [{"pose_keypoints_2d": nested}], "canvas_width": 512, "canvas_height": 512}])
+    frames = kp.parse_pose_keypoint(
+        [{"people": [{"pose_keypoints_2d": nested}], "canvas_width": 512, "canvas_height": 512}]
+    )
     body = frames[0].people[0].body
     assert body[0].tolist() == [100, 200, 1]
     assert body[5].tolist() == [0, 0, 0] and body[6].tolist() == [0, 0, 0]
     # a person without a body gets an empty one
-    frames = kp.parse_pose_keypoint([{"people": [{"face_keypoints_2d": None}], "canvas_width": 64, "canvas_height": 64}])
+    frames = kp.parse_pose_keypoint(
+        [{"people": [{"face_keypoints_2d": None}], "canvas_width": 64, "canvas_height": 64}]
+    )
     assert frames[0].people[0].body.shape == (18, 3) and not frames[0].people[0].visible.any()
 
 
@@ -70,8 +80,26 @@ def test_nested_lists_and_other_missing_conventions():
         ([{"people": [], "canvas_width": 0, "canvas_height": 10}], "must be positive"),
         ([{"people": [], "canvas_width": "wide", "canvas_height": 10}], "must be integers"),
         ([{"people": {}, "canvas_width": 10, "canvas_height": 10}], r"people: expected a list"),
-        ([{"people": [{"pose_keypoints_2d": [1, 2, 3]}], "canvas_width": 10, "canvas_height": 10}], r"expected 54 numbers"),
-        ([{"people": [{"pose_keypoints_2d": ["a"] * 54}], "canvas_width": 10, "canvas_height": 10}], "not a list of numbers"),
+        (
+            [
+                {
+                    "people": [{"pose_keypoints_2d": [1, 2, 3]}],
+                    "canvas_width": 10,
+                    "canvas_height": 10,
+                }
+            ],
+            r"expected 54 numbers",
+        ),
+        (
+            [
+                {
+                    "people": [{"pose_keypoints_2d": ["a"] * 54}],
+                    "canvas_width": 10,
+                    "canvas_height": 10,
+                }
+            ],
+            "not a list of numbers",
+        ),
         (["frame"], "frame 0: expected a dict"),
     ],
 )
@@ -86,7 +114,9 @@ def test_format_conversions():
     assert coco.shape == (17, 3)
     np.testing.assert_array_equal(coco[5], body[J["left_shoulder"]])  # COCO 5 = left shoulder
     back = kp.coco17_to_openpose18(coco)
-    np.testing.assert_allclose(back[J["neck"], :2], (body[J["right_shoulder"], :2] + body[J["left_shoulder"], :2]) / 2)
+    np.testing.assert_allclose(
+        back[J["neck"], :2], (body[J["right_shoulder"], :2] + body[J["left_shoulder"], :2]) / 2
+    )
     mask = np.arange(18) != J["neck"]
     np.testing.assert_array_equal(back[mask], body[mask])
     mp = np.zeros((33, 3), np.float32)

@@ -10,7 +10,16 @@ import pytest
 from poselab.models.pose import library
 from poselab.models.pose.keypoints import J, PoseFrame
 
-REQUIRED = ("standing", "sitting", "arms raised", "walking", "t-pose", "hands on hips", "waving", "kneeling")
+REQUIRED = (
+    "standing",
+    "sitting",
+    "arms raised",
+    "walking",
+    "t-pose",
+    "hands on hips",
+    "waving",
+    "kneeling",
+)
 
 
 def test_library_has_the_required_poses_and_they_are_anatomically_sane():
@@ -35,7 +44,10 @@ def test_library_has_the_required_poses_and_they_are_anatomically_sane():
     assert abs(t[J["right_wrist"], 1] - t[J["right_shoulder"], 1]) < 0.03
     assert t[J["left_wrist"], 0] - t[J["right_wrist"], 0] > 0.6
     w = bodies["waving"]
-    assert w[J["left_wrist"], 1] < w[J["left_shoulder"], 1] and w[J["right_wrist"], 1] > w[J["right_shoulder"], 1]
+    assert (
+        w[J["left_wrist"], 1] < w[J["left_shoulder"], 1]
+        and w[J["right_wrist"], 1] > w[J["right_shoulder"], 1]
+    )
     sit, kneel = bodies["sitting"], bodies["kneeling"]
     leg = lambda b: b[J["right_ankle"], 1] - b[J["right_hip"], 1]  # noqa: E731
     assert leg(sit) < 0.8 * leg(s) and leg(kneel) < 0.8 * leg(s)
@@ -100,8 +112,16 @@ def test_save_never_overwrites_and_round_trips(tmp_path):
     first = library.save_pose_json(frames, tmp_path / "pose.json")
     second = library.save_pose_json(frames, tmp_path / "pose.json")
     third = library.save_pose_json(frames, tmp_path / "pose.json")
-    assert first.name == "pose.json" and second.name == "pose_0001.json" and third.name == "pose_0002.json"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["pose.json", "pose_0001.json", "pose_0002.json"]  # no temp files
+    assert (
+        first.name == "pose.json"
+        and second.name == "pose_0001.json"
+        and third.name == "pose_0002.json"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "pose.json",
+        "pose_0001.json",
+        "pose_0002.json",
+    ]  # no temp files
     back = library.load_pose_json(second)
     assert len(back) == 2 and back[1].people == [] and (back[0].width, back[0].height) == (640, 480)
     np.testing.assert_allclose(back[0].people[0].body, frames[0].people[0].body, atol=1e-3)

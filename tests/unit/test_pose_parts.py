@@ -31,7 +31,9 @@ def test_torso_scale_matches_definition_and_falls_back():
     assert parts.torso_scale(one_side) == pytest.approx(right, rel=1e-6)
     no_hips = body.copy()
     no_hips[[J["left_hip"], J["right_hip"]]] = 0
-    assert 0.5 * right < parts.torso_scale(no_hips) < 2 * right  # shoulder-width fallback, right order of size
+    assert (
+        0.5 * right < parts.torso_scale(no_hips) < 2 * right
+    )  # shoulder-width fallback, right order of size
     assert parts.torso_scale(np.zeros((18, 3))) == 0.0
 
 
@@ -39,10 +41,12 @@ def test_part_affines_recover_a_similarity_for_every_part():
     """Source = similarity(target): every part, rectangles included, must give that transform."""
     tgt = body_from(STANDING)
     angle, scale = np.deg2rad(25.0), 1.3
-    known = np.array([
-        [scale * np.cos(angle), -scale * np.sin(angle), 17.0],
-        [scale * np.sin(angle), scale * np.cos(angle), -9.0],
-    ])
+    known = np.array(
+        [
+            [scale * np.cos(angle), -scale * np.sin(angle), 17.0],
+            [scale * np.sin(angle), scale * np.cos(angle), -9.0],
+        ]
+    )
     src = apply_affine(tgt, known)
     affines, valid = parts.part_affines(src, tgt)
     assert affines.shape == (10, 2, 3) and affines.dtype == np.float32
@@ -145,7 +149,12 @@ def test_warp_parts_identity_pose_pair_returns_input_inside_masks():
     # at half resolution (a U-Net level) the same pixel affines still give the identity
     small = torch.nn.functional.avg_pool2d(feats, 2)
     out = parts.warp_parts(small, a, m, image_size=(256, 256))
-    inside = torch.nn.functional.interpolate(m, size=(128, 128), mode="nearest").amax(1, keepdim=True).expand_as(out) > 0
+    inside = (
+        torch.nn.functional.interpolate(m, size=(128, 128), mode="nearest")
+        .amax(1, keepdim=True)
+        .expand_as(out)
+        > 0
+    )
     torch.testing.assert_close(out[inside], small[inside], atol=1e-4, rtol=0)
 
 
@@ -160,7 +169,9 @@ def test_warp_parts_moves_content_with_the_pose_and_is_differentiable():
     masks = parts.part_masks(tgt, 256, 256)
     feats = torch.rand(1, 2, 256, 256, generator=torch.Generator().manual_seed(1)) + 0.1
     feats.requires_grad_(True)
-    out = parts.warp_parts(feats, torch.from_numpy(affines)[None], torch.from_numpy(masks)[None], (256, 256))
+    out = parts.warp_parts(
+        feats, torch.from_numpy(affines)[None], torch.from_numpy(masks)[None], (256, 256)
+    )
     inside = torch.from_numpy(masks).amax(0) > 0
     expected = torch.zeros_like(feats)
     expected[:, :, 10:, 20:] = feats[:, :, :-10, :-20]
@@ -179,7 +190,9 @@ def test_bad_shapes_give_clear_errors():
     with pytest.raises(ValueError, match=r"\(18, 3\)"):
         parts.part_affines(np.zeros((17, 3)), np.zeros((18, 3)))
     with pytest.raises(ValueError, match="affines must be"):
-        parts.warp_parts(torch.zeros(1, 1, 8, 8), torch.zeros(2, 10, 2, 3), torch.zeros(1, 10, 8, 8), (8, 8))
+        parts.warp_parts(
+            torch.zeros(1, 1, 8, 8), torch.zeros(2, 10, 2, 3), torch.zeros(1, 10, 8, 8), (8, 8)
+        )
 
 
 # ------------------------------------------------------------------------ real photos (MPII)
@@ -204,19 +217,32 @@ def test_real_same_person_pairs_limb_affines_and_warp(pose_data, pose_annotation
     import cv2
 
     by_name = {e["image"]: e for e in pose_annotations}
-    pairs = [p for p in json.loads((pose_data / "pairs.json").read_text()) if p["kind"] == "same_person"]
+    pairs = [
+        p for p in json.loads((pose_data / "pairs.json").read_text()) if p["kind"] == "same_person"
+    ]
     assert len(pairs) == 3
     scale = 0.25  # 320x180: keeps the test fast, geometry is scale-free
     err_warp, err_still = [], []
     for pair in pairs:
         src_img, tgt_img = (
-            cv2.resize(cv2.imread(str(pose_data / pair[k]))[:, :, ::-1], None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+            cv2.resize(
+                cv2.imread(str(pose_data / pair[k]))[:, :, ::-1],
+                None,
+                fx=scale,
+                fy=scale,
+                interpolation=cv2.INTER_AREA,
+            )
             for k in ("source", "target")
         )
         h, w = tgt_img.shape[:2]
-        src, tgt = _mpii_body(by_name[pair["source"]], scale), _mpii_body(by_name[pair["target"]], scale)
+        src, tgt = (
+            _mpii_body(by_name[pair["source"]], scale),
+            _mpii_body(by_name[pair["target"]], scale),
+        )
         affines, valid = parts.part_affines(src, tgt)
-        assert valid[0] and valid[2:].sum() >= 5  # torso and most limbs (some ankles are out of frame)
+        assert (
+            valid[0] and valid[2:].sum() >= 5
+        )  # torso and most limbs (some ankles are out of frame)
         for i, name in enumerate(parts.PART_NAMES[2:], start=2):
             if not valid[i]:
                 continue
@@ -227,7 +253,9 @@ def test_real_same_person_pairs_limb_affines_and_warp(pose_data, pose_annotation
                     np.testing.assert_allclose(mapped, src[j, :2], atol=1e-2, err_msg=name)
         masks = parts.part_masks(tgt, h, w, valid=valid)
         feats = torch.from_numpy(src_img.copy()).permute(2, 0, 1)[None].float()
-        out = parts.warp_parts(feats, torch.from_numpy(affines)[None], torch.from_numpy(masks)[None], (h, w))
+        out = parts.warp_parts(
+            feats, torch.from_numpy(affines)[None], torch.from_numpy(masks)[None], (h, w)
+        )
         warped = out[0].permute(1, 2, 0).numpy()
         limbs = masks[2:].max(0) > 0
         err_warp.append(np.abs(warped - tgt_img)[limbs].mean())
@@ -241,7 +269,14 @@ def test_warp_parts_keeps_the_feature_dtype():
     affines, _ = parts.part_affines(body, body)
     masks = parts.part_masks(body, 256, 256)  # nearest-resized to the 32x32 features
     feats = torch.rand(1, 2, 32, 32, dtype=torch.float64) + 0.1
-    out = parts.warp_parts(feats, torch.from_numpy(affines)[None], torch.from_numpy(masks)[None], (256, 256))
+    out = parts.warp_parts(
+        feats, torch.from_numpy(affines)[None], torch.from_numpy(masks)[None], (256, 256)
+    )
     assert out.dtype == torch.float64 and out.shape == (1, 2, 32, 32)
-    inside = torch.nn.functional.interpolate(torch.from_numpy(masks)[None], size=(32, 32)).amax(1, keepdim=True).expand_as(out) > 0
+    inside = (
+        torch.nn.functional.interpolate(torch.from_numpy(masks)[None], size=(32, 32))
+        .amax(1, keepdim=True)
+        .expand_as(out)
+        > 0
+    )
     torch.testing.assert_close(out[inside], feats[inside], atol=1e-3, rtol=0)

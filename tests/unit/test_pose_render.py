@@ -77,7 +77,7 @@ def test_stablepose_style_colours_widths_and_scaling():
     assert colours == set(render.STABLEPOSE_COLORS)
     # COCO limb 12 is right_hip -> right_knee (COCO 12 -> 14): width ~10 px across at 512 px
     colour = np.array(render.STABLEPOSE_COLORS[13])
-    y = (150 + 195)  # mid-thigh at 2x scale
+    y = 150 + 195  # mid-thigh at 2x scale
     row = (img[y] == colour).all(axis=1)
     assert 9 <= row.sum() <= 12
     # at 1024 px the lines double

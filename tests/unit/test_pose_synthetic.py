@@ -22,11 +22,26 @@ def test_pairs_are_deterministic_and_seed_dependent():
 @pytest.mark.parametrize("seed", range(6))
 def test_keypoints_lie_on_the_drawn_person_and_the_background_is_shared(seed):
     p = synthetic.make_pair(seed, (256, 176))
-    for img, body, mask in ((p.source, p.source_body, p.source_mask), (p.target, p.target_body, p.target_mask)):
+    for img, body, mask in (
+        (p.source, p.source_body, p.source_mask),
+        (p.target, p.target_body, p.target_mask),
+    ):
         assert (body[:, 2] > 0).all(), "the whole person is on the canvas"
-        for name in ("nose", "neck", "right_shoulder", "left_elbow", "right_wrist", "left_hip", "right_knee", "left_ankle", "right_eye"):
+        for name in (
+            "nose",
+            "neck",
+            "right_shoulder",
+            "left_elbow",
+            "right_wrist",
+            "left_hip",
+            "right_knee",
+            "left_ankle",
+            "right_eye",
+        ):
             x, y = body[J[name], :2]
-            assert mask[int(round(y)), int(round(x))] > 0.5, f"{name} at ({x:.1f}, {y:.1f}) is not on the person"
+            assert mask[int(round(y)), int(round(x))] > 0.5, (
+                f"{name} at ({x:.1f}, {y:.1f}) is not on the person"
+            )
         # right joints are on the image's left for a person facing the camera
         assert body[J["right_shoulder"], 0] < body[J["left_shoulder"], 0]
         assert body[J["right_eye"], 0] < body[J["left_eye"], 0]
@@ -58,7 +73,10 @@ def test_named_poses_and_instructions():
 def test_still_torso_pairs_move_only_limbs_and_head():
     for seed in range(4):
         p = synthetic.make_pair(seed, (128, 64), still_torso=True)
-        assert p.source_pose in synthetic.STILL_TORSO_POSES and p.target_pose in synthetic.STILL_TORSO_POSES
+        assert (
+            p.source_pose in synthetic.STILL_TORSO_POSES
+            and p.target_pose in synthetic.STILL_TORSO_POSES
+        )
         torso = [J[n] for n in ("neck", "right_shoulder", "left_shoulder", "right_hip", "left_hip")]
         np.testing.assert_allclose(p.source_body[torso, :2], p.target_body[torso, :2], atol=1e-4)
     assert "sitting" not in synthetic.STILL_TORSO_POSES

@@ -27,25 +27,57 @@ HELD_OUT = 16
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
-    config = networks.PoseGANConfig(height=64, width=64, width_mult=0.25, heatmap_sigma=3.0, l1_weight=100.0, nn_weight=0.0,
-                                    gan_weight=0.0, dropout=0.0, output="blend")
-    train_set = dataset.MemoryPairs(synthetic.make_pairs(TRAIN_PAIRS, seed=0, size=(64, 64), still_torso=True))
-    held_out = dataset.MemoryPairs(synthetic.make_pairs(HELD_OUT, seed=1_000_000, size=(64, 64), still_torso=True))
+    config = networks.PoseGANConfig(
+        height=64,
+        width=64,
+        width_mult=0.25,
+        heatmap_sigma=3.0,
+        l1_weight=100.0,
+        nn_weight=0.0,
+        gan_weight=0.0,
+        dropout=0.0,
+        output="blend",
+    )
+    train_set = dataset.MemoryPairs(
+        synthetic.make_pairs(TRAIN_PAIRS, seed=0, size=(64, 64), still_torso=True)
+    )
+    held_out = dataset.MemoryPairs(
+        synthetic.make_pairs(HELD_OUT, seed=1_000_000, size=(64, 64), still_torso=True)
+    )
     idx = list(range(HELD_OUT))
     threads = torch.get_num_threads()
     torch.set_num_threads(min(threads, 2))
     try:
         with torch.random.fork_rng():
-            torch.manual_seed(0)  # the trainer's seed-0 initial weights, for the before/after comparison
+            torch.manual_seed(
+                0
+            )  # the trainer's seed-0 initial weights, for the before/after comparison
             untrained = networks.Generator(trainer.resolve_loss_config(config, None)[0])
         before = evaluate.compare(untrained, held_out, idx)
         run = tmp_path_factory.mktemp("posegan_acceptance")
-        result = trainer.train(config, train_set, run, trainer.TrainSettings(steps=STEPS, batch_size=4, lr=2e-3, seed=0,
-                                                                             log_every=50, sample_every=STEPS, checkpoint_every=10**9))
+        result = trainer.train(
+            config,
+            train_set,
+            run,
+            trainer.TrainSettings(
+                steps=STEPS,
+                batch_size=4,
+                lr=2e-3,
+                seed=0,
+                log_every=50,
+                sample_every=STEPS,
+                checkpoint_every=10**9,
+            ),
+        )
         after = evaluate.compare(result["model_path"], held_out, idx)
     finally:
         torch.set_num_threads(threads)
-    print("\nbefore training:\n" + evaluate.format_table(before) + f"\nafter {STEPS} steps:\n" + evaluate.format_table(after))
+    print(
+        "\nbefore training:\n"
+        + evaluate.format_table(before)
+        + f"\nafter {STEPS} steps:\n"
+        + evaluate.format_table(after)
+    )
     return result, before, after
 
 
@@ -71,12 +103,23 @@ def test_the_comparison_measures_what_it_should(results):
     # scikit-image, independently of the evaluation code); the model row follows the model
     from skimage.metrics import structural_similarity
 
-    held_out = dataset.MemoryPairs(synthetic.make_pairs(HELD_OUT, seed=1_000_000, size=(64, 64), still_torso=True))
+    held_out = dataset.MemoryPairs(
+        synthetic.make_pairs(HELD_OUT, seed=1_000_000, size=(64, 64), still_torso=True)
+    )
     ssims, l1s = [], []
     for i in range(HELD_OUT):
         src, _, tgt, _ = held_out[i]
-        ssims.append(structural_similarity(src, tgt, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
-                                           channel_axis=-1, data_range=255))
+        ssims.append(
+            structural_similarity(
+                src,
+                tgt,
+                gaussian_weights=True,
+                sigma=1.5,
+                use_sample_covariance=False,
+                channel_axis=-1,
+                data_range=255,
+            )
+        )
         l1s.append(float(abs(src.astype(float) - tgt.astype(float)).mean() / 255))
     assert after["identity"]["ssim"] == pytest.approx(sum(ssims) / HELD_OUT, abs=1e-3)
     assert after["identity"]["l1"] == pytest.approx(sum(l1s) / HELD_OUT, abs=1e-5)

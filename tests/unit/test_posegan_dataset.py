@@ -27,14 +27,21 @@ def test_dataset_folder_round_trip(tmp_path):
     src, sb, tgt, tb = test[1]
     p = pairs[4]
     assert np.array_equal(src, p.source) and np.array_equal(tgt, p.target)  # PNG is lossless
-    assert np.abs(sb[:, :2] - p.source_body[:, :2]).max() <= 0.5 + 1e-6  # integer pixels, as the original CSVs
+    assert (
+        np.abs(sb[:, :2] - p.source_body[:, :2]).max() <= 0.5 + 1e-6
+    )  # integer pixels, as the original CSVs
     rows = dataset.metadata_rows(root)
     assert len(rows) == 5 and rows[0]["edit_prompt"] == pairs[0].instruction
-    assert all((root / r["original_image"]).is_file() and (root / r["edited_image"]).is_file() for r in rows)
+    assert all(
+        (root / r["original_image"]).is_file() and (root / r["edited_image"]).is_file()
+        for r in rows
+    )
     with pytest.raises(FileExistsError, match="never overwritten"):
         dataset.write_dataset(root, pairs)
     assert unique_path(root).name == "syn_1"  # what the dataset node writes to instead
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "no staging folder left behind"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], (
+        "no staging folder left behind"
+    )
 
 
 def test_reads_the_original_market_layout_with_missing_joints(tmp_path):
@@ -66,7 +73,11 @@ def test_reads_the_original_market_layout_with_missing_joints(tmp_path):
     # a model-size sample: 128x64 images stay, and a 64x64 model gets resized inputs and keypoints
     cfg = networks.PoseGANConfig(height=64, width=64, width_mult=0.0625)
     s = dataset.make_sample(data[0], cfg)
-    assert s["x_a"].shape == (3, 64, 64) and s["h_a"].shape == (18, 64, 64) and s["masks"].shape == (10, 64, 64)
+    assert (
+        s["x_a"].shape == (3, 64, 64)
+        and s["h_a"].shape == (18, 64, 64)
+        and s["masks"].shape == (10, 64, 64)
+    )
     assert float(s["x_a"].min()) >= -1 and float(s["x_a"].max()) <= 1
     assert s["h_a"][J["left_wrist"]].max() == 0
 
@@ -80,6 +91,8 @@ def test_bad_dataset_folders_have_clear_errors(tmp_path):
     (tmp_path / "pairs-train.csv").write_text("from,to\n")
     with pytest.raises(ValueError, match="name:keypoints_y:keypoints_x"):
         dataset.FolderPairs(tmp_path)
-    (tmp_path / "annotation-train.csv").write_text("name:keypoints_y:keypoints_x\na.png: [1, 2]: [3, 4]\n")
+    (tmp_path / "annotation-train.csv").write_text(
+        "name:keypoints_y:keypoints_x\na.png: [1, 2]: [3, 4]\n"
+    )
     with pytest.raises(ValueError, match="18 y and 18 x"):
         dataset.FolderPairs(tmp_path)

@@ -20,7 +20,9 @@ def tiny(h=64, w=64, **kw) -> networks.PoseGANConfig:
 
 
 def pair_batch(config, pairs):
-    return dataset.collate([dataset.make_sample(dataset.MemoryPairs(pairs)[i], config) for i in range(len(pairs))])
+    return dataset.collate(
+        [dataset.make_sample(dataset.MemoryPairs(pairs)[i], config) for i in range(len(pairs))]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +117,10 @@ def test_missing_target_joint_drops_the_part():
     fore = parts.PART_NAMES.index("left_forearm")
     assert s["masks"][fore].sum() == 0
     assert s["masks"][parts.PART_NAMES.index("right_forearm")].sum() > 0
-    assert s["h_b"][synthetic.J["left_wrist"]].max() == 0 and s["h_a"][synthetic.J["left_wrist"]].max() > 0.9
+    assert (
+        s["h_b"][synthetic.J["left_wrist"]].max() == 0
+        and s["h_a"][synthetic.J["left_wrist"]].max() > 0.9
+    )
 
 
 def test_nn_loss_tolerates_small_shifts_and_ignores_the_border():
@@ -140,8 +145,10 @@ def test_nn_loss_tolerates_small_shifts_and_ignores_the_border():
 def _fake_vgg_state():
     g = torch.Generator().manual_seed(0)
     return {
-        "features.0.weight": torch.randn(64, 3, 3, 3, generator=g) * 0.1, "features.0.bias": torch.zeros(64),
-        "features.2.weight": torch.randn(64, 64, 3, 3, generator=g) * 0.05, "features.2.bias": torch.zeros(64),
+        "features.0.weight": torch.randn(64, 3, 3, 3, generator=g) * 0.1,
+        "features.0.bias": torch.zeros(64),
+        "features.2.weight": torch.randn(64, 64, 3, 3, generator=g) * 0.05,
+        "features.2.bias": torch.zeros(64),
         "classifier.0.weight": torch.zeros(2, 2),  # other keys of a full state dict are ignored
     }
 
@@ -155,7 +162,9 @@ def test_vgg_block1_loads_safetensors_and_pth(tmp_path):
     b = losses.load_vgg_block1(tmp_path / "vgg19.pth")(x)
     assert a.shape == (1, 64, 20, 24) and (a >= 0).all()
     torch.testing.assert_close(a, b)
-    assert not any(p.requires_grad for p in losses.load_vgg_block1(tmp_path / "vgg19.pth").parameters())
+    assert not any(
+        p.requires_grad for p in losses.load_vgg_block1(tmp_path / "vgg19.pth").parameters()
+    )
     bad = dict(state, **{"features.2.weight": torch.zeros(64, 32, 3, 3)})
     save_file(bad, tmp_path / "bad.safetensors")
     with pytest.raises(ValueError, match="shapes"):
@@ -168,7 +177,9 @@ def test_vgg_block1_loads_safetensors_and_pth(tmp_path):
 def test_generator_loss_reports_its_feature_space(tmp_path):
     save_file(_fake_vgg_state(), tmp_path / "vgg.safetensors")
     fake, real = torch.rand(1, 3, 16, 16) * 2 - 1, torch.rand(1, 3, 16, 16) * 2 - 1
-    with_vgg = losses.GeneratorLoss(0.6, 3, 0.0, 1.0, losses.load_vgg_block1(tmp_path / "vgg.safetensors"))
+    with_vgg = losses.GeneratorLoss(
+        0.6, 3, 0.0, 1.0, losses.load_vgg_block1(tmp_path / "vgg.safetensors")
+    )
     pixel = losses.GeneratorLoss(33.0, 3, 100.0, 1.0, None)
     assert with_vgg.space == "vgg" and pixel.space == "pixel"
     _, t1 = with_vgg(fake, real, torch.zeros(1, 1, 2, 2))
@@ -187,9 +198,15 @@ def test_model_checkpoint_round_trip_is_exact_and_atomic(tmp_path, pairs64):
     assert meta["config"] == cfg and meta["step"] == 7 and meta["info"] == {"note": "x"}
     b = pair_batch(cfg, pairs64)
     with torch.no_grad():
-        torch.testing.assert_close(g(b["x_a"], b["h_a"], b["h_b"], b["affines"], b["masks"]),
-                                   g2(b["x_a"], b["h_a"], b["h_b"], b["affines"], b["masks"]), rtol=0, atol=0)
-    save_file({"w": torch.zeros(1)}, tmp_path / "foreign.safetensors", metadata={"config": json.dumps({})})
+        torch.testing.assert_close(
+            g(b["x_a"], b["h_a"], b["h_b"], b["affines"], b["masks"]),
+            g2(b["x_a"], b["h_a"], b["h_b"], b["affines"], b["masks"]),
+            rtol=0,
+            atol=0,
+        )
+    save_file(
+        {"w": torch.zeros(1)}, tmp_path / "foreign.safetensors", metadata={"config": json.dumps({})}
+    )
     with pytest.raises(ValueError, match="not a PoseLab Deformable-GAN checkpoint"):
         checkpoint.load_model(tmp_path / "foreign.safetensors")
 
@@ -198,7 +215,9 @@ def test_blend_head_copies_the_source_where_its_mask_is_closed_and_round_trips(t
     cfg = tiny(h=64, w=64, output="blend")
     g = networks.Generator(cfg).eval()
     head = g.decoder.out[1]
-    assert head.out_channels == 4 and not isinstance(g.decoder.out[-1], torch.nn.Tanh)  # mask logits stay raw
+    assert head.out_channels == 4 and not isinstance(
+        g.decoder.out[-1], torch.nn.Tanh
+    )  # mask logits stay raw
     b = pair_batch(cfg, pairs64)
     args = (b["x_a"], b["h_a"], b["h_b"], b["affines"], b["masks"])
     with torch.no_grad():
@@ -208,7 +227,9 @@ def test_blend_head_copies_the_source_where_its_mask_is_closed_and_round_trips(t
         head.bias[3] = 40.0  # mask open: the generated image, in tanh's range
         out = g(*args)
     assert not torch.allclose(out, b["x_a"], atol=1e-2) and out.abs().max() <= 1
-    g2, meta = checkpoint.load_model(checkpoint.save_model(tmp_path / "b.safetensors", g, step=1, info={}))
+    g2, meta = checkpoint.load_model(
+        checkpoint.save_model(tmp_path / "b.safetensors", g, step=1, info={})
+    )
     assert meta["config"].output == "blend"
     with torch.no_grad():
         torch.testing.assert_close(g2(*args), out, rtol=0, atol=0)

@@ -25,7 +25,9 @@ def data64():
 
 
 def settings(steps, **kw):
-    return trainer.TrainSettings(steps=steps, batch_size=2, log_every=1, sample_every=2, checkpoint_every=100, **kw)
+    return trainer.TrainSettings(
+        steps=steps, batch_size=2, log_every=1, sample_every=2, checkpoint_every=100, **kw
+    )
 
 
 def weights(path):
@@ -34,7 +36,9 @@ def weights(path):
 
 
 def test_run_writes_logs_samples_and_a_loadable_model(tmp_path, data64):
-    res = trainer.train(cfg64(), data64, tmp_path / "run", settings(3), model_path=tmp_path / "m.safetensors")
+    res = trainer.train(
+        cfg64(), data64, tmp_path / "run", settings(3), model_path=tmp_path / "m.safetensors"
+    )
     assert res["steps"] == 3 and res["finished"]
     # no VGG weights given: the NN loss falls back to pixels, and says so
     assert res["nn_space"] == "pixel" and "no VGG19 weights" in res["loss_note"]
@@ -42,7 +46,10 @@ def test_run_writes_logs_samples_and_a_loadable_model(tmp_path, data64):
         rows = list(csv.DictReader(f))
     assert [int(r["step"]) for r in rows] == [1, 2, 3]
     assert all(float(r["d_loss"]) > 0 and float(r["g_nn"]) > 0 for r in rows)
-    assert sorted(p.name for p in (tmp_path / "run" / "samples").iterdir()) == ["step_000002.png", "step_000003.png"]
+    assert sorted(p.name for p in (tmp_path / "run" / "samples").iterdir()) == [
+        "step_000002.png",
+        "step_000003.png",
+    ]
     assert res["loss_curve"].shape == (320, 512, 3) and res["loss_curve"].std() > 5
     gen, meta = checkpoint.load_model(tmp_path / "m.safetensors")
     assert meta["step"] == 3 and meta["config"].nn_space == "pixel" and meta["info"]["finished"]
@@ -85,13 +92,19 @@ def test_vgg_features_are_used_when_given(tmp_path, data64):
 
     def vgg(seed: int) -> VGGBlock1:
         g = torch.Generator().manual_seed(seed)
-        return VGGBlock1({"features.0.weight": torch.randn(64, 3, 3, 3, generator=g) * 0.1,
-                          "features.0.bias": torch.zeros(64),
-                          "features.2.weight": torch.randn(64, 64, 3, 3, generator=g) * 0.05,
-                          "features.2.bias": torch.zeros(64)})
+        return VGGBlock1(
+            {
+                "features.0.weight": torch.randn(64, 3, 3, 3, generator=g) * 0.1,
+                "features.0.bias": torch.zeros(64),
+                "features.2.weight": torch.randn(64, 64, 3, 3, generator=g) * 0.05,
+                "features.2.bias": torch.zeros(64),
+            }
+        )
 
-    runs = {name: trainer.train(cfg64(), data64, tmp_path / name, settings(1), vgg=v)
-            for name, v in (("a", vgg(0)), ("a_again", vgg(0)), ("b", vgg(1)), ("pixels", None))}
+    runs = {
+        name: trainer.train(cfg64(), data64, tmp_path / name, settings(1), vgg=v)
+        for name, v in (("a", vgg(0)), ("a_again", vgg(0)), ("b", vgg(1)), ("pixels", None))
+    }
     first = {name: r["loss_rows"][0]["g_nn"] for name, r in runs.items()}
     assert runs["a"]["nn_space"] == "vgg" and runs["a"]["nn_weight"] == 0.6
     assert "VGG19 block1_conv2" in runs["a"]["loss_note"] and runs["pixels"]["nn_space"] == "pixel"
@@ -130,7 +143,12 @@ def test_transfer_crops_around_the_person_and_pastes_back(photo):
     x0, y0, w, h = crop.box
     assert abs(w / h - 0.5) < 1e-6  # the model's aspect
     both = np.concatenate([src[:, :2], tgt[:, :2]])
-    assert x0 < both[:, 0].min() and x0 + w > both[:, 0].max() and y0 < both[:, 1].min() and y0 + h > both[:, 1].max()
+    assert (
+        x0 < both[:, 0].min()
+        and x0 + w > both[:, 0].max()
+        and y0 < both[:, 1].min()
+        and y0 + h > both[:, 1].max()
+    )
     assert crop.mask.mean() > 0.05
     pasted = transfer.transfer_one(gen, canvas, src, tgt, output="paste")
     assert pasted.image.shape == canvas.shape and pasted.mask.shape == canvas.shape[:2]
@@ -138,7 +156,9 @@ def test_transfer_crops_around_the_person_and_pastes_back(photo):
     far = (xs < x0 - 2) | (xs > x0 + w + 2) | (ys < y0 - 2) | (ys > y0 + h + 2)
     assert np.array_equal(pasted.image[far], canvas[far])  # untouched outside the crop box
     inside = (xs > x0 + 0.1 * w) & (xs < x0 + 0.9 * w) & (ys > y0 + 0.1 * h) & (ys < y0 + 0.9 * h)
-    assert np.abs(pasted.image[inside].astype(int) - canvas[inside]).mean() > 5  # replaced by the generator
+    assert (
+        np.abs(pasted.image[inside].astype(int) - canvas[inside]).mean() > 5
+    )  # replaced by the generator
     # the part mask marks the target's arms, held out to the sides
     wrist = tgt[J["left_wrist"], :2].round().astype(int)
     assert pasted.mask[wrist[1], wrist[0] - 3] == 1
@@ -153,7 +173,12 @@ def test_target_from_another_canvas_is_fitted_to_the_source_person(photo):
     np.testing.assert_allclose(fitted[hips, :2].mean(0), src[hips, :2].mean(0), atol=1e-3)
     assert abs(np.ptp(fitted[:, 1]) - np.ptp(tgt[:, 1])) < 0.15 * np.ptp(tgt[:, 1])
     with pytest.raises(ValueError, match="at least two joints"):
-        transfer.transfer_one(networks.Generator(cfg64()).eval(), np.zeros((64, 64, 3), np.uint8), src, np.zeros((18, 3), np.float32))
+        transfer.transfer_one(
+            networks.Generator(cfg64()).eval(),
+            np.zeros((64, 64, 3), np.uint8),
+            src,
+            np.zeros((18, 3), np.float32),
+        )
 
 
 def test_command_line_trains_and_prints_the_comparison(tmp_path, capsys):
@@ -163,9 +188,27 @@ def test_command_line_trains_and_prints_the_comparison(tmp_path, capsys):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
     import train_posegan
 
-    rc = train_posegan.main(["--synthetic", "4", "--size", "test_64x64", "--width-mult", "0.0625", "--steps", "2",
-                             "--batch-size", "2", "--run-dir", str(tmp_path / "run"), "--eval", "4",
-                             "--eval-json", str(tmp_path / "eval.json"), "--still-torso"])
+    rc = train_posegan.main(
+        [
+            "--synthetic",
+            "4",
+            "--size",
+            "test_64x64",
+            "--width-mult",
+            "0.0625",
+            "--steps",
+            "2",
+            "--batch-size",
+            "2",
+            "--run-dir",
+            str(tmp_path / "run"),
+            "--eval",
+            "4",
+            "--eval-json",
+            str(tmp_path / "eval.json"),
+            "--still-torso",
+        ]
+    )
     assert rc == 0
     out = capsys.readouterr().out
     assert "| identity |" in out and "| part_warp |" in out and "| model |" in out

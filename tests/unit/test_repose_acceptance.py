@@ -26,8 +26,10 @@ def results(pose_data):
 def test_every_pair_moves_towards_the_target_pose(results):
     assert len(results) == 5
     for r in results:
-        print(f"pair {r['pair']} {r['kind']}: before {r['before_px']:.1f}px ({r['before_norm']:.3f} st), "
-              f"after {r['after_px']:.1f}px ({r['after_norm']:.3f} st), found {r['found_fraction']:.2f}")
+        print(
+            f"pair {r['pair']} {r['kind']}: before {r['before_px']:.1f}px ({r['before_norm']:.3f} st), "
+            f"after {r['after_px']:.1f}px ({r['after_norm']:.3f} st), found {r['found_fraction']:.2f}"
+        )
         assert r["joints"] >= 8, r
         assert r["found_fraction"] >= 0.75, r
         assert r["after_px"] < r["before_px"], r

@@ -16,14 +16,24 @@ H, W = 320, 256
 def _body(cx=128.0, top=40.0, s=70.0) -> np.ndarray:
     b = empty_body()
     pts = {
-        "nose": (0, 0), "neck": (0, 0.45), "right_eye": (-0.07, -0.07), "left_eye": (0.07, -0.07),
-        "right_ear": (-0.15, -0.03), "left_ear": (0.15, -0.03),
-        "right_shoulder": (-0.35, 0.45), "left_shoulder": (0.35, 0.45),
-        "right_elbow": (-0.45, 1.0), "left_elbow": (0.45, 1.0),
-        "right_wrist": (-0.5, 1.45), "left_wrist": (0.5, 1.45),
-        "right_hip": (-0.22, 1.45), "left_hip": (0.22, 1.45),
-        "right_knee": (-0.24, 2.05), "left_knee": (0.24, 2.05),
-        "right_ankle": (-0.25, 2.65), "left_ankle": (0.25, 2.65),
+        "nose": (0, 0),
+        "neck": (0, 0.45),
+        "right_eye": (-0.07, -0.07),
+        "left_eye": (0.07, -0.07),
+        "right_ear": (-0.15, -0.03),
+        "left_ear": (0.15, -0.03),
+        "right_shoulder": (-0.35, 0.45),
+        "left_shoulder": (0.35, 0.45),
+        "right_elbow": (-0.45, 1.0),
+        "left_elbow": (0.45, 1.0),
+        "right_wrist": (-0.5, 1.45),
+        "left_wrist": (0.5, 1.45),
+        "right_hip": (-0.22, 1.45),
+        "left_hip": (0.22, 1.45),
+        "right_knee": (-0.24, 2.05),
+        "left_knee": (0.24, 2.05),
+        "right_ankle": (-0.25, 2.65),
+        "left_ankle": (0.25, 2.65),
     }
     for name, (dx, dy) in pts.items():
         b[J[name]] = (cx + dx * s, top + dy * s, 1.0)
@@ -34,7 +44,9 @@ def _scene(body: np.ndarray):
     """A textured background and a person drawn from ``body`` (thick coloured bones, striped
     torso, round head); returns (image, person mask)."""
     yy, xx = np.mgrid[0:H, 0:W]
-    bg = np.stack([60 + xx * 120 // W, 80 + yy * 100 // H, np.full_like(xx, 140)], -1).astype(np.uint8)
+    bg = np.stack([60 + xx * 120 // W, 80 + yy * 100 // H, np.full_like(xx, 140)], -1).astype(
+        np.uint8
+    )
     person = np.zeros((H, W, 3), np.uint8)
     mask = np.zeros((H, W), np.uint8)
     s = parts.torso_scale(body)
@@ -97,13 +109,17 @@ def test_raised_forearm_moves_only_that_limb():
     target[J["right_wrist"], :2] = e + np.array([-0.3, -0.35]) * parts.torso_scale(body)
     result = part_warp.repose_person(image, body, target, mask, feather=0)
     old_mid = ((body[J["right_elbow"], :2] + body[J["right_wrist"], :2]) / 2).round().astype(int)
-    new_mid = ((target[J["right_elbow"], :2] + target[J["right_wrist"], :2]) / 2).round().astype(int)
+    new_mid = (
+        ((target[J["right_elbow"], :2] + target[J["right_wrist"], :2]) / 2).round().astype(int)
+    )
     forearm_colour = image[old_mid[1], old_mid[0]].astype(int)
     assert result.mask[new_mid[1], new_mid[0]] > 0.5
     assert np.abs(result.image[new_mid[1], new_mid[0]].astype(int) - forearm_colour).max() <= 40
     # the old place of the lower forearm is background now (near the elbow the upper arm's
     # overlap, which closes the joint, may still cover it)
-    old_low = (0.2 * body[J["right_elbow"], :2] + 0.8 * body[J["right_wrist"], :2]).round().astype(int)
+    old_low = (
+        (0.2 * body[J["right_elbow"], :2] + 0.8 * body[J["right_wrist"], :2]).round().astype(int)
+    )
     assert result.mask[old_low[1], old_low[0]] < 0.5
     # the other side is untouched
     left = (mask > 0) & (np.arange(W)[None, :] > body[J["neck"], 0] + 5)

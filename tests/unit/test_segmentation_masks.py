@@ -18,13 +18,20 @@ def _standing_body(cx: float, top: float, s: float) -> np.ndarray:
     """A simple upright OpenPose-18 body: head at ``top``, torso scale ``s``, centred at ``cx``."""
     b = empty_body()
     pts = {
-        "nose": (cx, top), "neck": (cx, top + 0.4 * s),
-        "right_shoulder": (cx - 0.3 * s, top + 0.4 * s), "left_shoulder": (cx + 0.3 * s, top + 0.4 * s),
-        "right_elbow": (cx - 0.35 * s, top + 0.9 * s), "left_elbow": (cx + 0.35 * s, top + 0.9 * s),
-        "right_wrist": (cx - 0.4 * s, top + 1.3 * s), "left_wrist": (cx + 0.4 * s, top + 1.3 * s),
-        "right_hip": (cx - 0.2 * s, top + 1.4 * s), "left_hip": (cx + 0.2 * s, top + 1.4 * s),
-        "right_knee": (cx - 0.2 * s, top + 1.9 * s), "left_knee": (cx + 0.2 * s, top + 1.9 * s),
-        "right_ankle": (cx - 0.2 * s, top + 2.4 * s), "left_ankle": (cx + 0.2 * s, top + 2.4 * s),
+        "nose": (cx, top),
+        "neck": (cx, top + 0.4 * s),
+        "right_shoulder": (cx - 0.3 * s, top + 0.4 * s),
+        "left_shoulder": (cx + 0.3 * s, top + 0.4 * s),
+        "right_elbow": (cx - 0.35 * s, top + 0.9 * s),
+        "left_elbow": (cx + 0.35 * s, top + 0.9 * s),
+        "right_wrist": (cx - 0.4 * s, top + 1.3 * s),
+        "left_wrist": (cx + 0.4 * s, top + 1.3 * s),
+        "right_hip": (cx - 0.2 * s, top + 1.4 * s),
+        "left_hip": (cx + 0.2 * s, top + 1.4 * s),
+        "right_knee": (cx - 0.2 * s, top + 1.9 * s),
+        "left_knee": (cx + 0.2 * s, top + 1.9 * s),
+        "right_ankle": (cx - 0.2 * s, top + 2.4 * s),
+        "left_ankle": (cx + 0.2 * s, top + 2.4 * s),
     }
     for name, (x, y) in pts.items():
         b[J[name]] = (x, y, 1.0)
@@ -41,7 +48,10 @@ def test_selfie_mask_covers_the_annotated_man(pose_data, pose_annotations):
     assert 0.02 < frac < 0.3, frac  # one standing man in a 1280x720 street scene
     names = entry["joint_names"]
     kp = np.asarray(entry["people"][0]["keypoints"], np.float32)
-    torso = [names.index(n) for n in ("pelvis", "thorax", "right_hip", "left_hip", "right_shoulder", "left_shoulder")]
+    torso = [
+        names.index(n)
+        for n in ("pelvis", "thorax", "right_hip", "left_hip", "right_shoulder", "left_shoulder")
+    ]
     inside = [m[int(kp[i, 1]), int(kp[i, 0])] > 0.5 for i in torso if kp[i, 2] > 0]
     assert len(inside) >= 4 and np.mean(inside) >= 0.8, inside
     # far from the man (the truck on the left) is background
@@ -56,16 +66,30 @@ def test_pose_model_mask_follows_the_whole_body(pose_data, pose_annotations):
     names = entry["joint_names"]
     kp = np.asarray(entry["people"][0]["keypoints"], np.float32)
     body = empty_body()
-    for mpii, op in (("right_shoulder", "right_shoulder"), ("left_shoulder", "left_shoulder"), ("right_hip", "right_hip"),
-                     ("left_hip", "left_hip"), ("right_knee", "right_knee"), ("left_knee", "left_knee"),
-                     ("right_elbow", "right_elbow"), ("left_elbow", "left_elbow"), ("right_wrist", "right_wrist"),
-                     ("left_wrist", "left_wrist"), ("upper_neck", "neck")):
+    for mpii, op in (
+        ("right_shoulder", "right_shoulder"),
+        ("left_shoulder", "left_shoulder"),
+        ("right_hip", "right_hip"),
+        ("left_hip", "left_hip"),
+        ("right_knee", "right_knee"),
+        ("left_knee", "left_knee"),
+        ("right_elbow", "right_elbow"),
+        ("left_elbow", "left_elbow"),
+        ("right_wrist", "right_wrist"),
+        ("left_wrist", "left_wrist"),
+        ("upper_neck", "neck"),
+    ):
         x, y, v = kp[names.index(mpii)]
         if v > 0:
             body[J[op]] = (x, y, 1.0)
     pose_mask = masks.person_mask_mediapipe(image, [body], 0, model="pose")
     selfie = masks.person_mask_mediapipe(image, [body], 0, model="selfie")
-    inside = lambda m: np.mean([m[int(y), int(x)] > 0.5 for x, y, v in kp if v > 0 and 0 <= x < 1280 and 0 <= y < 720])  # noqa: E731
+
+    def inside(m):
+        return np.mean(
+            [m[int(y), int(x)] > 0.5 for x, y, v in kp if v > 0 and 0 <= x < 1280 and 0 <= y < 720]
+        )
+
     assert inside(pose_mask) >= 0.85
     # the raised arm's hand rests on the dark engine: the selfie model smears into it
     left_of_man = np.zeros(pose_mask.shape, bool)

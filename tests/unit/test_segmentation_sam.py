@@ -18,8 +18,14 @@ from poselab.models.segmentation import sam
 def _body(cx, top, s):
     b = empty_body()
     for name, (dx, dy) in {
-        "nose": (0, 0), "neck": (0, 0.4), "right_shoulder": (-0.3, 0.4), "left_shoulder": (0.3, 0.4),
-        "right_hip": (-0.2, 1.4), "left_hip": (0.2, 1.4), "right_knee": (-0.2, 1.9), "left_knee": (0.2, 1.9),
+        "nose": (0, 0),
+        "neck": (0, 0.4),
+        "right_shoulder": (-0.3, 0.4),
+        "left_shoulder": (0.3, 0.4),
+        "right_hip": (-0.2, 1.4),
+        "left_hip": (0.2, 1.4),
+        "right_knee": (-0.2, 1.9),
+        "left_knee": (0.2, 1.9),
     }.items():
         b[J[name]] = (cx + dx * s, top + dy * s, 1.0)
     return b
@@ -30,8 +36,12 @@ def tiny_sam_path(tmp_path_factory):
     from segment_anything.build_sam import _build_sam
 
     torch.manual_seed(0)
-    model = _build_sam(encoder_embed_dim=64, encoder_depth=2, encoder_num_heads=2, encoder_global_attn_indexes=[1])
-    path = tmp_path_factory.mktemp("models") / "sams" / "renamed_sam_vit_h.pth"  # the name lies on purpose
+    model = _build_sam(
+        encoder_embed_dim=64, encoder_depth=2, encoder_num_heads=2, encoder_global_attn_indexes=[1]
+    )
+    path = (
+        tmp_path_factory.mktemp("models") / "sams" / "renamed_sam_vit_h.pth"
+    )  # the name lies on purpose
     path.parent.mkdir()
     torch.save(model.state_dict(), path)
     return path

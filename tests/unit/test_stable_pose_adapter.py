@@ -18,7 +18,9 @@ from poselab.models.stable_pose import adapter, masks, pmsa_vit, sd_blocks
 TESTS = Path(__file__).resolve().parent.parent
 
 ONE_LEVEL = dict(channel_mult=(1,), num_res_blocks=(1,), transformer_depth=(1,), middle_depth=-1)
-TWO_LEVEL = dict(channel_mult=(1, 2), num_res_blocks=(1, 1), transformer_depth=(1, 0), middle_depth=1)
+TWO_LEVEL = dict(
+    channel_mult=(1, 2), num_res_blocks=(1, 1), transformer_depth=(1, 0), middle_depth=1
+)
 
 
 def black(h: int, w: int, b: int = 1) -> torch.Tensor:
@@ -30,12 +32,17 @@ def skeleton_image(seed: int, h: int = 128, w: int = 128) -> torch.Tensor:
     gen = torch.Generator().manual_seed(seed)
     img = black(h, w)
     for _ in range(3):
-        y0, x0 = int(torch.randint(16, h - 16, (1,), generator=gen)), int(torch.randint(16, w - 16, (1,), generator=gen))
+        y0, x0 = (
+            int(torch.randint(16, h - 16, (1,), generator=gen)),
+            int(torch.randint(16, w - 16, (1,), generator=gen)),
+        )
         dy, dx = (torch.randint(-24, 25, (2,), generator=gen)).tolist()
         colour = torch.rand(3, generator=gen) * 2 - 1
         for t in torch.linspace(0, 1, 40):
             y, x = int(y0 + t * dy), int(x0 + t * dx)
-            img[0, :, max(y - 2, 0):y + 3, max(x - 2, 0):x + 3] = colour[:, None, None].clamp(min=0.2)
+            img[0, :, max(y - 2, 0) : y + 3, max(x - 2, 0) : x + 3] = colour[:, None, None].clamp(
+                min=0.2
+            )
     return img
 
 
@@ -62,7 +69,7 @@ def test_single_pixel_marks_its_cell_and_the_blur_reach():
         # weights in the window are positive), so exactly the cells overlapping that square
         r = k // 2
         expect = torch.zeros(16, 16, dtype=torch.bool)
-        expect[(y - r) // 8:(y + r) // 8 + 1, (x - r) // 8:(x + r) // 8 + 1] = True
+        expect[(y - r) // 8 : (y + r) // 8 + 1, (x - r) // 8 : (x + r) // 8 + 1] = True
         assert torch.equal(train[0, layer], expect), (k, train[0, layer].nonzero().tolist())
     # the wide kernel reaches the neighbouring cells on all four sides, the far corner never
     assert train[0, 0, 3, 11] and train[0, 0, 6, 11] and train[0, 0, 4, 9] and train[0, 0, 4, 12]
@@ -113,7 +120,10 @@ def test_token_attention_mask_matches_explicit_loop():
     n = 3 * 4
     assert allowed.shape == (2, n, n) and allowed.dtype == torch.bool
     for b in range(2):
-        pose = [bool(grid[b, 2 * (t // 4):2 * (t // 4) + 2, 2 * (t % 4):2 * (t % 4) + 2].any()) for t in range(n)]
+        pose = [
+            bool(grid[b, 2 * (t // 4) : 2 * (t // 4) + 2, 2 * (t % 4) : 2 * (t % 4) + 2].any())
+            for t in range(n)
+        ]
         assert sum(pose) == (2 if b == 0 else 1)
         for i in range(n):
             for j in range(n):
@@ -175,8 +185,12 @@ def test_sincos_2d_closed_form():
     for r, c, k in [(0, 0, 0), (2, 4, 1), (1, 3, 3), (2, 1, 2)]:
         n = r * w + c
         omega = 10000.0 ** (-k / (q - 1))
-        expect = [torch.sin(torch.tensor(c * omega)), torch.cos(torch.tensor(c * omega)),
-                  torch.sin(torch.tensor(r * omega)), torch.cos(torch.tensor(r * omega))]
+        expect = [
+            torch.sin(torch.tensor(c * omega)),
+            torch.cos(torch.tensor(c * omega)),
+            torch.sin(torch.tensor(r * omega)),
+            torch.cos(torch.tensor(r * omega)),
+        ]
         for part, value in enumerate(expect):
             assert abs(float(pe[n, part * q + k]) - float(value)) < 1e-6, (r, c, k, part)
     with pytest.raises(ValueError, match="divisible by 4"):
@@ -200,9 +214,9 @@ def test_masked_attention_isolates_background_tokens():
     dim, inner = vit.dim, attn.to_qkv.weight.shape[0] // 3
     with torch.no_grad():
         wq = attn.to_qkv.weight[:inner].clone() * 3
-        wq[:, dim // 2:] = 0
-        wv = attn.to_qkv.weight[2 * inner:].clone()
-        wv[:, :dim // 2] = 0
+        wq[:, dim // 2 :] = 0
+        wv = attn.to_qkv.weight[2 * inner :].clone()
+        wv[:, : dim // 2] = 0
         attn.to_qkv.weight.copy_(torch.cat([wq, wq, wv]))
     grid = torch.zeros(1, 8, 8, dtype=torch.bool)
     grid[0, 2, 2] = True  # token 5 of the 4x4 token grid is the only pose token
@@ -238,13 +252,13 @@ def test_masked_attention_is_per_sample():
     allowed = masks.token_attention_mask(grid, 2)
     with torch.no_grad():
         both = attn(x, allowed)
-        alone = [attn(x[i:i + 1], allowed[i:i + 1]) for i in range(2)]
+        alone = [attn(x[i : i + 1], allowed[i : i + 1]) for i in range(2)]
         qkv = attn.to_qkv(attn.norm(x)).chunk(3, dim=-1)
         q, k = (t.view(2, 16, attn.heads, -1).transpose(1, 2) for t in qkv[:2])
         floors = ((q @ k.transpose(-1, -2)) * attn.scale).amin(dim=(1, 2, 3))
     assert abs(float(floors[0] - floors[1])) > 0.1, "the samples must have different minima"
     for i in range(2):
-        torch.testing.assert_close(both[i:i + 1], alone[i], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(both[i : i + 1], alone[i], atol=1e-5, rtol=1e-5)
 
 
 # ------------------------------------------------------------------------------------ SD blocks
@@ -272,11 +286,17 @@ def perturb_zero_convs(model: adapter.StablePoseAdapter, seed: int = 0) -> None:
     convs = [z[0] for z in model.zero_convs] + [model.feature_extractor.zero_convs[0]]
     if model.middle_block is not None:
         convs.append(model.middle_block_out[0])
-    convs += [layer.out_layers[3] for block in model.input_blocks for layer in block
-              if isinstance(layer, adapter.AttnResBlock)]
+    convs += [
+        layer.out_layers[3]
+        for block in model.input_blocks
+        for layer in block
+        if isinstance(layer, adapter.AttnResBlock)
+    ]
     with torch.no_grad():
         for conv in convs:
-            conv.weight.copy_(torch.randn(conv.weight.shape, generator=gen) / conv.weight[0].numel() ** 0.5)
+            conv.weight.copy_(
+                torch.randn(conv.weight.shape, generator=gen) / conv.weight[0].numel() ** 0.5
+            )
             conv.bias.copy_(torch.randn(conv.bias.shape, generator=gen) * 0.02)
 
 
@@ -285,7 +305,9 @@ def inputs(batch: int = 2, h: int = 16, w: int = 16, seed: int = 0):
     x = torch.randn(batch, 4, h, w, generator=gen)
     t = torch.tensor([999.0, 10.0][:batch])
     ctx = torch.randn(batch, 77, 768, generator=gen)
-    hint = torch.cat([skeleton_image(seed + i, 8 * h, 8 * w) for i in range(batch)]) * 0.5 + 0.5  # [0, 1]
+    hint = (
+        torch.cat([skeleton_image(seed + i, 8 * h, 8 * w) for i in range(batch)]) * 0.5 + 0.5
+    )  # [0, 1]
     return x, hint, t, ctx
 
 
@@ -314,7 +336,9 @@ def test_fresh_adapter_outputs_zero_residuals_shaped_like_unet_skips(layout, two
     # plain NCHW residuals: a channels-last view leaking out of the transformer made every later
     # conv and GroupNorm slower
     assert all(r.is_contiguous() for r in res["output"] + res["middle"])
-    assert isinstance(model.input_blocks[1][0], adapter.AttnResBlock)  # inject_layers=(1,) by default
+    assert isinstance(
+        model.input_blocks[1][0], adapter.AttnResBlock
+    )  # inject_layers=(1,) by default
 
 
 def test_trained_adapter_depends_on_pose_hint_and_masks():
@@ -335,7 +359,9 @@ def test_trained_adapter_depends_on_pose_hint_and_masks():
         assert (ra - rb).abs().max() > 1e-3 * ra.abs().max()
     for ra, rg in zip(a["output"] + a["middle"], given["output"] + given["middle"]):
         torch.testing.assert_close(ra, rg)
-    assert (open_masks["output"][1] - a["output"][1]).abs().max() > 1e-4 * a["output"][1].abs().max()
+    assert (open_masks["output"][1] - a["output"][1]).abs().max() > 1e-4 * a["output"][
+        1
+    ].abs().max()
 
 
 def test_adapter_batch_independence():
@@ -345,10 +371,12 @@ def test_adapter_batch_independence():
     x, hint, t, ctx = inputs(seed=5)
     with torch.no_grad():
         both = model(x, hint, t, ctx)
-        for i in range(2):  # each alone: a batch-wide floor would change the one with the higher minimum
-            alone = model(x[i:i + 1], hint[i:i + 1], t[i:i + 1], ctx[i:i + 1])
+        for i in range(
+            2
+        ):  # each alone: a batch-wide floor would change the one with the higher minimum
+            alone = model(x[i : i + 1], hint[i : i + 1], t[i : i + 1], ctx[i : i + 1])
             for rb, r1 in zip(both["output"], alone["output"]):
-                torch.testing.assert_close(rb[i:i + 1], r1, atol=1e-5, rtol=1e-4)
+                torch.testing.assert_close(rb[i : i + 1], r1, atol=1e-5, rtol=1e-4)
 
 
 def test_open_rows_unmask_only_those_rows():
@@ -368,14 +396,20 @@ def test_open_rows_unmask_only_those_rows():
     assert (mixed["output"][1][1] - masked["output"][1][1]).abs().max() > 1e-4
 
 
-@pytest.mark.parametrize("cfg", [ONE_LEVEL, TWO_LEVEL, {}, dict(TWO_LEVEL, middle_depth=0, mlp_dim=256, context_dim=1024)],
-                         ids=["one-level", "two-level", "sd15", "variant"])
+@pytest.mark.parametrize(
+    "cfg",
+    [ONE_LEVEL, TWO_LEVEL, {}, dict(TWO_LEVEL, middle_depth=0, mlp_dim=256, context_dim=1024)],
+    ids=["one-level", "two-level", "sd15", "variant"],
+)
 def test_infer_config_round_trips(cfg):
     config = adapter.StablePoseConfig(**cfg)
     with torch.device("meta"):  # shapes only: the full SD1.5 layout costs no memory
         sd = adapter.StablePoseAdapter(config).state_dict()
     assert adapter.infer_config(sd) == config
-    prefixed = adapter.strip_prefix({f"stable_pose_adapter.{k}": v for k, v in sd.items()} | {"model.x": sd["time_embed.0.bias"]})
+    prefixed = adapter.strip_prefix(
+        {f"stable_pose_adapter.{k}": v for k, v in sd.items()}
+        | {"model.x": sd["time_embed.0.bias"]}
+    )
     assert adapter.infer_config(prefixed) == config
     with pytest.raises(ValueError, match="no input_blocks.0.0.weight"):
         adapter.infer_config({"foo.weight": torch.zeros(1)})
@@ -401,8 +435,12 @@ def test_adapter_from_state_dict_accepts_the_checkpoint_forms():
         ref = model(x, hint, t, ctx)["output"][-1]
     forms = {
         "bare": sd,
-        "prefixed": {f"stable_pose_adapter.{k}": v for k, v in sd.items()} | {"model.diffusion_model.out.0.weight": torch.ones(4)},
-        "lightning": {"state_dict": {f"stable_pose_adapter.{k}": v for k, v in sd.items()}, "epoch": 3},
+        "prefixed": {f"stable_pose_adapter.{k}": v for k, v in sd.items()}
+        | {"model.diffusion_model.out.0.weight": torch.ones(4)},
+        "lightning": {
+            "state_dict": {f"stable_pose_adapter.{k}": v for k, v in sd.items()},
+            "epoch": 3,
+        },
         "wrapped-bare": {"state_dict": dict(sd)},
     }
     for name, form in forms.items():
@@ -416,10 +454,14 @@ def test_adapter_from_state_dict_rejects_wrong_files():
     torch.manual_seed(0)
     with torch.device("meta"):
         sd = adapter.StablePoseAdapter(adapter.StablePoseConfig(**ONE_LEVEL)).state_dict()
-        plain = adapter.StablePoseAdapter(adapter.StablePoseConfig(**ONE_LEVEL, inject_layers=())).state_dict()
+        plain = adapter.StablePoseAdapter(
+            adapter.StablePoseConfig(**ONE_LEVEL, inject_layers=())
+        ).state_dict()
     sd = {k: torch.zeros(v.shape) for k, v in sd.items()}
     # a ControlNet: the same encoder keys, a hint block, no pose branch
-    controlnet = {k: torch.zeros(v.shape) for k, v in plain.items() if not k.startswith("feature_extractor.")}
+    controlnet = {
+        k: torch.zeros(v.shape) for k, v in plain.items() if not k.startswith("feature_extractor.")
+    }
     controlnet["input_hint_block.0.weight"] = torch.zeros(16, 3, 3, 3)
     with pytest.raises(ValueError, match="feature_extractor"):
         adapter.adapter_from_state_dict(controlnet)
@@ -449,18 +491,26 @@ def test_adapter_for_unet_copies_encoder_and_stays_a_no_op():
     with torch.no_grad():
         for p in donor.parameters():
             p.add_(torch.randn_like(p) * 0.1)
-    unet = {f"diffusion_model.{k}": v for k, v in donor.state_dict().items()
-            if k.startswith(("input_blocks.", "time_embed.", "middle_block."))}
+    unet = {
+        f"diffusion_model.{k}": v
+        for k, v in donor.state_dict().items()
+        if k.startswith(("input_blocks.", "time_embed.", "middle_block."))
+    }
     unet["diffusion_model.out.2.weight"] = torch.zeros(4, 320, 3, 3)  # decoder keys are ignored
     model = adapter.adapter_for_unet(unet).eval()
-    assert model.config == adapter.StablePoseConfig(**layout)  # the pose block at layer 1, as the paper
+    assert model.config == adapter.StablePoseConfig(
+        **layout
+    )  # the pose block at layer 1, as the paper
     own = model.state_dict()
     copied = [k for k in own if f"diffusion_model.{k}" in unet]
     # every UNet encoder weight has a same-named adapter weight, except the ResBlock GroupNorms
     # that the AttnResBlock (no affine norm around its convs) replaces
-    left = {k[len("diffusion_model."):] for k in unet} - set(copied)
-    assert left == {"out.2.weight"} | {f"input_blocks.1.0.{n}.{leaf}" for n in ("in_layers.0", "out_layers.0")
-                                       for leaf in ("weight", "bias")}
+    left = {k[len("diffusion_model.") :] for k in unet} - set(copied)
+    assert left == {"out.2.weight"} | {
+        f"input_blocks.1.0.{n}.{leaf}"
+        for n in ("in_layers.0", "out_layers.0")
+        for leaf in ("weight", "bias")
+    }
     for k in copied:
         torch.testing.assert_close(own[k], unet[f"diffusion_model.{k}"], msg=k)
     for k, v in own.items():
@@ -479,10 +529,14 @@ def test_sd_encoder_matches_comfyui_controlnet(tmp_path):
     the same weights. The reference zeroes its hint block's last conv, so both sides compute the
     bare encoder; our pose branch is left out (inject_layers=()) and its zero conv is unused."""
     out = tmp_path / "reference.safetensors"
-    subprocess.run([sys.executable, str(TESTS / "stable_pose_reference.py"), str(out)], check=True, timeout=180)
+    subprocess.run(
+        [sys.executable, str(TESTS / "stable_pose_reference.py"), str(out)], check=True, timeout=180
+    )
     data = load_file(str(out))
     ref_sd = {k[3:]: v for k, v in data.items() if k.startswith("sd.")}
-    model = adapter.StablePoseAdapter(adapter.StablePoseConfig(**TWO_LEVEL, inject_layers=())).eval()
+    model = adapter.StablePoseAdapter(
+        adapter.StablePoseConfig(**TWO_LEVEL, inject_layers=())
+    ).eval()
     own = model.state_dict()
     shared = {k: ref_sd[k] for k in own if k in ref_sd}
     unshared = sorted(set(own) - set(shared))

@@ -23,7 +23,11 @@ def random_hints(n: int, seed: int) -> torch.Tensor:
         body = np.zeros((18, 3), np.float32)
         body[:, :2] = rng.uniform(6, SIDE - 6, (18, 2))
         body[:, 2] = 1
-        out.append(render_coco17_stablepose(PoseFrame(SIDE, SIDE, [Person(body=body)]), SIDE, SIDE, line_width=4))
+        out.append(
+            render_coco17_stablepose(
+                PoseFrame(SIDE, SIDE, [Person(body=body)]), SIDE, SIDE, line_width=4
+            )
+        )
     return torch.from_numpy(np.stack(out).astype(np.float32) / 255).movedim(-1, 1)
 
 
@@ -51,9 +55,17 @@ class FrozenToyUNet(torch.nn.Module):
 
 def tiny_adapter() -> StablePoseAdapter:
     torch.manual_seed(0)
-    return StablePoseAdapter(StablePoseConfig(model_channels=32, channel_mult=(1,), num_res_blocks=(1,),
-                                              transformer_depth=(0,), middle_depth=-1, context_dim=8,
-                                              inject_channels=32))
+    return StablePoseAdapter(
+        StablePoseConfig(
+            model_channels=32,
+            channel_mult=(1,),
+            num_res_blocks=(1,),
+            transformer_depth=(0,),
+            middle_depth=-1,
+            context_dim=8,
+            inject_channels=32,
+        )
+    )
 
 
 def test_pose_weighted_mse_weights_inside_the_mask():
@@ -70,7 +82,9 @@ def test_training_learns_to_read_the_pose():
     adapter = tiny_adapter()
     ac = ddpm_alphas()
     cfg = sp_train.TrainConfig(steps=150, batch_size=8, lr=1e-3, seed=0, eval_samples=4)
-    result = sp_train.train_adapter(unet, adapter, toy_data(48, 0), ac, cfg, eval_data=toy_data(12, 1))
+    result = sp_train.train_adapter(
+        unet, adapter, toy_data(48, 0), ac, cfg, eval_data=toy_data(12, 1)
+    )
     assert all(np.isfinite(result.losses))
     assert result.eval_after < 0.7 * result.eval_before, result
     # Handing every held-out sample another sample's pose must hurt: the adapter uses the pose.
@@ -81,12 +95,24 @@ def test_training_learns_to_read_the_pose():
 def test_bad_data_and_settings_are_refused():
     data = toy_data(2, 0)
     with pytest.raises(ValueError, match="equally many"):
-        sp_train.PoseData(latents=data.latents, hints=data.hints[:1], text=data.text, null_text=data.null_text)
+        sp_train.PoseData(
+            latents=data.latents, hints=data.hints[:1], text=data.text, null_text=data.null_text
+        )
     with pytest.raises(ValueError, match="8x the latent"):
-        sp_train.PoseData(latents=data.latents, hints=data.hints[..., :32, :32], text=data.text, null_text=data.null_text)
+        sp_train.PoseData(
+            latents=data.latents,
+            hints=data.hints[..., :32, :32],
+            text=data.text,
+            null_text=data.null_text,
+        )
     with pytest.raises(ValueError, match="text_dropout"):
-        sp_train.train_adapter(FrozenToyUNet(32), tiny_adapter(), data, torch.ones(1000),
-                               sp_train.TrainConfig(steps=1, text_dropout=1.0))
+        sp_train.train_adapter(
+            FrozenToyUNet(32),
+            tiny_adapter(),
+            data,
+            torch.ones(1000),
+            sp_train.TrainConfig(steps=1, text_dropout=1.0),
+        )
 
 
 def test_saved_adapter_reloads_with_its_layout(tmp_path):
@@ -101,7 +127,10 @@ def test_saved_adapter_reloads_with_its_layout(tmp_path):
         meta = f.metadata()
     again = adapter_from_state_dict(sd)
     # (context_dim is not in the weights of an adapter without cross-attention; everything else is)
-    assert again.config.channel_mult == adapter.config.channel_mult and again.config.inject_layers == (1,)
+    assert (
+        again.config.channel_mult == adapter.config.channel_mult
+        and again.config.inject_layers == (1,)
+    )
     for k, v in adapter.state_dict().items():
         assert torch.equal(again.state_dict()[k], v), k
     assert meta["step"] == "3" and "model_channels" in meta["config"]
