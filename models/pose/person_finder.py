@@ -10,31 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .keypoints import J
+from .keypoints import OPENPOSE18_NAMES, J
 
 # Joints used to judge whether two skeletons are the same person: the torso and limbs, which
 # every backend places reliably (faces are tiny and eyes/ears flip between detectors).
-CORE_JOINTS = np.array(
-    [
-        J[n]
-        for n in (
-            "neck",
-            "right_shoulder",
-            "right_elbow",
-            "right_wrist",
-            "left_shoulder",
-            "left_elbow",
-            "left_wrist",
-            "right_hip",
-            "right_knee",
-            "right_ankle",
-            "left_hip",
-            "left_knee",
-            "left_ankle",
-            "nose",
-        )
-    ]
-)
+CORE_JOINTS = np.array([J[n] for n in OPENPOSE18_NAMES if not n.endswith(("_eye", "_ear"))])
 
 
 def skeleton_size(body: np.ndarray) -> float:
