@@ -139,7 +139,8 @@ def training_report(result, **fields) -> str:
     if getattr(result, "start_step", 0):
         out["resumed_from_step"] = result.start_step
     out["losses"] = [round(x, 6) for x in result.losses]
-    out["checkpoints"] = [os.path.basename(c) for c in result.checkpoints]
+    # only the files still there: keep_checkpoints deletes the older step checkpoints as it goes
+    out["checkpoints"] = [os.path.basename(c) for c in result.checkpoints if os.path.exists(c)]
     return strict_json(out)
 
 
