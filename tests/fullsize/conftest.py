@@ -1,6 +1,7 @@
 """The full-size tier: real SD1.5-family architectures (random weights) through a server of its own.
 
-Every test here carries the ``fullsize`` marker (see pyproject.toml); the model files are built
+Every test module here is marked ``fullsize`` (pyproject.toml deselects it from a plain ``pytest``;
+``pytest -m fullsize tests/fullsize`` runs it); the model files are built
 once into ``$POSELAB_CACHE/fullsize-models-*`` (tests/fullsize/fullsize_models.py) and linked into
 this server's models folders. The server is separate from the suite's ``comfy_server`` so the
 several GB it holds end with the tier, and models are unloaded between tests.
@@ -17,13 +18,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import fullsize_models  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def pytest_collection_modifyitems(config, items):
-    here = Path(__file__).resolve().parent
-    for item in items:
-        if here in Path(str(item.fspath)).resolve().parents:
-            item.add_marker(pytest.mark.fullsize)
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,7 @@ from PIL import Image
 
 import comfy_host
 
+pytestmark = pytest.mark.fullsize
 REPO = Path(__file__).resolve().parents[2]
 SIZE = 64
 # SD1.5's attention projections: 16 transformers (6 down, 1 middle, 9 up) x 2 attentions x 4
