@@ -11,15 +11,25 @@ them), ~1 GB of server; a second copy of the UNet (3.4 GB) breaks them.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 
-import trainer_memory
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import fullsize_models  # noqa: E402
+import trainer_memory  # noqa: E402
 
 pytestmark = pytest.mark.fullsize
 SIZE = 128
 # GiB. Measured at 128 px (2-core CPU, torch 2.14.1): stable_pose 10.08, ip2p_lora 6.13, subject_lora 6.14.
 # A second fp32 copy of the frozen UNet (3.2 GiB) exceeds each bound.
 BOUND_GB = {"stable_pose": 11.5, "ip2p_lora": 7.5, "subject_lora": 7.5}
+
+
+@pytest.fixture(scope="module")
+def fullsize_paths() -> dict:
+    return fullsize_models.ensure_models()
 
 
 @pytest.mark.parametrize("trainer", trainer_memory.TRAINERS)

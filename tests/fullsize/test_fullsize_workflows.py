@@ -4,12 +4,18 @@ shrunk to 64 px and 1-2 steps, through ``POST /prompt``; the three trainers' fil
 What tiny models cannot show: the real block layout (the OnePoseTrans layout block
 ``output_blocks.4.1``, SD1.5's attention-free last level), the 8-channel IP2P input, an
 OpenPose-shaped ControlNet and a Stable-Pose adapter of the real size on the real UNet.
+
+The model files are built once into ``$POSELAB_CACHE/fullsize-models-*`` (fullsize_models.py) and
+linked into a server of this tier's own, separate from the suite's ``comfy_server``, so the GBs it
+holds end with the tier; models are unloaded between tests. (No conftest.py here: some tests
+import the suite's ``conftest`` module by name.)
 """
 
 from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,11 +24,32 @@ from PIL import Image
 
 import comfy_host
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import fullsize_models  # noqa: E402
+
 pytestmark = pytest.mark.fullsize
 REPO = Path(__file__).resolve().parents[2]
 SIZE = 64
 # SD1.5's attention projections: 16 transformers (6 down, 1 middle, 9 up) x 2 attentions x 4
 SD15_ATTENTION_MODULES = 128
+
+
+@pytest.fixture(scope="module")
+def fullsize_server(tmp_path_factory):
+    server = comfy_host.ComfyServer(comfy_host.provision(), tmp_path_factory.mktemp("comfy-fullsize"))
+    server.names = fullsize_models.link_into(server.base_dir / "models", fullsize_models.ensure_models())
+    for sample in (REPO / "assets" / "samples").glob("*.png"):
+        server.upload_image(sample)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _unload_models_after(fullsize_server):
+    """Full-size models are GBs each: the next test starts from an empty model cache."""
+    yield
+    fullsize_server.post_json("/free", {"unload_models": True, "free_memory": True})
 
 
 def workflow(name: str) -> dict:

@@ -54,7 +54,7 @@ class Measurement:
     trainer: str
     size: int
     checkpointing: bool
-    peak_rss_gb: float = 0.0
+    peak_rss_gb: float = 0.0  # GiB (VmHWM / 2**20 kB)
     idle_rss_gb: float = 0.0  # the server before the prompt: imports, no model
     seconds: float = 0.0
     error: str | None = None
