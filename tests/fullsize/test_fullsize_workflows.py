@@ -42,6 +42,9 @@ def fullsize_server(tmp_path_factory):
         server.upload_image(sample)
     server.start()
     yield server
+    with open(f"/proc/{server.process.pid}/status") as f:  # what the tier needs (machines for CI)
+        peak = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+    print(f"\nfull-size tier server: peak RSS {peak / 2 ** 20:.2f} GiB")
     server.stop()
 
 
