@@ -29,11 +29,13 @@ TESTS = Path(__file__).resolve().parent.parent
 REPO = TESTS.parent
 VERSION = "v1"
 FULL_SD15 = ("--channel-mult", "1,2,4,4", "--res-blocks", "2", "--depth", "1,1,1,0", "--middle")
-FILES = {"sd15": ("checkpoints", "poselab_full_sd15.safetensors"),
-         "ip2p": ("checkpoints", "poselab_full_ip2p.safetensors"),
-         "controlnet": ("controlnet", "poselab_full_controlnet_openpose.safetensors"),
-         "stable_pose": ("stable_pose", "poselab_full_stable_pose.safetensors"),
-         "ipadapter": ("ipadapter", "ip-adapter_sd15.safetensors")}
+FILES = {
+    "sd15": ("checkpoints", "poselab_full_sd15.safetensors"),
+    "ip2p": ("checkpoints", "poselab_full_ip2p.safetensors"),
+    "controlnet": ("controlnet", "poselab_full_controlnet_openpose.safetensors"),
+    "stable_pose": ("stable_pose", "poselab_full_stable_pose.safetensors"),
+    "ipadapter": ("ipadapter", "ip-adapter_sd15.safetensors"),
+}
 
 
 def cache_folder() -> Path:
@@ -54,15 +56,22 @@ def ensure_models(root: os.PathLike | None = None) -> dict[str, Path]:
     root = Path(root or cache_folder())
     paths = {name: root / folder / file for name, (folder, file) in FILES.items()}
     for kind in ("sd15", "ip2p", "controlnet"):
-        tiny_checkpoints.ensure_checkpoint(paths[kind].parent, kind, seed=0, filename=paths[kind].name,
-                                           extra_args=FULL_SD15)
+        tiny_checkpoints.ensure_checkpoint(
+            paths[kind].parent, kind, seed=0, filename=paths[kind].name, extra_args=FULL_SD15
+        )
     if not paths["stable_pose"].is_file():
-        subprocess.run([sys.executable, __file__, "--adapter", str(paths["sd15"]), str(paths["stable_pose"])],
-                       check=True)
+        subprocess.run(
+            [sys.executable, __file__, "--adapter", str(paths["sd15"]), str(paths["stable_pose"])],
+            check=True,
+        )
     if not paths["ipadapter"].is_file():
-        subprocess.run([sys.executable, __file__, "--ipadapter", str(paths["sd15"]), str(paths["ipadapter"])],
-                       check=True)
-    paths["clip_vision"] = root / "clip_vision" / tiny_clip_vision.ensure_clip_vision(root / "clip_vision")
+        subprocess.run(
+            [sys.executable, __file__, "--ipadapter", str(paths["sd15"]), str(paths["ipadapter"])],
+            check=True,
+        )
+    paths["clip_vision"] = (
+        root / "clip_vision" / tiny_clip_vision.ensure_clip_vision(root / "clip_vision")
+    )
     pack = root / "insightface" / "models" / "antelopev2"
     if not (pack / ".complete").is_file():
         tiny_insightface.build_pack(pack)
@@ -87,7 +96,7 @@ def _unet_state(checkpoint: Path) -> dict:
 
     prefix = "model.diffusion_model."
     with safe_open(str(checkpoint), "pt") as f:
-        return {k[len(prefix):]: f.get_tensor(k) for k in f.keys() if k.startswith(prefix)}
+        return {k[len(prefix) :]: f.get_tensor(k) for k in f.keys() if k.startswith(prefix)}
 
 
 def _build_adapter(checkpoint: Path, out: Path) -> None:
@@ -96,6 +105,7 @@ def _build_adapter(checkpoint: Path, out: Path) -> None:
 
     sys.path.insert(0, str(REPO / "scripts"))
     import pack  # noqa: F401  (the repo as the package poselab)
+
     from poselab.models.stable_pose import adapter as sp
 
     model = sp.adapter_for_unet(_unet_state(checkpoint), prefix="", seed=0)
@@ -104,7 +114,10 @@ def _build_adapter(checkpoint: Path, out: Path) -> None:
         for name, p in model.named_parameters():
             if "zero_convs" in name or "middle_block_out" in name:
                 p.copy_(torch.randn(p.shape, generator=gen) * 0.02)
-    sd = {f"stable_pose_adapter.{k}": v.to(torch.float16).contiguous() for k, v in model.state_dict().items()}
+    sd = {
+        f"stable_pose_adapter.{k}": v.to(torch.float16).contiguous()
+        for k, v in model.state_dict().items()
+    }
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".partial")
     save_file(sd, str(tmp), metadata={"poselab": "full-size test adapter, random"})

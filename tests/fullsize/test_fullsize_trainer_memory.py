@@ -35,10 +35,13 @@ def fullsize_paths() -> dict:
 @pytest.mark.parametrize("trainer", trainer_memory.TRAINERS)
 def test_trainer_peak_rss_at_full_size(trainer, fullsize_paths):
     m = trainer_memory.measure(trainer, SIZE, checkpointing=False, paths=fullsize_paths)
-    print(f"{trainer} {SIZE} px: peak RSS {m.peak_rss_gb:.2f} GiB (idle server {m.idle_rss_gb:.2f} GiB), "
-          f"{m.seconds:.0f} s")
+    print(
+        f"{trainer} {SIZE} px: peak RSS {m.peak_rss_gb:.2f} GiB (idle server {m.idle_rss_gb:.2f} GiB), "
+        f"{m.seconds:.0f} s"
+    )
     assert m.error is None, m.error
     assert m.report["steps"] == 1 and len(m.report["losses"]) == 1
     assert m.peak_rss_gb < BOUND_GB[trainer], (
         f"{trainer} peaked at {m.peak_rss_gb:.2f} GB at {SIZE} px (bound {BOUND_GB[trainer]} GiB): "
-        "is the frozen UNet copied (it must stay the loaded model, in its own dtype)?")
+        "is the frozen UNet copied (it must stay the loaded model, in its own dtype)?"
+    )

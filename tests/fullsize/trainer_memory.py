@@ -24,26 +24,61 @@ import comfy_host  # noqa: E402
 import fullsize_models  # noqa: E402
 
 TRAINERS = ("stable_pose", "ip2p_lora", "subject_lora")
-NODE = {"stable_pose": "PoseLabTrainStablePose", "ip2p_lora": "PoseLabTrainIP2PLoRA",
-        "subject_lora": "PoseLabTrainSubjectLoRA"}
+NODE = {
+    "stable_pose": "PoseLabTrainStablePose",
+    "ip2p_lora": "PoseLabTrainIP2PLoRA",
+    "subject_lora": "PoseLabTrainSubjectLoRA",
+}
 
 
 def trainer_prompt(trainer: str, names: dict, size: int, checkpointing: bool, tag: str) -> dict:
     """The checkpoint loader and one trainer: batch 1, one optimiser step at ``size`` px."""
     ckpt = names["ip2p"] if trainer == "ip2p_lora" else names["sd15"]
-    common = {"model": ["1", 0], "clip": ["1", 1], "vae": ["1", 2], "resolution": size, "steps": 1,
-              "batch_size": 1, "seed": 0, "gradient_checkpointing": checkpointing}
+    common = {
+        "model": ["1", 0],
+        "clip": ["1", 1],
+        "vae": ["1", 2],
+        "resolution": size,
+        "steps": 1,
+        "batch_size": 1,
+        "seed": 0,
+        "gradient_checkpointing": checkpointing,
+    }
     if trainer == "stable_pose":
-        inputs = dict(common, start_from="new (from the model's encoder)", synthetic_samples=2, holdout=0.5,
-                      save_every=0, adapter_name=f"mem_{tag}")
+        inputs = dict(
+            common,
+            start_from="new (from the model's encoder)",
+            synthetic_samples=2,
+            holdout=0.5,
+            save_every=0,
+            adapter_name=f"mem_{tag}",
+        )
     elif trainer == "ip2p_lora":
-        inputs = dict(common, data_folder="", synthetic_pairs=2, rank=8, alpha=8.0, grad_accum=1, save_every=0,
-                      target_modules="to_q,to_k,to_v,to_out.0", lora_name=f"mem_{tag}", resume=False)
+        inputs = dict(
+            common,
+            data_folder="",
+            synthetic_pairs=2,
+            rank=8,
+            alpha=8.0,
+            grad_accum=1,
+            save_every=0,
+            target_modules="to_q,to_k,to_v,to_out.0",
+            lora_name=f"mem_{tag}",
+            resume=False,
+        )
     else:  # the OnePoseTrans settings (rank 32) at batch 1
-        inputs = dict(common, image=["2", 0], description="A man with face, a dark coat", rank=32, views=4,
-                      lora_name=f"mem_{tag}")
-    prompt = {"1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": ckpt}},
-              "3": {"class_type": NODE[trainer], "inputs": inputs}}
+        inputs = dict(
+            common,
+            image=["2", 0],
+            description="A man with face, a dark coat",
+            rank=32,
+            views=4,
+            lora_name=f"mem_{tag}",
+        )
+    prompt = {
+        "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": ckpt}},
+        "3": {"class_type": NODE[trainer], "inputs": inputs},
+    }
     if trainer == "subject_lora":
         prompt["2"] = {"class_type": "LoadImage", "inputs": {"image": "cameraman.png"}}
     return prompt
@@ -73,11 +108,17 @@ def _status_kb(pid: int, key: str) -> int:
 def _available_gb() -> float:
     with open("/proc/meminfo") as f:
         info = {line.split(":")[0]: int(line.split()[1]) for line in f}
-    return info["MemAvailable"] / 2 ** 20
+    return info["MemAvailable"] / 2**20
 
 
-def measure(trainer: str, size: int, checkpointing: bool = False, paths: dict | None = None,
-            min_available_gb: float = 2.0, timeout: float = 3600) -> Measurement:
+def measure(
+    trainer: str,
+    size: int,
+    checkpointing: bool = False,
+    paths: dict | None = None,
+    min_available_gb: float = 2.0,
+    timeout: float = 3600,
+) -> Measurement:
     import json
 
     paths = paths or fullsize_models.ensure_models()
@@ -94,25 +135,32 @@ def measure(trainer: str, size: int, checkpointing: bool = False, paths: dict | 
             while not stop.wait(0.5):
                 if _available_gb() < min_available_gb and server.process.poll() is None:
                     result.stopped = True
-                    result.peak_rss_gb = _status_kb(pid, "VmHWM") / 2 ** 20
+                    result.peak_rss_gb = _status_kb(pid, "VmHWM") / 2**20
                     server.process.kill()
                     return
+
         try:
-            result.idle_rss_gb = _status_kb(pid, "VmRSS") / 2 ** 20
+            result.idle_rss_gb = _status_kb(pid, "VmRSS") / 2**20
             watcher = threading.Thread(target=watch, daemon=True)
             watcher.start()
             t0 = time.perf_counter()
             prompt = trainer_prompt(trainer, names, size, checkpointing, f"{trainer}_{size}")
             try:
-                entry = server.run(comfy_host.fill_defaults(prompt, server.object_info()), timeout=timeout)
+                entry = server.run(
+                    comfy_host.fill_defaults(prompt, server.object_info()), timeout=timeout
+                )
                 result.error = comfy_host.execution_error(entry)
                 if result.error is None:
                     result.report = json.loads(entry["outputs"]["3"]["text"][0])
-            except RuntimeError as exc:  # the server died (killed by the watchdog, or by the kernel)
-                result.error = "stopped: the machine ran low on memory" if result.stopped else str(exc)[:400]
+            except (
+                RuntimeError
+            ) as exc:  # the server died (killed by the watchdog, or by the kernel)
+                result.error = (
+                    "stopped: the machine ran low on memory" if result.stopped else str(exc)[:400]
+                )
             result.seconds = time.perf_counter() - t0
             if not result.stopped:
-                result.peak_rss_gb = _status_kb(pid, "VmHWM") / 2 ** 20
+                result.peak_rss_gb = _status_kb(pid, "VmHWM") / 2**20
         finally:
             stop.set()
             server.stop()
