@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One entry point for a fresh machine:
 #   scripts/run.sh demo [args]   set up, then run the default repose workflow through a real ComfyUI
-#   scripts/run.sh test [args]   set up, then run the test suite
+#   scripts/run.sh test [args]   set up, then run the test suite and the full-size tier (args: pytest's, suite only)
 #   scripts/run.sh bench NAME    set up, then run bench/NAME.py
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -20,7 +20,15 @@ case "$cmd" in
         echo "[poselab] the browser tests need chromium: sudo apt-get install chromium" >&2
       fi
     fi
-    exec "$py" -m pytest "$@" ;;
+    if [ $# -gt 0 ]; then exec "$py" -m pytest "$@"; fi
+    # The suite, then the full-size tier as its own step (real SD1.5-family architectures with
+    # random weights, ~12 GB of RAM; pyproject.toml deselects it from the first run).
+    # POSELAB_FULLSIZE=0 skips the tier on a machine without the memory.
+    "$py" -m pytest
+    if [ "${POSELAB_FULLSIZE:-1}" = 0 ]; then
+      echo "[poselab] POSELAB_FULLSIZE=0: the full-size tier (tests/fullsize) was not run" >&2; exit 0
+    fi
+    exec "$py" -m pytest -m fullsize tests/fullsize ;;
   bench) name="$1"; shift; exec "$py" "bench/$name.py" "$@" ;;
   *) echo "usage: scripts/run.sh demo|test|bench NAME [args]" >&2; exit 2 ;;
 esac
