@@ -24,6 +24,8 @@ import pytest
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import core_prompts  # noqa: E402
 import fullsize_models  # noqa: E402
 
 pytestmark = pytest.mark.fullsize
@@ -105,41 +107,7 @@ def check_lora_maps_every_module(server, lora_file: str, ckpt: str) -> set[str]:
         assert (up.shape[0], down.shape[1]) == weight, (m, up.shape, down.shape, weight)
         assert all(torch_finite(t) for t in (up, down))
     before = len(server.log_tail(10**9))
-    g = {
-        "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": ckpt}},
-        "2": {
-            "class_type": "LoraLoader",
-            "inputs": {
-                "model": ["1", 0],
-                "clip": ["1", 1],
-                "lora_name": lora_file,
-                "strength_model": 1.0,
-                "strength_clip": 1.0,
-            },
-        },
-        "3": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["2", 1], "text": "a person"}},
-        "4": {
-            "class_type": "EmptyLatentImage",
-            "inputs": {"width": SIZE, "height": SIZE, "batch_size": 1},
-        },
-        "5": {
-            "class_type": "KSampler",
-            "inputs": {
-                "model": ["2", 0],
-                "positive": ["3", 0],
-                "negative": ["3", 0],
-                "latent_image": ["4", 0],
-                "seed": 1,
-                "steps": 1,
-                "cfg": 1.0,
-                "sampler_name": "euler",
-                "scheduler": "normal",
-                "denoise": 1.0,
-            },
-        },
-        "6": {"class_type": "PreviewImage", "inputs": {"images": ["7", 0]}},
-        "7": {"class_type": "VAEDecode", "inputs": {"samples": ["5", 0], "vae": ["1", 2]}},
-    }
+    g = core_prompts.lora_sample_prompt(ckpt, lora_file, SIZE)
     if "ip2p" in ckpt:  # the 8-channel UNet samples with the source latent concatenated
         g["8"] = {
             "class_type": "EmptyImage",

@@ -19,6 +19,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import comfy_host  # noqa: E402
+import core_prompts  # noqa: E402
 import tiny_checkpoints  # noqa: E402
 import tiny_clip_vision  # noqa: E402
 import tiny_insightface  # noqa: E402
@@ -271,44 +272,9 @@ def test_sdxl_workflow_runs_end_to_end_with_face_tokens(comfy_server, files):
     assert out.shape == (SIZE, SIZE, 3) and out.std() > 2.0
     assert "identity" in entry["outputs"]["27"]["text"][0]
     # core LoraLoader reads every key of the SDXL subject LoRA
-    g = {
-        "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": files["sdxl"]}},
-        "2": {
-            "class_type": "LoraLoader",
-            "inputs": {
-                "model": ["1", 0],
-                "clip": ["1", 1],
-                "lora_name": report["lora_file"],
-                "strength_model": 1.0,
-                "strength_clip": 1.0,
-            },
-        },
-        "3": {
-            "class_type": "CLIPTextEncode",
-            "inputs": {"clip": ["2", 1], "text": "low quality, bad quality"},
-        },
-        "4": {
-            "class_type": "EmptyLatentImage",
-            "inputs": {"width": SIZE, "height": SIZE, "batch_size": 1},
-        },
-        "5": {
-            "class_type": "KSampler",
-            "inputs": {
-                "model": ["2", 0],
-                "positive": ["3", 0],
-                "negative": ["3", 0],
-                "latent_image": ["4", 0],
-                "seed": 1,
-                "steps": 1,
-                "cfg": 1.0,
-                "sampler_name": "euler",
-                "scheduler": "normal",
-                "denoise": 1.0,
-            },
-        },
-        "6": {"class_type": "PreviewImage", "inputs": {"images": ["7", 0]}},
-        "7": {"class_type": "VAEDecode", "inputs": {"samples": ["5", 0], "vae": ["1", 2]}},
-    }
+    g = core_prompts.lora_sample_prompt(
+        files["sdxl"], report["lora_file"], SIZE, "low quality, bad quality"
+    )
     comfy_server.run_ok(g, timeout=600)
     assert "lora key not loaded" not in comfy_server.log_tail(400000)
 
