@@ -431,12 +431,40 @@ def strict_report(entry: dict) -> dict:
     return json.loads(entry["outputs"]["2"]["text"][0], parse_constant=refuse)
 
 
+def wait_for_step_file(server, prompt_id: str, loras, name: str, min_step: int, timeout=600):
+    """Wait until a step checkpoint at or past ``min_step`` is on disk.
+
+    Older step files are deleted as newer ones land (keep_checkpoints), and a fast machine
+    may pass one between two polls, so any step file at or past ``min_step`` counts. A prompt
+    that ends first fails here at once with its error rather than at the deadline."""
+    import re
+    import time
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        steps = [
+            int(m.group(1))
+            for p in loras.glob(f"{name}_step*.safetensors")
+            if (m := re.fullmatch(rf"{re.escape(name)}_step(\d+)\.safetensors", p.name))
+        ]
+        if steps and max(steps) >= min_step:
+            return max(steps)
+        history = server.get_json(f"/history/{prompt_id}")
+        if prompt_id in history:
+            entry = history[prompt_id]
+            raise AssertionError(
+                f"training ended before step {min_step}: "
+                f"{comfy_host.execution_error(entry) or entry['status']}\n{server.log_tail()}"
+            )
+        time.sleep(0.1)
+    raise AssertionError(f"training did not reach step {min_step} in {timeout}s")
+
+
 def test_train_lora_cancelled_saves_and_resumes_to_the_uninterrupted_result(
     comfy_server, tiny_ckpts
 ):
     """Cancel mid-run: a step checkpoint and the run state are saved; resume continues to the
     same LoRA, bit for bit, as a run that was never stopped; only the newest checkpoints are kept."""
-    import time
 
     from safetensors.torch import load_file
 
@@ -457,10 +485,7 @@ def test_train_lora_cancelled_saves_and_resumes_to_the_uninterrupted_result(
             gradient_checkpointing=True,
         )
     )
-    deadline = time.time() + 600
-    while not (loras / "poselab_test_resume_step000003.safetensors").exists():
-        assert time.time() < deadline, "training did not reach step 3"
-        time.sleep(0.2)
+    wait_for_step_file(comfy_server, prompt_id, loras, "poselab_test_resume", 3)
     comfy_server.post_json("/interrupt", {})
     entry = comfy_server.wait(prompt_id, timeout=600)
     assert entry["status"]["status_str"] == "error"  # interrupted
@@ -504,11 +529,12 @@ def test_train_lora_cancelled_saves_and_resumes_to_the_uninterrupted_result(
     ]
 
     # resuming with other settings is refused with the reason
-    comfy_server.queue(train_prompt(tiny_ckpts["ip2p"], "poselab_test_other", 2000, resume=False))
-    while not (loras / "poselab_test_other_step000001.safetensors").exists():
-        time.sleep(0.2)
+    other_id = comfy_server.queue(
+        train_prompt(tiny_ckpts["ip2p"], "poselab_test_other", 2000, resume=False)
+    )
+    wait_for_step_file(comfy_server, other_id, loras, "poselab_test_other", 1)
     comfy_server.post_json("/interrupt", {})
-    time.sleep(1)
+    assert comfy_server.wait(other_id)["status"]["status_str"] == "error"  # interrupted
     err = comfy_host.execution_error(
         comfy_server.run(
             train_prompt(tiny_ckpts["ip2p"], "poselab_test_other", 50, resume=True, rank=4)
